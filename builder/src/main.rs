@@ -1,0 +1,57 @@
+//! `coreos-build`: a USR tree in, CoreOS disk images, release files and VM artifacts out.
+//! This file is only the dispatch table; each subcommand lives in its own module.
+
+mod bootloader;
+mod image;
+mod inspect;
+mod keygen;
+mod mkfs;
+mod progress;
+mod release;
+mod vm;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "coreos-build", version, about = "Build CoreOS disk images offline, without root, reproducibly")]
+struct Cli {
+    /// No progress bars; only warnings and errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the production disk image from a USR tree.
+    Image(image::Args),
+    /// Show the partitions, filesystems, version and verity hash of an image.
+    Inspect(inspect::Args),
+    /// Make a filesystem image from a directory tree (a rootless, reproducible `mkfs.ext4 -d`).
+    #[command(subcommand)]
+    Mkfs(mkfs::Command),
+    /// Generate an OpenPGP signing key pair.
+    Keygen(keygen::Args),
+    /// Build the image and the signed, compressed release tree (the mirror).
+    Release(release::Args),
+    /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu).
+    Vm(vm::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    progress::init_logging(cli.quiet, cli.verbose);
+    let ui = progress::Ui::new(cli.quiet);
+    match cli.command {
+        Command::Image(a) => image::run(a, &ui),
+        Command::Inspect(a) => inspect::run(a),
+        Command::Mkfs(c) => mkfs::run(c, &ui),
+        Command::Keygen(a) => keygen::run(a),
+        Command::Release(a) => release::run(a, &ui),
+        Command::Vm(a) => vm::run(a, &ui),
+    }
+}

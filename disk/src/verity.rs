@@ -1,0 +1,1 @@
+//! dm-verity hash trees (sha256, 4096-byte blocks) with a veritysetup-compatible superblock.
