@@ -36,11 +36,6 @@ pub struct Ext4Params {
     pub bytes_per_inode: u64,
     /// Owner/mode overrides by path inside the tree (like a fakeroot manifest).
     pub overrides: Vec<Override>,
-    /// Files added on top of `source` (path relative to the root, contents): regular files,
-    /// root-owned, mode 0644, mtime `timestamp`, replacing a same-named file of the tree;
-    /// missing parent directories are created (0755, root). The image builder stamps the
-    /// release files into USR-A this way without modifying the (read-only) input tree.
-    pub extra_files: Vec<(PathBuf, Vec<u8>)>,
 }
 
 /// One line of an owner/mode override table: `path uid gid mode`.
