@@ -130,7 +130,7 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     let step = ui.step("filesystems");
     step.set_message("USR-A, OEM, ROOT");
     let (usr_result, rest_result) = std::thread::scope(|s| {
-        let usr = s.spawn(|| partitions::write_usr(&image.file, usr_part, &req.usr, stamped.clone(), epoch, salt.clone()));
+        let usr = s.spawn(|| partitions::write_usr(&image.file, usr_part, &req.usr, &stamped, epoch, salt.clone()));
         let rest = s.spawn(|| -> anyhow::Result<String> {
             for p in &layout.partitions {
                 let ext = matches!(p.fs_type.as_deref(), Some("ext2" | "ext4"));

@@ -6,6 +6,7 @@ use disk::ext4::{self, Ext4Error, Ext4Params, Flavor, Override};
 use disk::layout::Partition;
 use disk::verity::{self, VerityParams, VerityTree};
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The filesystem UUID of a partition: its partition GUID (fixed for USR-A by the layout,
@@ -25,7 +26,6 @@ fn params(p: &Partition, flavor: Flavor, epoch: i64) -> Ext4Params {
         inode_size: p.fs_inode_size,
         bytes_per_inode: p.fs_bytes_per_inode,
         overrides: Vec::new(),
-        extra_files: Vec::new(),
     }
 }
 
@@ -47,13 +47,25 @@ fn ext4_context(e: Ext4Error, p: &Partition, what: &str) -> anyhow::Error {
     }
 }
 
-/// USR-A: the tree plus the stamped files, read-only marker set, then the verity tree after
-/// `fs_blocks` when the partition has the `verity` feature.
-pub fn write_usr(out: &File, p: &Partition, usr: &Path, stamped: Vec<(PathBuf, Vec<u8>)>, epoch: i64, salt: Vec<u8>) -> anyhow::Result<Option<VerityTree>> {
-    let mut prm = params(p, flavor(p), epoch);
-    prm.read_only_marker = true;
-    prm.extra_files = stamped;
+/// Byte of the ext superblock's `s_feature_ro_compat` top byte, relative to the filesystem
+/// (superblock at 1024, field at +0x64, top byte +3): 0xff there and no kernel mounts it
+/// read-write (S16 `disk_util` `Tune2fsReadWrite`).
+pub const RO_MARKER_OFFSET: u64 = 0x467;
+
+/// USR-A: the tree, then the stamped release files added with the ext4 editor (the input
+/// tree stays untouched and the writer's contract stays one source folder), then the
+/// read-only marker, then the verity tree after `fs_blocks` when the partition has the
+/// `verity` feature.
+pub fn write_usr(out: &File, p: &Partition, usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64, salt: Vec<u8>) -> anyhow::Result<Option<VerityTree>> {
+    let prm = params(p, flavor(p), epoch);
     ext4::write_tree(Some(usr), out, p.offset(), &prm).map_err(|e| ext4_context(e, p, &format!("the USR tree {}", usr.display())))?;
+    let meta = ext4::edit::NewFile { mode: 0o644, uid: 0, gid: 0, mtime: prm.timestamp };
+    for (path, data) in stamped {
+        let abs = format!("/{}", path.display());
+        ext4::edit::add_file(out, p.offset(), p.fs_bytes(), &abs, data, meta)
+            .with_context(|| format!("stamping {abs} into partition {} ({})", p.number, p.label))?;
+    }
+    out.write_all_at(&[0xff], p.offset() + RO_MARKER_OFFSET).context("setting the read-only marker of USR-A")?;
     if !p.verity {
         return Ok(None);
     }
