@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use disk::ext4::edit::{add_file, read_file, EditError, NewFile};
-use e2e::{require, run, sha256_file, Loop, Mount};
+use e2e::{require, run, Loop, Mount};
 
 const MIB: u64 = 1 << 20;
 
@@ -193,12 +193,12 @@ fn ext2_block_mapped_4k() {
 }
 
 /// A tree with many files (one directory spanning several blocks), made with `-d`.
-fn populated(extra: &[&str]) -> Img {
+fn populated(entries: usize, extra: &[&str]) -> Img {
     let src = tempfile::tempdir().unwrap();
     fs::create_dir_all(src.path().join("etc/deep/er")).unwrap();
     fs::create_dir_all(src.path().join("many")).unwrap();
-    for i in 0..400 {
-        fs::write(src.path().join(format!("many/existing-entry-with-a-long-name-{i:05}")), noise(i * 37, i as u64)).unwrap();
+    for i in 0..entries {
+        fs::write(src.path().join(format!("many/existing-entry-with-a-long-name-{i:05}")), noise(i % 400 * 37, i as u64)).unwrap();
     }
     fs::write(src.path().join("etc/deep/er/conf"), b"old content").unwrap();
     fs::write(src.path().join("etc/big"), noise(300_000, 9)).unwrap();
@@ -209,28 +209,50 @@ fn populated(extra: &[&str]) -> Img {
 
 #[test]
 fn populated_with_d() {
-    let img = populated(&[]);
+    let img = populated(400, &[]);
     exercise(&img, Some("/etc/big"));
     assert_eq!(img.read("/etc/deep/er/conf").unwrap(), b"old content");
 }
 
-#[test]
-fn htree_indexed_parent() {
-    let img = populated(&["-b", "4096"]);
-    // e2fsck -D indexes every directory larger than a block.
+/// `/many` indexed by `e2fsck -D` with `levels` levels of interior index nodes.
+fn htree(entries: usize, extra: &[&str], levels: u32) -> Img {
+    let img = populated(entries, extra);
+    // e2fsck -D indexes every directory larger than a block (exit 1: "file system modified").
     let _ = Command::new("e2fsck").args(["-fyD"]).arg(img.e2name()).output().unwrap();
     img.fsck_clean();
-    let out = run(Command::new("debugfs").args(["-R", "stat /many"]).arg(img.e2name()));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Index"), "/many should be indexed after e2fsck -D");
-    exercise(&img, Some("/many/existing-entry-with-a-long-name-00010"));
+    let out = run(Command::new("debugfs").args(["-R", "htree /many"]).arg(img.e2name()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("Indirect levels: {levels}")), "/many should be an htree of {levels} levels:\n{text}");
+    img
+}
+
+#[test]
+fn htree_indexed_parent() {
+    exercise(&htree(400, &["-b", "4096"], 0), Some("/many/existing-entry-with-a-long-name-00010"));
+}
+
+#[test]
+fn htree_two_level_parent_without_metadata_csum() {
+    exercise(&htree(3000, &["-O", "^metadata_csum"], 1), Some("/many/existing-entry-with-a-long-name-00010"));
+}
+
+#[test]
+fn htree_two_level_parent() {
+    let img = htree(3000, &[], 1);
+    exercise(&img, None);
+    assert_eq!(img.read("/many/existing-entry-with-a-long-name-02999").unwrap(), noise(2999 % 400 * 37, 2999));
 }
 
 // ---- failures leave the filesystem unchanged ----
 
+fn sha256(p: &std::path::Path) -> String {
+    String::from_utf8(run(Command::new("sha256sum").arg(p)).stdout).unwrap()
+}
+
 fn unchanged_after<F: FnOnce(&Img) -> EditError>(img: &Img, f: F) -> EditError {
-    let before = sha256_file(&img.file);
+    let before = sha256(&img.file);
     let e = f(img);
-    assert_eq!(sha256_file(&img.file), before, "the image changed after a failed edit ({e})");
+    assert_eq!(sha256(&img.file), before, "the image changed after a failed edit ({e})");
     e
 }
 
