@@ -135,6 +135,9 @@ fn exercise(img: &Img, existing: Option<&str>) {
         assert!(img.read(path).as_deref() == Some(&data[..]), "read_file {path} differs");
     }
     img.kernel_reads(&want);
+    if let Ok(keep) = std::env::var("EXT4_EDIT_KEEP") {
+        fs::copy(&img.file, keep).unwrap();
+    }
 }
 
 #[test]
@@ -241,6 +244,44 @@ fn htree_two_level_parent() {
     let img = htree(3000, &[], 1);
     exercise(&img, None);
     assert_eq!(img.read("/many/existing-entry-with-a-long-name-02999").unwrap(), noise(2999 % 400 * 37, 2999));
+}
+
+/// A file larger than any group (several extents: a depth-1 tree, or double-indirect maps),
+/// space running out, and freed space reused after a replacement.
+fn spanning_groups(img: &Img, mapping: &str) {
+    let m = meta(0o644, 0, 0);
+    let huge = noise(100 * MIB as usize, 11);
+    img.add("/huge", &huge, m).unwrap();
+    img.fsck_clean();
+    let stat = run(Command::new("debugfs").args(["-R", "stat /huge"]).arg(img.e2name()));
+    let stat = String::from_utf8_lossy(&stat.stdout);
+    assert!(stat.contains(mapping), "/huge should be mapped with {mapping}:\n{stat}");
+    assert!(img.read("/huge").as_deref() == Some(&huge[..]), "read_file /huge");
+    let e = unchanged_after(img, |i| i.add("/second", &noise(60 * MIB as usize, 12), m).unwrap_err());
+    assert!(matches!(e, EditError::NoSpace(_)), "{e}");
+    let small = noise(MIB as usize, 13);
+    img.add("/huge", &small, m).unwrap();
+    img.fsck_clean();
+    let second = noise(60 * MIB as usize, 12);
+    img.add("/second", &second, m).unwrap();
+    img.fsck_clean();
+    let want = BTreeMap::from([("/huge".to_string(), (small, m)), ("/second".to_string(), (second, m))]);
+    for (p, (d, _)) in &want {
+        assert!(img.read(p).as_deref() == Some(&d[..]), "read_file {p}");
+    }
+    img.kernel_reads(&want);
+}
+
+#[test]
+fn spanning_groups_extents() {
+    let img = Img::mkfs("mkfs.ext4", &["-b", "1024"], 128 * MIB, 0);
+    spanning_groups(&img, "(ETB0)");
+}
+
+#[test]
+fn spanning_groups_block_mapped() {
+    let img = Img::mkfs("mkfs.ext2", &["-b", "1024"], 128 * MIB, 0);
+    spanning_groups(&img, "(TIND)");
 }
 
 // ---- failures leave the filesystem unchanged ----

@@ -103,6 +103,12 @@ impl Fs<'_> {
         let (mut file, phase) = match old {
             Some(mut i) => {
                 let (runs, tree) = self.map_inode(&i)?;
+                for r in &runs {
+                    self.check_in_use(r.phys, r.len)?;
+                }
+                for &b in &tree {
+                    self.check_in_use(b, 1)?;
+                }
                 self.to_free.extend(runs.iter().map(|r| (r.phys, r.len)));
                 self.to_free.extend(tree.iter().map(|&b| (b, 1)));
                 i.set_flags(i.flags() & !(EXT4_EXTENTS_FL | EXT4_HUGE_FILE_FL | EXT4_INDEX_FL));

@@ -228,6 +228,24 @@ impl Fs<'_> {
         )))
     }
 
+    /// Fail unless every block of the run is marked in use (checked before planning a free,
+    /// so the frees at the end of a commit cannot fail half-way).
+    pub(crate) fn check_in_use(&mut self, start: u64, count: u64) -> Result<(), EditError> {
+        for b in start..start + count {
+            self.check_block(b)?;
+            let g = self.group_of_block(b);
+            let first = self.sb.group_first_block(g);
+            let used = match self.block_bitmap(g)? {
+                Some(bm) => bit(bm, b - first),
+                None => false,
+            };
+            if !used {
+                return Err(EditError::Corrupt(format!("block {b}, mapped by the file being replaced, is marked free")));
+            }
+        }
+        Ok(())
+    }
+
     /// Release a run of blocks (used after the new content is written).
     pub(crate) fn free_blocks(&mut self, start: u64, count: u64) -> Result<(), EditError> {
         for b in start..start + count {

@@ -57,60 +57,68 @@ impl Fs<'_> {
     }
 
     /// Point a fresh inode's block map at `runs` (logical blocks 0..). Returns the count of
-    /// indirect blocks allocated (they count in i_blocks). Up to double indirection.
+    /// indirect blocks allocated (they count in i_blocks).
     pub(crate) fn build_blockmap(&mut self, inode: &mut Inode, runs: &[(u64, u64)]) -> Result<u64, EditError> {
         let per = self.sb.block_size / 4;
         let blocks: Vec<u64> = runs.iter().flat_map(|&(s, c)| s..s + c).collect();
         let n = blocks.len() as u64;
-        if n > DIRECT + per + per * per {
-            return Err(EditError::Unsupported(format!(
-                "{n} blocks need triple-indirect mapping, which the editor does not write"
-            )));
+        if n > DIRECT + per + per * per + per * per * per {
+            return Err(EditError::Unsupported(format!("{n} blocks are more than a block map can address")));
         }
-        let single = u64::from(n > DIRECT);
-        let double_leaves = n.saturating_sub(DIRECT + per).div_ceil(per);
-        let double = if double_leaves > 0 { 1 + double_leaves } else { 0 };
-        let meta_n = single + double;
+        // Data blocks each indirection level covers, after the direct ones.
+        let mut left = n.saturating_sub(DIRECT);
+        let mut spans = Vec::new();
+        for level in 1..=3u32 {
+            let k = left.min(per.pow(level));
+            spans.push(k);
+            left -= k;
+        }
+        let meta_n: u64 = spans.iter().enumerate().map(|(i, &k)| meta_count(i as u32 + 1, k, per)).sum();
         let goal = blocks.last().map_or(0, |b| b + 1);
         let mut meta: Vec<u64> = self.alloc_blocks(goal, meta_n)?.into_iter().flat_map(|(s, c)| s..s + c).collect();
         meta.reverse();
-        let bs = self.bs();
         let ib = inode.i_block_mut();
         ib.fill(0);
         for (i, &b) in blocks.iter().take(DIRECT as usize).enumerate() {
             put32(ib, 4 * i, b as u32);
         }
-        let mut rest = blocks.iter().skip(DIRECT as usize).copied();
-        let mut take_leaf = |fs: &mut Fs, meta: &mut Vec<u64>| -> u64 {
-            let blk = meta.pop().expect("counted");
-            let mut node = vec![0u8; bs];
-            for i in 0..per as usize {
-                match rest.next() {
-                    Some(b) => put32(&mut node, 4 * i, b as u32),
-                    None => break,
-                }
+        let mut data = blocks.iter().skip(DIRECT as usize).copied();
+        let mut slots = [0u64; 3];
+        for (i, &k) in spans.iter().enumerate() {
+            if k > 0 {
+                slots[i] = self.fill_indirect(i as u32 + 1, k, &mut data, &mut meta);
             }
-            fs.put_block(blk, Phase::Unreferenced, BlockKind::Plain, node);
-            blk
-        };
-        let mut slots = [0u64; 2];
-        if single == 1 {
-            slots[0] = take_leaf(self, &mut meta);
-        }
-        if double > 0 {
-            let dblk = meta.pop().expect("counted");
-            let mut dnode = vec![0u8; bs];
-            for i in 0..double_leaves as usize {
-                let leaf = take_leaf(self, &mut meta);
-                put32(&mut dnode, 4 * i, leaf as u32);
-            }
-            self.put_block(dblk, Phase::Unreferenced, BlockKind::Plain, dnode);
-            slots[1] = dblk;
         }
         let ib = inode.i_block_mut();
-        put32(ib, 48, slots[0] as u32);
-        put32(ib, 52, slots[1] as u32);
+        for (i, s) in slots.iter().enumerate() {
+            put32(ib, 48 + 4 * i, *s as u32);
+        }
         Ok(meta_n)
+    }
+
+    /// Write one indirect block of `level` covering the next `k` data blocks; returns it.
+    fn fill_indirect(&mut self, level: u32, k: u64, data: &mut dyn Iterator<Item = u64>, meta: &mut Vec<u64>) -> u64 {
+        let per = self.sb.block_size / 4;
+        let blk = meta.pop().expect("counted by meta_count");
+        let mut node = vec![0u8; self.bs()];
+        if level == 1 {
+            for (i, b) in data.take(k as usize).enumerate() {
+                put32(&mut node, 4 * i, b as u32);
+            }
+        } else {
+            let span = per.pow(level - 1);
+            let mut left = k;
+            let mut i = 0;
+            while left > 0 {
+                let c = left.min(span);
+                let child = self.fill_indirect(level - 1, c, data, meta);
+                put32(&mut node, 4 * i, child as u32);
+                left -= c;
+                i += 1;
+            }
+        }
+        self.put_block(blk, Phase::Unreferenced, BlockKind::Plain, node);
+        blk
     }
 
     /// Map one more directory block at logical `logical`. Returns indirect blocks added.
@@ -138,5 +146,30 @@ impl Fs<'_> {
         self.put_block(blk, phase, BlockKind::Plain, node);
         put32(inode.i_block_mut(), 48, blk as u32);
         Ok(added)
+    }
+}
+
+/// Indirect blocks a `level`-deep map needs for `k` data blocks.
+fn meta_count(level: u32, k: u64, per: u64) -> u64 {
+    if k == 0 {
+        return 0;
+    }
+    if level == 1 {
+        return 1;
+    }
+    let span = per.pow(level - 1);
+    let full = k / span;
+    1 + full * meta_count(level - 1, span, per) + meta_count(level - 1, k % span, per)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::meta_count;
+
+    #[test]
+    fn indirect_block_counts() {
+        assert_eq!(meta_count(1, 5, 256), 1);
+        assert_eq!(meta_count(2, 256 * 3 + 1, 256), 1 + 4);
+        assert_eq!(meta_count(3, 256 * 256 + 1, 256), 1 + (1 + 256) + (1 + 1));
     }
 }
