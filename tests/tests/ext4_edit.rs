@@ -29,14 +29,22 @@ impl Img {
         require(mkfs);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("disk.img");
-        File::create(&file).unwrap().set_len(offset + len + MIB).unwrap();
+        File::create(&file)
+            .unwrap()
+            .set_len(offset + len + MIB)
+            .unwrap();
         let mut c = Command::new(mkfs);
         c.args(["-F", "-q"]).args(args);
         if offset != 0 {
             c.arg("-E").arg(format!("offset={offset}"));
         }
         run(c.arg(&file).arg(format!("{}k", len / 1024)));
-        Img { _dir: dir, file, offset, len }
+        Img {
+            _dir: dir,
+            file,
+            offset,
+            len,
+        }
     }
 
     /// The name e2fsprogs tools take for a filesystem at an offset.
@@ -49,7 +57,11 @@ impl Img {
     }
 
     fn open(&self) -> File {
-        OpenOptions::new().read(true).write(true).open(&self.file).unwrap()
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.file)
+            .unwrap()
     }
 
     fn add(&self, path: &str, data: &[u8], meta: NewFile) -> Result<(), EditError> {
@@ -57,12 +69,17 @@ impl Img {
     }
 
     fn read(&self, path: &str) -> Option<Vec<u8>> {
-        read_file(&self.open(), self.offset, self.len, path).unwrap_or_else(|e| panic!("read_file {path}: {e}"))
+        read_file(&self.open(), self.offset, self.len, path)
+            .unwrap_or_else(|e| panic!("read_file {path}: {e}"))
     }
 
     fn fsck_clean(&self) {
         require("e2fsck");
-        let out = Command::new("e2fsck").args(["-fn"]).arg(self.e2name()).output().unwrap();
+        let out = Command::new("e2fsck")
+            .args(["-fn"])
+            .arg(self.e2name())
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "e2fsck -fn {} exit {}:\n{}{}",
@@ -80,10 +97,19 @@ impl Img {
         for (path, (data, meta)) in want {
             let p = m.path().join(path.trim_start_matches('/'));
             let got = fs::read(&p).unwrap_or_else(|e| panic!("kernel cannot read {path}: {e}"));
-            assert!(got == *data, "{path}: kernel reads {} bytes, differing from the {} written", got.len(), data.len());
+            assert!(
+                got == *data,
+                "{path}: kernel reads {} bytes, differing from the {} written",
+                got.len(),
+                data.len()
+            );
             let md = fs::symlink_metadata(&p).unwrap();
             assert!(md.is_file(), "{path} is not a regular file");
-            assert_eq!(md.permissions().mode() & 0o7777, meta.mode & 0o7777, "{path} mode");
+            assert_eq!(
+                md.permissions().mode() & 0o7777,
+                meta.mode & 0o7777,
+                "{path} mode"
+            );
             assert_eq!((md.uid(), md.gid()), (meta.uid, meta.gid), "{path} owner");
             assert_eq!(md.mtime(), i64::from(meta.mtime), "{path} mtime");
         }
@@ -92,7 +118,12 @@ impl Img {
 }
 
 fn meta(mode: u32, uid: u32, gid: u32) -> NewFile {
-    NewFile { mode, uid, gid, mtime: 1_700_000_000 }
+    NewFile {
+        mode,
+        uid,
+        gid,
+        mtime: 1_700_000_000,
+    }
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures are reproducible.
@@ -112,16 +143,28 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 fn exercise(img: &Img, existing: Option<&str>) {
     let mut want: BTreeMap<String, (Vec<u8>, NewFile)> = BTreeMap::new();
     let mut put = |path: &str, data: Vec<u8>, m: NewFile| {
-        img.add(path, &data, m).unwrap_or_else(|e| panic!("add_file {path}: {e}"));
+        img.add(path, &data, m)
+            .unwrap_or_else(|e| panic!("add_file {path}: {e}"));
         want.insert(path.to_string(), (data, m));
     };
-    put("/var/lib/coreos-install/user_data", b"#cloud-config\nhostname: edited\n".to_vec(), meta(0o600, 0, 0));
-    put("/config.ign", br#"{"ignition":{"version":"2.2.0"}}"#.to_vec(), meta(0o644, 500, 501));
+    put(
+        "/var/lib/coreos-install/user_data",
+        b"#cloud-config\nhostname: edited\n".to_vec(),
+        meta(0o600, 0, 0),
+    );
+    put(
+        "/config.ign",
+        br#"{"ignition":{"version":"2.2.0"}}"#.to_vec(),
+        meta(0o644, 500, 501),
+    );
     put("/replace.txt", noise(10_000, 1), meta(0o644, 0, 0));
     put("/replace.txt", noise(70_000, 2), meta(0o640, 7, 8));
     put("/replace.txt", b"short now".to_vec(), meta(0o4755, 0, 0));
     if let Some(p) = existing {
-        assert!(img.read(p).is_some(), "{p} should exist before replacing it");
+        assert!(
+            img.read(p).is_some(),
+            "{p} should exist before replacing it"
+        );
         put(p, noise(3000, 3), meta(0o600, 1, 1));
     }
     put("/big/blob", noise(5 * MIB as usize, 4), meta(0o644, 0, 0));
@@ -132,7 +175,10 @@ fn exercise(img: &Img, existing: Option<&str>) {
     }
     img.fsck_clean();
     for (path, (data, _)) in &want {
-        assert!(img.read(path).as_deref() == Some(&data[..]), "read_file {path} differs");
+        assert!(
+            img.read(path).as_deref() == Some(&data[..]),
+            "read_file {path} differs"
+        );
     }
     img.kernel_reads(&want);
     if let Ok(keep) = std::env::var("EXT4_EDIT_KEEP") {
@@ -152,12 +198,28 @@ fn default_mkfs_ext4_4k_blocks() {
 
 #[test]
 fn without_metadata_csum_uses_gdt_csum() {
-    exercise(&Img::mkfs("mkfs.ext4", &["-O", "^metadata_csum", "-b", "4096"], 128 * MIB, 0), None);
+    exercise(
+        &Img::mkfs(
+            "mkfs.ext4",
+            &["-O", "^metadata_csum", "-b", "4096"],
+            128 * MIB,
+            0,
+        ),
+        None,
+    );
 }
 
 #[test]
 fn metadata_csum_seed() {
-    exercise(&Img::mkfs("mkfs.ext4", &["-O", "metadata_csum_seed", "-b", "4096"], 128 * MIB, 0), None);
+    exercise(
+        &Img::mkfs(
+            "mkfs.ext4",
+            &["-O", "metadata_csum_seed", "-b", "4096"],
+            128 * MIB,
+            0,
+        ),
+        None,
+    );
 }
 
 #[test]
@@ -167,17 +229,26 @@ fn small_inodes_128() {
 
 #[test]
 fn no_journal() {
-    exercise(&Img::mkfs("mkfs.ext4", &["-O", "^has_journal"], 64 * MIB, 0), None);
+    exercise(
+        &Img::mkfs("mkfs.ext4", &["-O", "^has_journal"], 64 * MIB, 0),
+        None,
+    );
 }
 
 #[test]
 fn thirty_two_bit_descriptors() {
-    exercise(&Img::mkfs("mkfs.ext4", &["-O", "^64bit", "-b", "4096"], 128 * MIB, 0), None);
+    exercise(
+        &Img::mkfs("mkfs.ext4", &["-O", "^64bit", "-b", "4096"], 128 * MIB, 0),
+        None,
+    );
 }
 
 #[test]
 fn root_style_2162_mib() {
-    exercise(&Img::mkfs("mkfs.ext4", &["-L", "ROOT"], 2162 * MIB, 0), None);
+    exercise(
+        &Img::mkfs("mkfs.ext4", &["-L", "ROOT"], 2162 * MIB, 0),
+        None,
+    );
 }
 
 #[test]
@@ -201,7 +272,12 @@ fn populated(entries: usize, extra: &[&str]) -> Img {
     fs::create_dir_all(src.path().join("etc/deep/er")).unwrap();
     fs::create_dir_all(src.path().join("many")).unwrap();
     for i in 0..entries {
-        fs::write(src.path().join(format!("many/existing-entry-with-a-long-name-{i:05}")), noise(i % 400 * 37, i as u64)).unwrap();
+        fs::write(
+            src.path()
+                .join(format!("many/existing-entry-with-a-long-name-{i:05}")),
+            noise(i % 400 * 37, i as u64),
+        )
+        .unwrap();
     }
     fs::write(src.path().join("etc/deep/er/conf"), b"old content").unwrap();
     fs::write(src.path().join("etc/big"), noise(300_000, 9)).unwrap();
@@ -221,29 +297,48 @@ fn populated_with_d() {
 fn htree(entries: usize, extra: &[&str], levels: u32) -> Img {
     let img = populated(entries, extra);
     // e2fsck -D indexes every directory larger than a block (exit 1: "file system modified").
-    let _ = Command::new("e2fsck").args(["-fyD"]).arg(img.e2name()).output().unwrap();
+    let _ = Command::new("e2fsck")
+        .args(["-fyD"])
+        .arg(img.e2name())
+        .output()
+        .unwrap();
     img.fsck_clean();
-    let out = run(Command::new("debugfs").args(["-R", "htree /many"]).arg(img.e2name()));
+    let out = run(Command::new("debugfs")
+        .args(["-R", "htree /many"])
+        .arg(img.e2name()));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("Indirect levels: {levels}")), "/many should be an htree of {levels} levels:\n{text}");
+    assert!(
+        text.contains(&format!("Indirect levels: {levels}")),
+        "/many should be an htree of {levels} levels:\n{text}"
+    );
     img
 }
 
 #[test]
 fn htree_indexed_parent() {
-    exercise(&htree(400, &["-b", "4096"], 0), Some("/many/existing-entry-with-a-long-name-00010"));
+    exercise(
+        &htree(400, &["-b", "4096"], 0),
+        Some("/many/existing-entry-with-a-long-name-00010"),
+    );
 }
 
 #[test]
 fn htree_two_level_parent_without_metadata_csum() {
-    exercise(&htree(3000, &["-O", "^metadata_csum"], 1), Some("/many/existing-entry-with-a-long-name-00010"));
+    exercise(
+        &htree(3000, &["-O", "^metadata_csum"], 1),
+        Some("/many/existing-entry-with-a-long-name-00010"),
+    );
 }
 
 #[test]
 fn htree_two_level_parent() {
     let img = htree(3000, &[], 1);
     exercise(&img, None);
-    assert_eq!(img.read("/many/existing-entry-with-a-long-name-02999").unwrap(), noise(2999 % 400 * 37, 2999));
+    assert_eq!(
+        img.read("/many/existing-entry-with-a-long-name-02999")
+            .unwrap(),
+        noise(2999 % 400 * 37, 2999)
+    );
 }
 
 /// A file larger than any group (several extents: a depth-1 tree, or double-indirect maps),
@@ -253,11 +348,22 @@ fn spanning_groups(img: &Img, mapping: &str) {
     let huge = noise(100 * MIB as usize, 11);
     img.add("/huge", &huge, m).unwrap();
     img.fsck_clean();
-    let stat = run(Command::new("debugfs").args(["-R", "stat /huge"]).arg(img.e2name()));
+    let stat = run(Command::new("debugfs")
+        .args(["-R", "stat /huge"])
+        .arg(img.e2name()));
     let stat = String::from_utf8_lossy(&stat.stdout);
-    assert!(stat.contains(mapping), "/huge should be mapped with {mapping}:\n{stat}");
-    assert!(img.read("/huge").as_deref() == Some(&huge[..]), "read_file /huge");
-    let e = unchanged_after(img, |i| i.add("/second", &noise(60 * MIB as usize, 12), m).unwrap_err());
+    assert!(
+        stat.contains(mapping),
+        "/huge should be mapped with {mapping}:\n{stat}"
+    );
+    assert!(
+        img.read("/huge").as_deref() == Some(&huge[..]),
+        "read_file /huge"
+    );
+    let e = unchanged_after(img, |i| {
+        i.add("/second", &noise(60 * MIB as usize, 12), m)
+            .unwrap_err()
+    });
     assert!(matches!(e, EditError::NoSpace(_)), "{e}");
     let small = noise(MIB as usize, 13);
     img.add("/huge", &small, m).unwrap();
@@ -265,7 +371,10 @@ fn spanning_groups(img: &Img, mapping: &str) {
     let second = noise(60 * MIB as usize, 12);
     img.add("/second", &second, m).unwrap();
     img.fsck_clean();
-    let want = BTreeMap::from([("/huge".to_string(), (small, m)), ("/second".to_string(), (second, m))]);
+    let want = BTreeMap::from([
+        ("/huge".to_string(), (small, m)),
+        ("/second".to_string(), (second, m)),
+    ]);
     for (p, (d, _)) in &want {
         assert!(img.read(p).as_deref() == Some(&d[..]), "read_file {p}");
     }
@@ -293,7 +402,11 @@ fn sha256(p: &std::path::Path) -> String {
 fn unchanged_after<F: FnOnce(&Img) -> EditError>(img: &Img, f: F) -> EditError {
     let before = sha256(&img.file);
     let e = f(img);
-    assert_eq!(sha256(&img.file), before, "the image changed after a failed edit ({e})");
+    assert_eq!(
+        sha256(&img.file),
+        before,
+        "the image changed after a failed edit ({e})"
+    );
     e
 }
 
@@ -302,7 +415,12 @@ fn random_bytes_are_not_ext4() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("noise.img");
     fs::write(&file, noise(4 * MIB as usize, 77)).unwrap();
-    let img = Img { _dir: dir, file, offset: 0, len: 4 * MIB };
+    let img = Img {
+        _dir: dir,
+        file,
+        offset: 0,
+        len: 4 * MIB,
+    };
     let e = unchanged_after(&img, |i| i.add("/x", b"x", meta(0o644, 0, 0)).unwrap_err());
     assert!(matches!(e, EditError::NotExt4(0)), "{e}");
 }
@@ -310,17 +428,29 @@ fn random_bytes_are_not_ext4() {
 #[test]
 fn no_space_names_the_numbers() {
     let img = Img::mkfs("mkfs.ext4", &["-O", "^has_journal"], 8 * MIB, 0);
-    let e = unchanged_after(&img, |i| i.add("/a/b/too-big", &noise(20 * MIB as usize, 5), meta(0o644, 0, 0)).unwrap_err());
+    let e = unchanged_after(&img, |i| {
+        i.add(
+            "/a/b/too-big",
+            &noise(20 * MIB as usize, 5),
+            meta(0o644, 0, 0),
+        )
+        .unwrap_err()
+    });
     let msg = e.to_string();
     assert!(matches!(e, EditError::NoSpace(_)), "{msg}");
-    assert!(msg.contains("/a/b/too-big") && msg.contains("free"), "{msg}");
+    assert!(
+        msg.contains("/a/b/too-big") && msg.contains("free"),
+        "{msg}"
+    );
     img.fsck_clean();
 }
 
 #[test]
 fn needs_recovery_is_refused() {
     let img = Img::mkfs("mkfs.ext4", &[], 32 * MIB, 0);
-    run(Command::new("debugfs").args(["-w", "-R", "feature needs_recovery"]).arg(img.e2name()));
+    run(Command::new("debugfs")
+        .args(["-w", "-R", "feature needs_recovery"])
+        .arg(img.e2name()));
     let e = unchanged_after(&img, |i| i.add("/x", b"x", meta(0o644, 0, 0)).unwrap_err());
     assert!(matches!(e, EditError::NeedsRecovery), "{e}");
     assert!(e.to_string().contains("recovery"), "{e}");
@@ -330,7 +460,14 @@ fn needs_recovery_is_refused() {
 fn bad_paths_are_refused() {
     let img = Img::mkfs("mkfs.ext4", &[], 32 * MIB, 0);
     img.add("/file", b"data", meta(0o644, 0, 0)).unwrap();
-    for path in ["relative", "/", "/dir/", "/file/below", "/lost+found", "/a/../b"] {
+    for path in [
+        "relative",
+        "/",
+        "/dir/",
+        "/file/below",
+        "/lost+found",
+        "/a/../b",
+    ] {
         let e = unchanged_after(&img, |i| i.add(path, b"x", meta(0o644, 0, 0)).unwrap_err());
         assert!(matches!(e, EditError::BadPath(_)), "{path}: {e}");
     }
@@ -344,14 +481,21 @@ mod property {
     use proptest::prelude::*;
 
     fn op() -> impl Strategy<Value = (Vec<u8>, usize, u64)> {
-        (prop::collection::vec(0u8..4, 1..4), 0usize..200_000, any::<u64>())
+        (
+            prop::collection::vec(0u8..4, 1..4),
+            0usize..200_000,
+            any::<u64>(),
+        )
     }
 
     /// Check a file through debugfs (no mount): `debugfs -R "dump PATH OUT"`.
     fn debugfs_cat(img: &Img, path: &str) -> Vec<u8> {
         let out = img._dir.path().join("dump.out");
         let _ = fs::remove_file(&out);
-        run(Command::new("debugfs").arg("-R").arg(format!("dump {path} {}", out.display())).arg(img.e2name()));
+        run(Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("dump {path} {}", out.display()))
+            .arg(img.e2name()));
         fs::read(&out).unwrap_or_default()
     }
 

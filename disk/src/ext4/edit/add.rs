@@ -3,7 +3,10 @@
 
 use super::dir::{FT_DIR, FT_REG_FILE};
 use super::fs::{BlockKind, DataRun, Fs, Phase};
-use super::inode::{Inode, EXT4_EXTENTS_FL, EXT4_HUGE_FILE_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL, S_IFDIR, S_IFLNK, S_IFREG};
+use super::inode::{
+    Inode, EXT4_EXTENTS_FL, EXT4_HUGE_FILE_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL, S_IFDIR,
+    S_IFLNK, S_IFREG,
+};
 use super::path::components;
 use super::read::EXT2_ROOT_INO;
 use super::superblock::{INCOMPAT_EXTENTS, RO_COMPAT_DIR_NLINK, RO_COMPAT_LARGE_FILE};
@@ -15,11 +18,19 @@ const EXT4_LINK_MAX: u16 = 65000;
 const NEW_DIR_MODE: u16 = 0o755;
 
 impl Fs<'_> {
-    pub(crate) fn plan_add(&mut self, path: &str, data: &[u8], meta: NewFile) -> Result<(), EditError> {
+    pub(crate) fn plan_add(
+        &mut self,
+        path: &str,
+        data: &[u8],
+        meta: NewFile,
+    ) -> Result<(), EditError> {
         let names = components(path)?;
         let (last, parents) = names.split_last().expect("at least one component");
         if data.len() as u64 >= 1 << 31 && !self.sb.has_ro(RO_COMPAT_LARGE_FILE) {
-            return Err(EditError::Unsupported(format!("{path}: {} bytes need the large_file feature", data.len())));
+            return Err(EditError::Unsupported(format!(
+                "{path}: {} bytes need the large_file feature",
+                data.len()
+            )));
         }
         // Walk the existing part of the path.
         let mut cur = self.read_inode(EXT2_ROOT_INO)?;
@@ -27,29 +38,44 @@ impl Fs<'_> {
         let mut depth = 0;
         for name in parents {
             self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked })?;
-            let Some(ino) = self.lookup(&cur, name)? else { break };
+            let Some(ino) = self.lookup(&cur, name)? else {
+                break;
+            };
             walked.push('/');
             walked.push_str(&String::from_utf8_lossy(name));
             cur = self.read_inode(ino)?;
             if cur.file_type() == S_IFLNK {
-                return Err(EditError::Unsupported(format!("{walked} is a symbolic link; the editor does not follow links")));
+                return Err(EditError::Unsupported(format!(
+                    "{walked} is a symbolic link; the editor does not follow links"
+                )));
             }
             depth += 1;
         }
         self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked })?;
         let missing = &parents[depth..];
-        let existing = if missing.is_empty() { self.lookup(&cur, last)? } else { None };
+        let existing = if missing.is_empty() {
+            self.lookup(&cur, last)?
+        } else {
+            None
+        };
         let old = match existing {
             Some(ino) => {
                 let i = self.read_inode(ino)?;
                 if i.file_type() != S_IFREG {
-                    return Err(EditError::BadPath(format!("{path}: exists and is not a regular file")));
+                    return Err(EditError::BadPath(format!(
+                        "{path}: exists and is not a regular file"
+                    )));
                 }
                 if i.links() > 1 {
-                    return Err(EditError::Unsupported(format!("{path}: has {} hard links; replacing it would change them too", i.links())));
+                    return Err(EditError::Unsupported(format!(
+                        "{path}: has {} hard links; replacing it would change them too",
+                        i.links()
+                    )));
                 }
                 if i.flags() & EXT4_INLINE_DATA_FL != 0 {
-                    return Err(EditError::Unsupported(format!("{path}: keeps its data inline")));
+                    return Err(EditError::Unsupported(format!(
+                        "{path}: keeps its data inline"
+                    )));
                 }
                 Some(i)
             }
@@ -70,7 +96,9 @@ impl Fs<'_> {
         let need_inodes = missing.len() as u32 + u32::from(old.is_none());
         let free_inodes: u32 = self.descs.iter().map(|d| d.free_inodes()).sum();
         if need_inodes > free_inodes {
-            return Err(EditError::NoSpace(format!("{path}: needs {need_inodes} inodes but {free_inodes} are free")));
+            return Err(EditError::NoSpace(format!(
+                "{path}: needs {need_inodes} inodes but {free_inodes} are free"
+            )));
         }
 
         // Missing directories, outermost first; chain[0] is the existing parent.
@@ -79,7 +107,8 @@ impl Fs<'_> {
             let parent = &chain.last().expect("non-empty").0;
             let pino = parent.ino;
             let ino = self.alloc_inode(self.group_of_inode(pino), true)?;
-            let blk = self.alloc_blocks(self.sb.group_first_block(self.group_of_inode(ino)), 1)?[0].0;
+            let blk =
+                self.alloc_blocks(self.sb.group_first_block(self.group_of_inode(ino)), 1)?[0].0;
             let mut d = Inode::new(&self.sb, ino);
             d.set_mode(S_IFDIR | NEW_DIR_MODE);
             d.set_owner(0, 0);
@@ -126,11 +155,18 @@ impl Fs<'_> {
         file.set_owner(meta.uid, meta.gid);
         file.set_times(meta.mtime);
         file.set_size(data.len() as u64);
-        let runs = self.alloc_blocks(self.sb.group_first_block(self.group_of_inode(file.ino)), data_blocks)?;
+        let runs = self.alloc_blocks(
+            self.sb.group_first_block(self.group_of_inode(file.ino)),
+            data_blocks,
+        )?;
         let mut at = 0usize;
         for &(start, count) in &runs {
             let end = (at + (count * bs) as usize).min(data.len());
-            self.data_runs.push(DataRun { block: start, start: at, end });
+            self.data_runs.push(DataRun {
+                block: start,
+                start: at,
+                end,
+            });
             at = end;
         }
         let tree = self.map_new(&mut file, &runs)?;
@@ -172,7 +208,10 @@ impl Fs<'_> {
                 parent.set_links(1);
                 return Ok(());
             }
-            return Err(EditError::NoSpace(format!("directory inode {} has {n} links, the most without dir_nlink", parent.ino)));
+            return Err(EditError::NoSpace(format!(
+                "directory inode {} has {n} links, the most without dir_nlink",
+                parent.ino
+            )));
         }
         parent.set_links(n + 1);
         Ok(())

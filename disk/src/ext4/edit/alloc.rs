@@ -55,7 +55,8 @@ impl Fs<'_> {
                 set_bit(&mut bm, i, true);
             }
         }
-        let it_blocks = (u64::from(sb.inodes_per_group) * sb.inode_size as u64).div_ceil(sb.block_size);
+        let it_blocks =
+            (u64::from(sb.inodes_per_group) * sb.inode_size as u64).div_ceil(sb.block_size);
         for d in &self.descs {
             let mut mark = |start: u64, count: u64| {
                 for b in start..start + count {
@@ -115,7 +116,9 @@ impl Fs<'_> {
             }
             let first_ino = self.sb.first_ino;
             let bm = self.inode_bitmap(g)?;
-            let Some(i) = (0..ipg).find(|&i| g * ipg + i + 1 >= first_ino && !bit(bm, u64::from(i))) else {
+            let Some(i) =
+                (0..ipg).find(|&i| g * ipg + i + 1 >= first_ino && !bit(bm, u64::from(i)))
+            else {
                 continue;
             };
             set_bit(bm, u64::from(i), true);
@@ -134,13 +137,18 @@ impl Fs<'_> {
             self.dirty_groups.insert(g);
             return Ok(g * ipg + i + 1);
         }
-        Err(EditError::NoSpace(format!("no free inode: all {} inodes are in use", self.sb.inodes_count)))
+        Err(EditError::NoSpace(format!(
+            "no free inode: all {} inodes are in use",
+            self.sb.inodes_count
+        )))
     }
 
     fn mark_blocks(&mut self, start: u64, count: u64) -> Result<(), EditError> {
         let g = self.group_of_block(start);
         let first = self.sb.group_first_block(g);
-        let bm = self.block_bitmap(g)?.expect("allocated from a usable bitmap");
+        let bm = self
+            .block_bitmap(g)?
+            .expect("allocated from a usable bitmap");
         for b in start..start + count {
             set_bit(bm, b - first, true);
         }
@@ -179,7 +187,9 @@ impl Fs<'_> {
             let first = self.sb.group_first_block(g);
             let len = self.sb.blocks_in_group(g);
             let from = if k == 0 { goal - first } else { 0 };
-            let Some(bm) = self.block_bitmap(g)? else { continue };
+            let Some(bm) = self.block_bitmap(g)? else {
+                continue;
+            };
             let found = find_run(bm, from, len, n).or_else(|| find_run(bm, 0, len, n));
             if let Some(i) = found {
                 self.mark_blocks(first + i, n)?;
@@ -196,7 +206,9 @@ impl Fs<'_> {
             }
             let first = self.sb.group_first_block(g);
             let len = self.sb.blocks_in_group(g);
-            let Some(bm) = self.block_bitmap(g)? else { continue };
+            let Some(bm) = self.block_bitmap(g)? else {
+                continue;
+            };
             let mut picked = Vec::new();
             let mut i = 0;
             while i < len && left > 0 {
@@ -240,7 +252,9 @@ impl Fs<'_> {
                 None => false,
             };
             if !used {
-                return Err(EditError::Corrupt(format!("block {b}, mapped by the file being replaced, is marked free")));
+                return Err(EditError::Corrupt(format!(
+                    "block {b}, mapped by the file being replaced, is marked free"
+                )));
             }
         }
         Ok(())
@@ -255,7 +269,9 @@ impl Fs<'_> {
                 EditError::Corrupt(format!("block {b} to free lies in uninitialized group {g} whose bitmap disagrees with its free count"))
             })?;
             if !bit(bm, b - first) {
-                return Err(EditError::Corrupt(format!("block {b} to free is already free")));
+                return Err(EditError::Corrupt(format!(
+                    "block {b} to free is already free"
+                )));
             }
             set_bit(bm, b - first, false);
             let d = &mut self.descs[g as usize];
@@ -271,7 +287,7 @@ fn find_run(bm: &[u8], from: u64, len: u64, n: u64) -> Option<u64> {
     let mut i = from;
     let mut start = from;
     while i < len {
-        if i % 8 == 0 && i + 8 <= len && bm[(i / 8) as usize] == 0xFF {
+        if i & 7 == 0 && i + 8 <= len && bm[(i / 8) as usize] == 0xFF {
             i += 8;
             start = i;
             continue;

@@ -18,7 +18,12 @@ impl Fs<'_> {
         let ib = inode.i_block();
         let mut push = |logical: u64, phys: u64| match runs.last_mut() {
             Some(r) if r.logical + r.len == logical && r.phys + r.len == phys => r.len += 1,
-            _ => runs.push(Run { logical, phys, len: 1, uninit: false }),
+            _ => runs.push(Run {
+                logical,
+                phys,
+                len: 1,
+                uninit: false,
+            }),
         };
         for i in 0..DIRECT {
             let p = u64::from(le32(ib, 4 * i as usize));
@@ -37,7 +42,14 @@ impl Fs<'_> {
         Ok((runs, meta))
     }
 
-    fn walk_indirect(&self, blk: u64, level: u32, base: u64, meta: &mut Vec<u64>, push: &mut dyn FnMut(u64, u64)) -> Result<(), EditError> {
+    fn walk_indirect(
+        &self,
+        blk: u64,
+        level: u32,
+        base: u64,
+        meta: &mut Vec<u64>,
+        push: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), EditError> {
         let per = self.sb.block_size / 4;
         meta.push(blk);
         let b = self.read_block(blk)?;
@@ -58,12 +70,18 @@ impl Fs<'_> {
 
     /// Point a fresh inode's block map at `runs` (logical blocks 0..). Returns the count of
     /// indirect blocks allocated (they count in i_blocks).
-    pub(crate) fn build_blockmap(&mut self, inode: &mut Inode, runs: &[(u64, u64)]) -> Result<u64, EditError> {
+    pub(crate) fn build_blockmap(
+        &mut self,
+        inode: &mut Inode,
+        runs: &[(u64, u64)],
+    ) -> Result<u64, EditError> {
         let per = self.sb.block_size / 4;
         let blocks: Vec<u64> = runs.iter().flat_map(|&(s, c)| s..s + c).collect();
         let n = blocks.len() as u64;
         if n > DIRECT + per + per * per + per * per * per {
-            return Err(EditError::Unsupported(format!("{n} blocks are more than a block map can address")));
+            return Err(EditError::Unsupported(format!(
+                "{n} blocks are more than a block map can address"
+            )));
         }
         // Data blocks each indirection level covers, after the direct ones.
         let mut left = n.saturating_sub(DIRECT);
@@ -73,9 +91,17 @@ impl Fs<'_> {
             spans.push(k);
             left -= k;
         }
-        let meta_n: u64 = spans.iter().enumerate().map(|(i, &k)| meta_count(i as u32 + 1, k, per)).sum();
+        let meta_n: u64 = spans
+            .iter()
+            .enumerate()
+            .map(|(i, &k)| meta_count(i as u32 + 1, k, per))
+            .sum();
         let goal = blocks.last().map_or(0, |b| b + 1);
-        let mut meta: Vec<u64> = self.alloc_blocks(goal, meta_n)?.into_iter().flat_map(|(s, c)| s..s + c).collect();
+        let mut meta: Vec<u64> = self
+            .alloc_blocks(goal, meta_n)?
+            .into_iter()
+            .flat_map(|(s, c)| s..s + c)
+            .collect();
         meta.reverse();
         let ib = inode.i_block_mut();
         ib.fill(0);
@@ -97,7 +123,13 @@ impl Fs<'_> {
     }
 
     /// Write one indirect block of `level` covering the next `k` data blocks; returns it.
-    fn fill_indirect(&mut self, level: u32, k: u64, data: &mut dyn Iterator<Item = u64>, meta: &mut Vec<u64>) -> u64 {
+    fn fill_indirect(
+        &mut self,
+        level: u32,
+        k: u64,
+        data: &mut dyn Iterator<Item = u64>,
+        meta: &mut Vec<u64>,
+    ) -> u64 {
         let per = self.sb.block_size / 4;
         let blk = meta.pop().expect("counted by meta_count");
         let mut node = vec![0u8; self.bs()];
@@ -122,7 +154,12 @@ impl Fs<'_> {
     }
 
     /// Map one more directory block at logical `logical`. Returns indirect blocks added.
-    pub(crate) fn append_blockmap(&mut self, inode: &mut Inode, logical: u64, phys: u64) -> Result<u64, EditError> {
+    pub(crate) fn append_blockmap(
+        &mut self,
+        inode: &mut Inode,
+        logical: u64,
+        phys: u64,
+    ) -> Result<u64, EditError> {
         let per = self.sb.block_size / 4;
         if logical < DIRECT {
             put32(inode.i_block_mut(), 4 * logical as usize, phys as u32);

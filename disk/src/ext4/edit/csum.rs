@@ -13,7 +13,11 @@ pub(crate) fn crc16(mut crc: u16, data: &[u8]) -> u16 {
     for &b in data {
         crc ^= u16::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xA001 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xA001
+            } else {
+                crc >> 1
+            };
         }
     }
     crc
@@ -44,7 +48,10 @@ mod tests {
         // Standard CRC-32C of "123456789" is 0xE3069283; the raw form skips the final NOT.
         assert_eq!(!crc32c_raw(!0, b"123456789"), 0xE306_9283);
         // Chaining two halves equals one pass (the seed is the running register).
-        assert_eq!(crc32c_raw(crc32c_raw(!0, b"1234"), b"56789"), crc32c_raw(!0, b"123456789"));
+        assert_eq!(
+            crc32c_raw(crc32c_raw(!0, b"1234"), b"56789"),
+            crc32c_raw(!0, b"123456789")
+        );
     }
 
     #[test]

@@ -42,17 +42,26 @@ impl<'a> Dev<'a> {
         self.check(pos, buf.len())?;
         self.file
             .read_exact_at(buf, self.abs(pos))
-            .map_err(|source| EditError::Io { offset: self.abs(pos), source })
+            .map_err(|source| EditError::Io {
+                offset: self.abs(pos),
+                source,
+            })
     }
 
     pub(crate) fn write(&self, pos: u64, buf: &[u8]) -> Result<(), EditError> {
         self.check(pos, buf.len())?;
         self.file
             .write_all_at(buf, self.abs(pos))
-            .map_err(|source| EditError::Io { offset: self.abs(pos), source })
+            .map_err(|source| EditError::Io {
+                offset: self.abs(pos),
+                source,
+            })
     }
 
     pub(crate) fn sync(&self) -> Result<(), EditError> {
-        self.file.sync_data().map_err(|source| EditError::Io { offset: self.offset, source })
+        self.file.sync_data().map_err(|source| EditError::Io {
+            offset: self.offset,
+            source,
+        })
     }
 }

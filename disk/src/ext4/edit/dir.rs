@@ -8,7 +8,9 @@
 
 use super::csum::{le16, le32, put16, put32};
 use super::fs::{BlockKind, Fs, Phase};
-use super::inode::{Inode, EXT4_CASEFOLD_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL};
+use super::inode::{
+    Inode, EXT4_CASEFOLD_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL,
+};
 use super::superblock::INCOMPAT_FILETYPE;
 use super::EditError;
 
@@ -17,6 +19,15 @@ pub(crate) const FT_DIR: u8 = 2;
 /// file_type of the fake dirent that holds a directory block's checksum.
 const FT_DIR_CSUM: u8 = 0xDE;
 const TAIL: usize = 12;
+
+/// One directory entry: where it is in its block, the inode it names (0: unused), its
+/// record length and its name.
+struct Dirent {
+    pos: usize,
+    ino: u32,
+    rec: usize,
+    name: Vec<u8>,
+}
 
 fn rec_len_needed(name_len: usize) -> usize {
     (8 + name_len + 3) & !3
@@ -29,9 +40,15 @@ impl Fs<'_> {
             return Err(EditError::BadPath(format!("{path}: not a directory")));
         }
         let f = dir.flags();
-        for (flag, what) in [(EXT4_INLINE_DATA_FL, "inline data"), (EXT4_ENCRYPT_FL, "encryption"), (EXT4_CASEFOLD_FL, "casefolding")] {
+        for (flag, what) in [
+            (EXT4_INLINE_DATA_FL, "inline data"),
+            (EXT4_ENCRYPT_FL, "encryption"),
+            (EXT4_CASEFOLD_FL, "casefolding"),
+        ] {
             if f & flag != 0 {
-                return Err(EditError::Unsupported(format!("directory {path} uses {what}, which the editor does not change")));
+                return Err(EditError::Unsupported(format!(
+                    "directory {path} uses {what}, which the editor does not change"
+                )));
             }
         }
         Ok(())
@@ -56,23 +73,30 @@ impl Fs<'_> {
     fn dirent_limit(&self, b: &[u8], strict: bool, blk: u64) -> Result<usize, EditError> {
         let bs = b.len();
         let t = bs - TAIL;
-        let has_tail = le32(b, t) == 0 && le16(b, t + 4) == TAIL as u16 && b[t + 6] == 0 && b[t + 7] == FT_DIR_CSUM;
+        let has_tail = le32(b, t) == 0
+            && le16(b, t + 4) == TAIL as u16
+            && b[t + 6] == 0
+            && b[t + 7] == FT_DIR_CSUM;
         if has_tail {
             Ok(t)
         } else if strict && self.sb.metadata_csum() {
-            Err(EditError::Corrupt(format!("directory block {blk} has no checksum tail although metadata_csum is on")))
+            Err(EditError::Corrupt(format!(
+                "directory block {blk} has no checksum tail although metadata_csum is on"
+            )))
         } else {
             Ok(bs)
         }
     }
 
-    /// Entries of one block as (position, inode, rec_len, name).
-    fn entries(&self, b: &[u8], limit: usize, blk: u64) -> Result<Vec<(usize, u32, usize, Vec<u8>)>, EditError> {
+    /// The entries of one directory block, checked for sane lengths.
+    fn entries(&self, b: &[u8], limit: usize, blk: u64) -> Result<Vec<Dirent>, EditError> {
         let mut out = Vec::new();
         let mut pos = 0;
         while pos < limit {
             if pos + 8 > limit {
-                return Err(EditError::Corrupt(format!("directory block {blk}: entry at {pos} runs past the block")));
+                return Err(EditError::Corrupt(format!(
+                    "directory block {blk}: entry at {pos} runs past the block"
+                )));
             }
             let ino = le32(b, pos);
             let rec = usize::from(le16(b, pos + 4));
@@ -83,7 +107,13 @@ impl Fs<'_> {
                     self.dev.abs(blk * self.sb.block_size + pos as u64)
                 )));
             }
-            out.push((pos, ino, rec, b[pos + 8..pos + 8 + nl.min(rec - 8)].to_vec()));
+            let name = b[pos + 8..pos + 8 + nl.min(rec - 8)].to_vec();
+            out.push(Dirent {
+                pos,
+                ino,
+                rec,
+                name,
+            });
             pos += rec;
         }
         Ok(out)
@@ -94,7 +124,7 @@ impl Fs<'_> {
         for (_, phys) in self.dir_blocks(dir)? {
             let b = self.read_block(phys)?;
             let limit = self.dirent_limit(&b, false, phys)?;
-            for (_, ino, _, n) in self.entries(&b, limit, phys)? {
+            for Dirent { ino, name: n, .. } in self.entries(&b, limit, phys)? {
                 if ino != 0 && n == name {
                     return Ok(Some(ino));
                 }
@@ -107,7 +137,11 @@ impl Fs<'_> {
         put32(b, pos, ino);
         put16(b, pos + 4, rec as u16);
         b[pos + 6] = name.len() as u8;
-        b[pos + 7] = if self.sb.has_incompat(INCOMPAT_FILETYPE) { ft } else { 0 };
+        b[pos + 7] = if self.sb.has_incompat(INCOMPAT_FILETYPE) {
+            ft
+        } else {
+            0
+        };
         b[pos + 8..pos + 8 + name.len()].copy_from_slice(name);
     }
 
@@ -138,7 +172,13 @@ impl Fs<'_> {
     }
 
     /// Add the entry `name` -> `child` to `dir` (changed in memory; the caller stores it).
-    pub(crate) fn insert_entry(&mut self, dir: &mut Inode, name: &[u8], child: u32, ft: u8) -> Result<(), EditError> {
+    pub(crate) fn insert_entry(
+        &mut self,
+        dir: &mut Inode,
+        name: &[u8],
+        child: u32,
+        ft: u8,
+    ) -> Result<(), EditError> {
         if dir.flags() & EXT4_INDEX_FL != 0 {
             self.flatten_htree(dir)?;
         }
@@ -148,7 +188,13 @@ impl Fs<'_> {
         for &(_, phys) in &blocks {
             let mut b = self.read_block(phys)?;
             let limit = self.dirent_limit(&b, true, phys)?;
-            for (pos, ino, rec, n) in self.entries(&b, limit, phys)? {
+            for Dirent {
+                pos,
+                ino,
+                rec,
+                name: n,
+            } in self.entries(&b, limit, phys)?
+            {
                 if ino == 0 && rec >= need {
                     self.write_entry(&mut b, pos, child, rec, name, ft);
                 } else if ino != 0 && rec - rec_len_needed(n.len()) >= need {
@@ -165,9 +211,15 @@ impl Fs<'_> {
         // Every block is full: add one.
         let logical = dir.size().div_ceil(self.sb.block_size);
         if logical != blocks.len() as u64 {
-            return Err(EditError::Corrupt(format!("directory inode {} has holes", dir.ino)));
+            return Err(EditError::Corrupt(format!(
+                "directory inode {} has holes",
+                dir.ino
+            )));
         }
-        let goal = blocks.last().map_or(self.sb.group_first_block(self.group_of_inode(dir.ino)), |&(_, p)| p + 1);
+        let goal = blocks.last().map_or(
+            self.sb.group_first_block(self.group_of_inode(dir.ino)),
+            |&(_, p)| p + 1,
+        );
         let phys = self.alloc_blocks(goal, 1)?[0].0;
         let mut b = vec![0u8; self.bs()];
         self.write_entry(&mut b, 0, child, self.limit_for_new(), name, ft);
@@ -191,7 +243,9 @@ impl Fs<'_> {
         if self.sb.metadata_csum() {
             let blocks = self.dir_blocks(dir)?;
             let phys_of = |l: u64| blocks.iter().find(|b| b.0 == l).map(|b| b.1);
-            let root_phys = phys_of(0).ok_or_else(|| EditError::Corrupt(format!("htree directory {} has no block 0", dir.ino)))?;
+            let root_phys = phys_of(0).ok_or_else(|| {
+                EditError::Corrupt(format!("htree directory {} has no block 0", dir.ino))
+            })?;
             let root = self.read_block(root_phys)?;
             let levels = root[30];
             let entries_at = 24 + usize::from(root[29]);
@@ -203,7 +257,12 @@ impl Fs<'_> {
                     let count = usize::from(le16(node, at + 2));
                     for i in 0..count.min((node.len() - at) / 8) {
                         let l = u64::from(le32(node, at + 8 * i + 4)) & 0x0FFF_FFFF;
-                        let p = phys_of(l).ok_or_else(|| EditError::Corrupt(format!("htree directory {}: index names block {l}", dir.ino)))?;
+                        let p = phys_of(l).ok_or_else(|| {
+                            EditError::Corrupt(format!(
+                                "htree directory {}: index names block {l}",
+                                dir.ino
+                            ))
+                        })?;
                         interior.push(p);
                         next.push((self.read_block(p)?, 8));
                     }

@@ -30,11 +30,21 @@ struct Header {
 
 fn header(node: &[u8], what: &dyn Fn() -> String) -> Result<Header, EditError> {
     if le16(node, 0) != EXT4_EXT_MAGIC {
-        return Err(EditError::Corrupt(format!("{}: bad extent header magic", what())));
+        return Err(EditError::Corrupt(format!(
+            "{}: bad extent header magic",
+            what()
+        )));
     }
-    let h = Header { entries: le16(node, 2), max: le16(node, 4), depth: le16(node, 6) };
+    let h = Header {
+        entries: le16(node, 2),
+        max: le16(node, 4),
+        depth: le16(node, 6),
+    };
     if h.entries > h.max || 12 + 12 * h.max as usize > node.len() || h.depth > 5 {
-        return Err(EditError::Corrupt(format!("{}: extent header out of range", what())));
+        return Err(EditError::Corrupt(format!(
+            "{}: extent header out of range",
+            what()
+        )));
     }
     Ok(h)
 }
@@ -47,7 +57,11 @@ fn index_child(node: &[u8], i: usize) -> u64 {
 fn leaf_extent(node: &[u8], i: usize) -> Run {
     let at = 12 + 12 * i;
     let raw_len = u64::from(le16(node, at + 4));
-    let (len, uninit) = if raw_len > EXT_INIT_MAX_LEN { (raw_len - EXT_INIT_MAX_LEN, true) } else { (raw_len, false) };
+    let (len, uninit) = if raw_len > EXT_INIT_MAX_LEN {
+        (raw_len - EXT_INIT_MAX_LEN, true)
+    } else {
+        (raw_len, false)
+    };
     Run {
         logical: u64::from(le32(node, at)),
         phys: u64::from(le32(node, at + 8)) | u64::from(le16(node, at + 6)) << 32,
@@ -91,11 +105,19 @@ impl Fs<'_> {
         let mut runs = Vec::new();
         let mut nodes = Vec::new();
         let ino = inode.ino;
-        self.walk(inode.i_block(), &mut runs, &mut nodes, &|| format!("inode {ino} extent root"))?;
+        self.walk(inode.i_block(), &mut runs, &mut nodes, &|| {
+            format!("inode {ino} extent root")
+        })?;
         Ok((runs, nodes))
     }
 
-    fn walk(&self, node: &[u8], runs: &mut Vec<Run>, nodes: &mut Vec<u64>, what: &dyn Fn() -> String) -> Result<(), EditError> {
+    fn walk(
+        &self,
+        node: &[u8],
+        runs: &mut Vec<Run>,
+        nodes: &mut Vec<u64>,
+        what: &dyn Fn() -> String,
+    ) -> Result<(), EditError> {
         let h = header(node, what)?;
         for i in 0..h.entries as usize {
             if h.depth == 0 {
@@ -115,7 +137,11 @@ impl Fs<'_> {
 
     /// Make `inode`'s extent tree map `runs` (physical start, count) to logical blocks 0...
     /// Returns how many tree blocks it allocated (they count in i_blocks).
-    pub(crate) fn build_extents(&mut self, inode: &mut Inode, runs: &[(u64, u64)]) -> Result<u64, EditError> {
+    pub(crate) fn build_extents(
+        &mut self,
+        inode: &mut Inode,
+        runs: &[(u64, u64)],
+    ) -> Result<u64, EditError> {
         let mut extents = Vec::new();
         let mut logical = 0u64;
         for &(mut phys, mut count) in runs {
@@ -128,7 +154,9 @@ impl Fs<'_> {
             }
         }
         if logical > u64::from(u32::MAX) {
-            return Err(EditError::Unsupported("file larger than 2^32 blocks".into()));
+            return Err(EditError::Unsupported(
+                "file larger than 2^32 blocks".into(),
+            ));
         }
         let root = inode.i_block_mut();
         root.fill(0);
@@ -160,7 +188,12 @@ impl Fs<'_> {
             for (i, &(l, p, n)) in chunk.iter().enumerate() {
                 put_extent(&mut node, i, l, p, n);
             }
-            self.put_block(blk, Phase::Unreferenced, BlockKind::ExtentNode { seed }, node);
+            self.put_block(
+                blk,
+                Phase::Unreferenced,
+                BlockKind::ExtentNode { seed },
+                node,
+            );
             root_entries.push((chunk[0].0, blk));
         }
         let root = inode.i_block_mut();
@@ -173,7 +206,12 @@ impl Fs<'_> {
 
     /// Map one more block (`logical` = the current end) at `phys` into a directory's extent
     /// tree, extending the last extent when contiguous. Returns tree blocks added (0 or 1).
-    pub(crate) fn append_extent(&mut self, inode: &mut Inode, logical: u64, phys: u64) -> Result<u64, EditError> {
+    pub(crate) fn append_extent(
+        &mut self,
+        inode: &mut Inode,
+        logical: u64,
+        phys: u64,
+    ) -> Result<u64, EditError> {
         let ino = inode.ino;
         let what = || format!("inode {ino} extent root");
         let h = header(inode.i_block(), &what)?;
@@ -187,12 +225,24 @@ impl Fs<'_> {
             let max = block_max(self.bs());
             let mut node = vec![0u8; self.bs()];
             put_header(&mut node, h.entries, max, 0);
-            node[12..12 + 12 * h.entries as usize].copy_from_slice(&inode.i_block()[12..12 + 12 * h.entries as usize]);
-            let lh = Header { entries: h.entries, max, depth: 0 };
+            node[12..12 + 12 * h.entries as usize]
+                .copy_from_slice(&inode.i_block()[12..12 + 12 * h.entries as usize]);
+            let lh = Header {
+                entries: h.entries,
+                max,
+                depth: 0,
+            };
             if !try_append(&mut node, &lh, logical, phys) {
-                return Err(EditError::Unsupported(format!("inode {ino}: cannot append to its extent tree")));
+                return Err(EditError::Unsupported(format!(
+                    "inode {ino}: cannot append to its extent tree"
+                )));
             }
-            self.put_block(leaf_blk, Phase::Unreferenced, BlockKind::ExtentNode { seed }, node);
+            self.put_block(
+                leaf_blk,
+                Phase::Unreferenced,
+                BlockKind::ExtentNode { seed },
+                node,
+            );
             let first_logical = u64::from(le32(inode.i_block(), 12));
             let root = inode.i_block_mut();
             root.fill(0);
@@ -223,8 +273,18 @@ impl Fs<'_> {
 fn try_append(node: &mut [u8], h: &Header, logical: u64, phys: u64) -> bool {
     if h.entries > 0 {
         let last = leaf_extent(node, h.entries as usize - 1);
-        if !last.uninit && last.logical + last.len == logical && last.phys + last.len == phys && last.len < EXT_INIT_MAX_LEN {
-            put_extent(node, h.entries as usize - 1, last.logical, last.phys, last.len + 1);
+        if !last.uninit
+            && last.logical + last.len == logical
+            && last.phys + last.len == phys
+            && last.len < EXT_INIT_MAX_LEN
+        {
+            put_extent(
+                node,
+                h.entries as usize - 1,
+                last.logical,
+                last.phys,
+                last.len + 1,
+            );
             return true;
         }
     }

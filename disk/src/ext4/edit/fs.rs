@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::csum::{crc32c_raw, put32};
 use super::device::Dev;
-use super::groups::{desc_pos, read_descs, Desc};
 use super::extents::Run;
+use super::groups::{desc_pos, read_descs, Desc};
 use super::inode::{Inode, EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL};
 use super::superblock::{Superblock, SUPERBLOCK_OFFSET};
 use super::EditError;
@@ -29,9 +29,13 @@ pub(crate) enum Phase {
 pub(crate) enum BlockKind {
     Plain,
     /// Directory leaf block with a 12-byte tail dirent holding crc32c(inode seed, block).
-    DirLeaf { seed: u32 },
+    DirLeaf {
+        seed: u32,
+    },
     /// Extent tree node: crc32c(inode seed, header+entries up to eh_max) after the entries.
-    ExtentNode { seed: u32 },
+    ExtentNode {
+        seed: u32,
+    },
 }
 
 struct PendingBlock {
@@ -97,7 +101,10 @@ impl<'a> Fs<'a> {
 
     pub(crate) fn check_block(&self, blk: u64) -> Result<(), EditError> {
         if blk < self.sb.first_data_block || blk >= self.sb.blocks_count {
-            return Err(EditError::Corrupt(format!("block number {blk} is outside the filesystem ({} blocks)", self.sb.blocks_count)));
+            return Err(EditError::Corrupt(format!(
+                "block number {blk} is outside the filesystem ({} blocks)",
+                self.sb.blocks_count
+            )));
         }
         Ok(())
     }
@@ -111,11 +118,15 @@ impl<'a> Fs<'a> {
 
     fn inode_pos(&self, ino: u32) -> Result<u64, EditError> {
         if ino == 0 || ino > self.sb.inodes_count {
-            return Err(EditError::Corrupt(format!("inode number {ino} is out of range (1..={})", self.sb.inodes_count)));
+            return Err(EditError::Corrupt(format!(
+                "inode number {ino} is out of range (1..={})",
+                self.sb.inodes_count
+            )));
         }
         let g = (ino - 1) / self.sb.inodes_per_group;
         let idx = u64::from((ino - 1) % self.sb.inodes_per_group);
-        Ok(self.descs[g as usize].inode_table() * self.sb.block_size + idx * self.sb.inode_size as u64)
+        Ok(self.descs[g as usize].inode_table() * self.sb.block_size
+            + idx * self.sb.inode_size as u64)
     }
 
     pub(crate) fn read_inode(&self, ino: u32) -> Result<Inode, EditError> {
@@ -130,7 +141,10 @@ impl<'a> Fs<'a> {
     /// Mapped runs and tree/indirect blocks of an inode, whichever way it maps its blocks.
     pub(crate) fn map_inode(&self, inode: &Inode) -> Result<(Vec<Run>, Vec<u64>), EditError> {
         if inode.flags() & EXT4_INLINE_DATA_FL != 0 {
-            return Err(EditError::Unsupported(format!("inode {} keeps its data inline", inode.ino)));
+            return Err(EditError::Unsupported(format!(
+                "inode {} keeps its data inline",
+                inode.ino
+            )));
         }
         if inode.flags() & EXT4_EXTENTS_FL != 0 {
             self.extent_map(inode)
@@ -153,7 +167,8 @@ impl<'a> Fs<'a> {
             let tail = chunk.len() % bs;
             if tail != 0 {
                 let pad = vec![0u8; bs - tail];
-                self.dev.write(run.block * self.sb.block_size + chunk.len() as u64, &pad)?;
+                self.dev
+                    .write(run.block * self.sb.block_size + chunk.len() as u64, &pad)?;
             }
         }
         self.write_blocks(Phase::Unreferenced)?;
@@ -204,7 +219,8 @@ impl<'a> Fs<'a> {
                     let c = crc32c_raw(self.sb.csum_seed, &bm[..n]);
                     self.descs[gi].set_block_bitmap_csum(c);
                 }
-                self.dev.write(self.descs[gi].block_bitmap() * self.sb.block_size, bm)?;
+                self.dev
+                    .write(self.descs[gi].block_bitmap() * self.sb.block_size, bm)?;
             }
             if let Some(bm) = self.inode_bitmaps.get(&g) {
                 if self.sb.metadata_csum() {
@@ -212,7 +228,8 @@ impl<'a> Fs<'a> {
                     let c = crc32c_raw(self.sb.csum_seed, &bm[..n]);
                     self.descs[gi].set_inode_bitmap_csum(c);
                 }
-                self.dev.write(self.descs[gi].inode_bitmap() * self.sb.block_size, bm)?;
+                self.dev
+                    .write(self.descs[gi].inode_bitmap() * self.sb.block_size, bm)?;
             }
             self.descs[gi].seal(&self.sb, g);
             self.dev.write(desc_pos(&self.sb, g), &self.descs[gi].raw)?;

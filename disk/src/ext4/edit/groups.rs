@@ -17,11 +17,21 @@ pub(crate) struct Desc {
 
 /// Read a 32-bit-split field: `lo` always, `hi` only in 64-byte descriptors.
 fn split32(raw: &[u8], lo: usize, hi: usize) -> u64 {
-    u64::from(le32(raw, lo)) | if raw.len() >= 64 { u64::from(le32(raw, hi)) << 32 } else { 0 }
+    u64::from(le32(raw, lo))
+        | if raw.len() >= 64 {
+            u64::from(le32(raw, hi)) << 32
+        } else {
+            0
+        }
 }
 
 fn split16(raw: &[u8], lo: usize, hi: usize) -> u32 {
-    u32::from(le16(raw, lo)) | if raw.len() >= 64 { u32::from(le16(raw, hi)) << 16 } else { 0 }
+    u32::from(le16(raw, lo))
+        | if raw.len() >= 64 {
+            u32::from(le16(raw, hi)) << 16
+        } else {
+            0
+        }
 }
 
 fn put_split16(raw: &mut [u8], lo: usize, hi: usize, v: u32) {
@@ -105,10 +115,14 @@ pub(crate) fn desc_pos(sb: &Superblock, g: u32) -> u64 {
 pub(crate) fn read_descs(dev: &Dev, sb: &Superblock) -> Result<Vec<Desc>, EditError> {
     let mut table = vec![0u8; sb.groups as usize * sb.desc_size];
     dev.read(desc_pos(sb, 0), &mut table)?;
-    let descs: Vec<Desc> = table.chunks(sb.desc_size).map(|c| Desc { raw: c.to_vec() }).collect();
+    let descs: Vec<Desc> = table
+        .chunks(sb.desc_size)
+        .map(|c| Desc { raw: c.to_vec() })
+        .collect();
     for (g, d) in descs.iter().enumerate() {
         let end = sb.blocks_count;
-        let it_blocks = (u64::from(sb.inodes_per_group) * sb.inode_size as u64).div_ceil(sb.block_size);
+        let it_blocks =
+            (u64::from(sb.inodes_per_group) * sb.inode_size as u64).div_ceil(sb.block_size);
         if d.block_bitmap() >= end || d.inode_bitmap() >= end || d.inode_table() + it_blocks > end {
             return Err(EditError::Corrupt(format!(
                 "group descriptor {g} (file offset {}) points outside the filesystem",

@@ -31,7 +31,11 @@ impl Inode {
     pub(crate) fn new(sb: &Superblock, ino: u32) -> Inode {
         let mut raw = vec![0u8; sb.inode_size];
         if sb.inode_size > 128 {
-            let want = if sb.want_extra_isize >= 4 { sb.want_extra_isize } else { 32 };
+            let want = if sb.want_extra_isize >= 4 {
+                sb.want_extra_isize
+            } else {
+                32
+            };
             put16(&mut raw, 0x80, want.min((sb.inode_size - 128) as u16));
         }
         Inode { ino, raw }
@@ -108,9 +112,16 @@ impl Inode {
     /// HUGE_FILE_FL block-unit form is never produced, so that flag is cleared).
     pub(crate) fn set_fs_blocks(&mut self, sb: &Superblock, blocks: u64) -> Result<(), EditError> {
         let sectors = blocks * (sb.block_size / 512);
-        let limit = if sb.has_ro(RO_COMPAT_HUGE_FILE) { 1u64 << 48 } else { 1u64 << 32 };
+        let limit = if sb.has_ro(RO_COMPAT_HUGE_FILE) {
+            1u64 << 48
+        } else {
+            1u64 << 32
+        };
         if sectors >= limit {
-            return Err(EditError::Unsupported(format!("inode {} would need {sectors} sectors of i_blocks", self.ino)));
+            return Err(EditError::Unsupported(format!(
+                "inode {} would need {sectors} sectors of i_blocks",
+                self.ino
+            )));
         }
         put32(&mut self.raw, 0x1C, sectors as u32);
         put16(&mut self.raw, 0x74, (sectors >> 32) as u16);

@@ -70,7 +70,14 @@ pub enum EditError {
 /// `/var/lib/coreos-install/user_data`) with `data`, creating missing parent directories
 /// (mode 0755, root-owned), in the filesystem that starts at byte `offset` of `dev` and is
 /// `len` bytes long.
-pub fn add_file(dev: &File, offset: u64, len: u64, path: &str, data: &[u8], meta: NewFile) -> Result<(), EditError> {
+pub fn add_file(
+    dev: &File,
+    offset: u64,
+    len: u64,
+    path: &str,
+    data: &[u8],
+    meta: NewFile,
+) -> Result<(), EditError> {
     let mut fs = Fs::open(Dev::new(dev, offset, len))?;
     fs.plan_add(path, data, meta)?;
     tracing::debug!(path, bytes = data.len(), "ext4 edit planned; writing");
@@ -78,7 +85,12 @@ pub fn add_file(dev: &File, offset: u64, len: u64, path: &str, data: &[u8], meta
 }
 
 /// The content of the regular file `path`, or None when it does not exist.
-pub fn read_file(dev: &File, offset: u64, len: u64, path: &str) -> Result<Option<Vec<u8>>, EditError> {
+pub fn read_file(
+    dev: &File,
+    offset: u64,
+    len: u64,
+    path: &str,
+) -> Result<Option<Vec<u8>>, EditError> {
     let fs = Fs::open(Dev::new(dev, offset, len))?;
     match fs.resolve(path)? {
         Some(inode) => fs.read_regular(&inode, path).map(Some),

@@ -20,7 +20,9 @@ pub(crate) fn components(path: &str) -> Result<Vec<&[u8]>, EditError> {
             return bad("\".\" and \"..\" components are not allowed");
         }
         if c.len() > EXT4_NAME_LEN {
-            return bad(&format!("component {c:?} is longer than {EXT4_NAME_LEN} bytes"));
+            return bad(&format!(
+                "component {c:?} is longer than {EXT4_NAME_LEN} bytes"
+            ));
         }
         if c.contains('\0') {
             return bad("contains a NUL byte");
@@ -40,7 +42,14 @@ mod tests {
     #[test]
     fn splits_and_rejects() {
         assert_eq!(components("/a//b/c").unwrap(), vec![&b"a"[..], b"b", b"c"]);
-        for bad in ["a/b", "/", "/a/", "/a/../b", "/./a", &format!("/{}", "x".repeat(256))] {
+        for bad in [
+            "a/b",
+            "/",
+            "/a/",
+            "/a/../b",
+            "/./a",
+            &format!("/{}", "x".repeat(256)),
+        ] {
             assert!(components(bad).is_err(), "{bad}");
         }
     }

@@ -15,12 +15,16 @@ impl Fs<'_> {
         let mut walked = String::new();
         for name in components(path)? {
             self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked })?;
-            let Some(ino) = self.lookup(&cur, name)? else { return Ok(None) };
+            let Some(ino) = self.lookup(&cur, name)? else {
+                return Ok(None);
+            };
             walked.push('/');
             walked.push_str(&String::from_utf8_lossy(name));
             cur = self.read_inode(ino)?;
             if cur.file_type() == S_IFLNK {
-                return Err(EditError::Unsupported(format!("{walked} is a symbolic link; the editor does not follow links")));
+                return Err(EditError::Unsupported(format!(
+                    "{walked} is a symbolic link; the editor does not follow links"
+                )));
             }
         }
         Ok(Some(cur))
@@ -32,13 +36,17 @@ impl Fs<'_> {
         }
         let size = inode.size();
         if size > isize::MAX as u64 {
-            return Err(EditError::Unsupported(format!("{path}: {size} bytes do not fit in memory")));
+            return Err(EditError::Unsupported(format!(
+                "{path}: {size} bytes do not fit in memory"
+            )));
         }
         if inode.flags() & EXT4_INLINE_DATA_FL != 0 {
             if size <= 60 {
                 return Ok(inode.i_block()[..size as usize].to_vec());
             }
-            return Err(EditError::Unsupported(format!("{path}: inline data beyond the inode's 60 bytes")));
+            return Err(EditError::Unsupported(format!(
+                "{path}: inline data beyond the inode's 60 bytes"
+            )));
         }
         let mut out = vec![0u8; size as usize];
         let bs = self.sb.block_size;

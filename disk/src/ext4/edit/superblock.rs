@@ -95,22 +95,46 @@ impl Superblock {
         let log_cluster = le32(&raw, 0x1C);
         let incompat = le32(&raw, 0x60);
         let rev = le32(&raw, 0x4C);
-        let bad = |what: String| EditError::Corrupt(format!("superblock at byte {}: {what}", dev.abs(SUPERBLOCK_OFFSET)));
+        let bad = |what: String| {
+            EditError::Corrupt(format!(
+                "superblock at byte {}: {what}",
+                dev.abs(SUPERBLOCK_OFFSET)
+            ))
+        };
         if log_block > 6 {
             return Err(bad(format!("block size 1024<<{log_block} is invalid")));
         }
         let block_size = 1024u64 << log_block;
-        let blocks_count = u64::from(le32(&raw, 0x4)) | if incompat & INCOMPAT_64BIT != 0 { u64::from(le32(&raw, 0x150)) << 32 } else { 0 };
+        let blocks_count = u64::from(le32(&raw, 0x4))
+            | if incompat & INCOMPAT_64BIT != 0 {
+                u64::from(le32(&raw, 0x150)) << 32
+            } else {
+                0
+            };
         let blocks_per_group = u64::from(le32(&raw, 0x20));
         let inodes_per_group = le32(&raw, 0x28);
         let first_data_block = u64::from(le32(&raw, 0x14));
-        let (inode_size, first_ino) = if rev == 0 { (128, 11) } else { (usize::from(le16(&raw, 0x58)), le32(&raw, 0x54)) };
-        let desc_size = if incompat & INCOMPAT_64BIT != 0 { usize::from(le16(&raw, 0xFE)) } else { 32 };
-        if blocks_per_group == 0 || blocks_per_group > block_size * 8 || inodes_per_group == 0 || blocks_count <= first_data_block {
+        let (inode_size, first_ino) = if rev == 0 {
+            (128, 11)
+        } else {
+            (usize::from(le16(&raw, 0x58)), le32(&raw, 0x54))
+        };
+        let desc_size = if incompat & INCOMPAT_64BIT != 0 {
+            usize::from(le16(&raw, 0xFE))
+        } else {
+            32
+        };
+        if blocks_per_group == 0
+            || blocks_per_group > block_size * 8
+            || inodes_per_group == 0
+            || blocks_count <= first_data_block
+        {
             return Err(bad("group geometry is invalid".into()));
         }
         if log_cluster != log_block && le32(&raw, 0x64) & 0x200 != 0 {
-            return Err(EditError::Unsupported("feature bigalloc (clusters larger than blocks) is not supported".into()));
+            return Err(EditError::Unsupported(
+                "feature bigalloc (clusters larger than blocks) is not supported".into(),
+            ));
         }
         if !(128..=block_size as usize).contains(&inode_size) || !inode_size.is_power_of_two() {
             return Err(bad(format!("inode size {inode_size} is invalid")));
@@ -119,7 +143,11 @@ impl Superblock {
             return Err(bad(format!("group descriptor size {desc_size} is invalid")));
         }
         let groups = (blocks_count - first_data_block).div_ceil(blocks_per_group) as u32;
-        let csum_seed = if incompat & INCOMPAT_CSUM_SEED != 0 { le32(&raw, 0x270) } else { crc32c_raw(!0, &raw[0x68..0x78]) };
+        let csum_seed = if incompat & INCOMPAT_CSUM_SEED != 0 {
+            le32(&raw, 0x270)
+        } else {
+            crc32c_raw(!0, &raw[0x68..0x78])
+        };
         let sb = Superblock {
             block_size,
             blocks_count,
@@ -166,17 +194,29 @@ impl Superblock {
         ];
         for (bit, name) in named {
             if self.incompat & bit != 0 {
-                return Err(EditError::Unsupported(format!("feature {name} is not supported by the ext4 editor")));
+                return Err(EditError::Unsupported(format!(
+                    "feature {name} is not supported by the ext4 editor"
+                )));
             }
         }
         let unknown = self.incompat & !INCOMPAT_KNOWN;
         if unknown != 0 {
-            return Err(EditError::Unsupported(format!("unknown incompatible features 0x{unknown:x}")));
+            return Err(EditError::Unsupported(format!(
+                "unknown incompatible features 0x{unknown:x}"
+            )));
         }
-        let ro_named = [(0x100u32, "quota"), (0x200, "bigalloc"), (0x80, "snapshot"), (0x4000, "shared_blocks"), (0x1000, "read-only")];
+        let ro_named = [
+            (0x100u32, "quota"),
+            (0x200, "bigalloc"),
+            (0x80, "snapshot"),
+            (0x4000, "shared_blocks"),
+            (0x1000, "read-only"),
+        ];
         for (bit, name) in ro_named {
             if self.ro_compat & bit != 0 {
-                return Err(EditError::Unsupported(format!("feature {name} is not supported by the ext4 editor")));
+                return Err(EditError::Unsupported(format!(
+                    "feature {name} is not supported by the ext4 editor"
+                )));
             }
         }
         let unknown = self.ro_compat & !RO_COMPAT_KNOWN;
@@ -186,7 +226,10 @@ impl Superblock {
             )));
         }
         if self.has_ro(RO_COMPAT_METADATA_CSUM) && self.raw[0x175] != 1 {
-            return Err(EditError::Unsupported(format!("checksum type {} (only crc32c is known)", self.raw[0x175])));
+            return Err(EditError::Unsupported(format!(
+                "checksum type {} (only crc32c is known)",
+                self.raw[0x175]
+            )));
         }
         Ok(())
     }
