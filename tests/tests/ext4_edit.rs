@@ -222,6 +222,20 @@ fn metadata_csum_seed() {
     );
 }
 
+/// Upstream e2fsprogs 1.47 defaults add metadata_csum_seed and orphan_file (left alone).
+#[test]
+fn upstream_defaults_with_orphan_file() {
+    exercise(
+        &Img::mkfs(
+            "mkfs.ext4",
+            &["-O", "metadata_csum_seed,orphan_file"],
+            64 * MIB,
+            0,
+        ),
+        None,
+    );
+}
+
 #[test]
 fn small_inodes_128() {
     exercise(&Img::mkfs("mkfs.ext4", &["-I", "128"], 64 * MIB, 0), None);

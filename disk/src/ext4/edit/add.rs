@@ -179,7 +179,8 @@ impl Fs<'_> {
             *parent = p;
         }
         self.put_inode(file, phase);
-        for (inode, phase) in chain {
+        // Deepest first: a directory is written only after everything it names.
+        for (inode, phase) in chain.into_iter().rev() {
             if phase == Phase::NewInode || self.read_inode(inode.ino)?.raw != inode.raw {
                 self.put_inode(inode, phase);
             }

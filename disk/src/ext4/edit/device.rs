@@ -50,6 +50,8 @@ impl<'a> Dev<'a> {
 
     pub(crate) fn write(&self, pos: u64, buf: &[u8]) -> Result<(), EditError> {
         self.check(pos, buf.len())?;
+        #[cfg(test)]
+        crash::before_write(self.abs(pos))?;
         self.file
             .write_all_at(buf, self.abs(pos))
             .map_err(|source| EditError::Io {
@@ -63,5 +65,38 @@ impl<'a> Dev<'a> {
             offset: self.offset,
             source,
         })
+    }
+}
+
+/// Test hook: simulate a crash by failing every write after the first N (per thread).
+#[cfg(test)]
+pub(crate) mod crash {
+    use std::cell::Cell;
+
+    use super::EditError;
+
+    thread_local! {
+        static BUDGET: Cell<Option<usize>> = const { Cell::new(None) };
+        static WRITES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Allow `n` more writes (None: unlimited) and reset the write counter.
+    pub(crate) fn set_budget(n: Option<usize>) {
+        BUDGET.with(|b| b.set(n));
+        WRITES.with(|w| w.set(0));
+    }
+
+    pub(crate) fn writes() -> usize {
+        WRITES.with(|w| w.get())
+    }
+
+    pub(super) fn before_write(at: u64) -> Result<(), EditError> {
+        if BUDGET.with(|b| b.get()) == Some(0) {
+            let source = std::io::Error::other("simulated crash");
+            return Err(EditError::Io { offset: at, source });
+        }
+        BUDGET.with(|b| b.set(b.get().map(|n| n - 1)));
+        WRITES.with(|w| w.set(w.get() + 1));
+        Ok(())
     }
 }

@@ -60,6 +60,9 @@ pub(crate) struct Fs<'a> {
     pub dirty_groups: BTreeSet<u32>,
     blocks: BTreeMap<u64, PendingBlock>,
     inodes: BTreeMap<u32, (Phase, Inode)>,
+    /// Inode numbers in the order they were first planned, which is the order they are
+    /// written within a phase (callers plan children before the directories naming them).
+    inode_order: Vec<u32>,
     pub data_runs: Vec<DataRun>,
     /// Block runs (start, count) to release after everything else is written.
     pub to_free: Vec<(u64, u64)>,
@@ -79,6 +82,7 @@ impl<'a> Fs<'a> {
             dirty_groups: BTreeSet::new(),
             blocks: BTreeMap::new(),
             inodes: BTreeMap::new(),
+            inode_order: Vec::new(),
             data_runs: Vec::new(),
             to_free: Vec::new(),
         })
@@ -154,7 +158,13 @@ impl<'a> Fs<'a> {
     }
 
     pub(crate) fn put_inode(&mut self, inode: Inode, phase: Phase) {
-        let phase = self.inodes.get(&inode.ino).map_or(phase, |p| p.0);
+        let phase = match self.inodes.get(&inode.ino) {
+            Some(p) => p.0,
+            None => {
+                self.inode_order.push(inode.ino);
+                phase
+            }
+        };
         self.inodes.insert(inode.ino, (phase, inode));
     }
 
@@ -198,7 +208,8 @@ impl<'a> Fs<'a> {
     }
 
     fn write_inodes(&self, phase: Phase) -> Result<(), EditError> {
-        for (ino, (p, inode)) in &self.inodes {
+        for ino in &self.inode_order {
+            let (p, inode) = &self.inodes[ino];
             if *p == phase {
                 let mut i = inode.clone();
                 i.seal(&self.sb);

@@ -97,3 +97,6 @@ pub fn read_file(
         None => Ok(None),
     }
 }
+
+#[cfg(test)]
+mod crash_tests;
