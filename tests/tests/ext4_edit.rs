@@ -488,6 +488,38 @@ fn bad_paths_are_refused() {
     img.fsck_clean();
 }
 
+#[test]
+fn inline_data_directories_are_refused() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("small")).unwrap();
+    fs::write(src.path().join("small/f"), b"hi\n").unwrap();
+    let img = Img::mkfs(
+        "mkfs.ext4",
+        &["-O", "inline_data", "-d", src.path().to_str().unwrap()],
+        64 * MIB,
+        0,
+    );
+    let e = unchanged_after(&img, |i| {
+        i.add("/small/new", b"x", meta(0o644, 0, 0)).unwrap_err()
+    });
+    let msg = e.to_string();
+    assert!(
+        matches!(e, EditError::Unsupported(_))
+            && msg.contains("/small")
+            && msg.contains("inline data"),
+        "{msg}"
+    );
+    // Inline file content reads back; directories elsewhere still take new files.
+    assert_eq!(img.read("/small/f").unwrap(), b"hi\n");
+    let m = meta(0o644, 0, 0);
+    img.add("/new/dir/file", b"fine", m).unwrap();
+    img.fsck_clean();
+    img.kernel_reads(&BTreeMap::from([(
+        "/new/dir/file".to_string(),
+        (b"fine".to_vec(), m),
+    )]));
+}
+
 // ---- property test: random sequences stay clean and read back exactly ----
 
 mod property {

@@ -37,7 +37,7 @@ impl Fs<'_> {
         let mut walked = String::new();
         let mut depth = 0;
         for name in parents {
-            self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked })?;
+            self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked }, false)?;
             let Some(ino) = self.lookup(&cur, name)? else {
                 break;
             };
@@ -51,7 +51,7 @@ impl Fs<'_> {
             }
             depth += 1;
         }
-        self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked })?;
+        self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked }, true)?;
         let missing = &parents[depth..];
         let existing = if missing.is_empty() {
             self.lookup(&cur, last)?

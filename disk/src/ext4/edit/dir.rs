@@ -34,14 +34,23 @@ fn rec_len_needed(name_len: usize) -> usize {
 }
 
 impl Fs<'_> {
-    /// Refuse directory forms the editor cannot change.
-    pub(crate) fn check_dir(&self, dir: &Inode, path: &str) -> Result<(), EditError> {
+    /// Refuse directory forms the editor cannot read, or (`writing`) cannot change.
+    pub(crate) fn check_dir(
+        &self,
+        dir: &Inode,
+        path: &str,
+        writing: bool,
+    ) -> Result<(), EditError> {
         if !dir.is_dir() {
             return Err(EditError::BadPath(format!("{path}: not a directory")));
         }
         let f = dir.flags();
+        if writing && f & EXT4_INLINE_DATA_FL != 0 {
+            return Err(EditError::Unsupported(format!(
+                "directory {path} uses inline data, which the editor does not change"
+            )));
+        }
         for (flag, what) in [
-            (EXT4_INLINE_DATA_FL, "inline data"),
             (EXT4_ENCRYPT_FL, "encryption"),
             (EXT4_CASEFOLD_FL, "casefolding"),
         ] {
@@ -121,6 +130,9 @@ impl Fs<'_> {
 
     /// The inode a directory entry `name` points at, if any.
     pub(crate) fn lookup(&self, dir: &Inode, name: &[u8]) -> Result<Option<u32>, EditError> {
+        if dir.flags() & EXT4_INLINE_DATA_FL != 0 {
+            return self.lookup_inline(dir, name);
+        }
         for (_, phys) in self.dir_blocks(dir)? {
             let b = self.read_block(phys)?;
             let limit = self.dirent_limit(&b, false, phys)?;
@@ -128,6 +140,24 @@ impl Fs<'_> {
                 if ino != 0 && n == name {
                     return Ok(Some(ino));
                 }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Lookup in an inline directory: i_block holds the parent inode number, then entries.
+    /// Entries continued in the `system.data` xattr (directories over 60 bytes) are not read.
+    fn lookup_inline(&self, dir: &Inode, name: &[u8]) -> Result<Option<u32>, EditError> {
+        if dir.size() > 60 {
+            return Err(EditError::Unsupported(format!(
+                "inline directory inode {} continues in an extended attribute",
+                dir.ino
+            )));
+        }
+        let area = &dir.i_block()[4..];
+        for Dirent { ino, name: n, .. } in self.entries(area, area.len(), 0)? {
+            if ino != 0 && n == name {
+                return Ok(Some(ino));
             }
         }
         Ok(None)

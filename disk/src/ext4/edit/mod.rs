@@ -3,16 +3,20 @@
 //!
 //! CONTRACT: `add_file` keeps this signature.
 //!
-//! Written here rather than taken from the `ext4_rs` crate: that crate keeps its own block
-//! cache and device trait, does not cover gdt_csum (crc16), 32-bit descriptors, block-mapped
-//! inodes or BLOCK_UNINIT groups, and its output was never checked with e2fsck; proving it
-//! would have cost more than these few small modules, whose every write is judged by
-//! `e2fsck -fn` in tests/tests/ext4_edit.rs.
+//! Written here rather than taken from the `ext4_rs` crate (evaluated from its README only):
+//! its `BlockDevice` trait cannot report I/O errors (`read_offset` returns a `Vec`,
+//! `write_offset` nothing), its examples assume a fixed 4096-byte block (mke2fs makes 1 KiB
+//! blocks for small filesystems), it is built with a nightly toolchain, and it publishes no
+//! e2fsck results. Proving it under `e2fsck -fn` for every feature combination below would
+//! have cost more than these small modules, whose every write is judged by `e2fsck -fn` and
+//! the kernel in tests/tests/ext4_edit.rs.
 //!
 //! How an edit works: everything is read and planned in memory (path lookup, allocation,
 //! directory changes) so any error (bad path, unsupported feature, no space) comes before the
 //! first write; `fs::Fs::commit` then writes in an order where a crash leaves at worst
-//! allocated-but-unreferenced blocks or inodes, which e2fsck repairs. With a journal the
+//! allocated-but-unreferenced blocks or inodes (and stale counts or checksums), which e2fsck
+//! repairs; never an entry of the reachable tree naming something unwritten or free
+//! (`crash_tests` stops an edit after every write to check this). With a journal the
 //! edit is written in place, as debugfs does; a filesystem that needs journal recovery is
 //! refused.
 

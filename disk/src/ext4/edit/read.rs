@@ -14,7 +14,7 @@ impl Fs<'_> {
         let mut cur = self.read_inode(EXT2_ROOT_INO)?;
         let mut walked = String::new();
         for name in components(path)? {
-            self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked })?;
+            self.check_dir(&cur, if walked.is_empty() { "/" } else { &walked }, false)?;
             let Some(ino) = self.lookup(&cur, name)? else {
                 return Ok(None);
             };
