@@ -141,10 +141,14 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
 
 /// The acceptance sequence: nested new dirs, root file, replace, 5 MiB, 200 in one dir.
 fn exercise(img: &Img, existing: Option<&str>) {
+    let started = std::time::Instant::now();
     let mut want: BTreeMap<String, (Vec<u8>, NewFile)> = BTreeMap::new();
+    let (mut calls, mut bytes) = (0, 0);
     let mut put = |path: &str, data: Vec<u8>, m: NewFile| {
         img.add(path, &data, m)
             .unwrap_or_else(|e| panic!("add_file {path}: {e}"));
+        calls += 1;
+        bytes += data.len();
         want.insert(path.to_string(), (data, m));
     };
     put(
@@ -173,6 +177,10 @@ fn exercise(img: &Img, existing: Option<&str>) {
         let path = format!("/many/a-file-with-a-rather-long-name-to-fill-blocks-{i:04}");
         put(&path, format!("file {i}\n").into_bytes(), meta(0o644, i, i));
     }
+    eprintln!(
+        "{calls} add_file calls ({bytes} bytes) took {:?}",
+        started.elapsed()
+    );
     img.fsck_clean();
     for (path, (data, _)) in &want {
         assert!(

@@ -6,6 +6,9 @@ use super::EditError;
 
 pub(crate) const SUPERBLOCK_OFFSET: u64 = 1024;
 const EXT4_SUPER_MAGIC: u16 = 0xEF53;
+// s_state
+const EXT2_VALID_FS: u16 = 0x1;
+const EXT2_ERROR_FS: u16 = 0x2;
 
 // s_feature_incompat
 const INCOMPAT_COMPRESSION: u32 = 0x1;
@@ -183,6 +186,17 @@ impl Superblock {
     pub(crate) fn check_features(&self) -> Result<(), EditError> {
         if self.incompat & INCOMPAT_RECOVER != 0 {
             return Err(EditError::NeedsRecovery);
+        }
+        let state = le16(&self.raw, 0x3A);
+        if state & EXT2_ERROR_FS != 0 {
+            return Err(EditError::Corrupt(
+                "the superblock records errors (s_state)".into(),
+            ));
+        }
+        if state & EXT2_VALID_FS == 0 {
+            return Err(EditError::Unsupported(
+                "the filesystem is mounted or was not cleanly unmounted (s_state); run e2fsck first".into(),
+            ));
         }
         let named = [
             (INCOMPAT_COMPRESSION, "compression"),
