@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use disk::ext4::edit::{add_file, read_file, EditError, NewFile};
+use disk::ext4::{write_tree, Ext4Params, Flavor};
 use e2e::{require, run, Loop, Mount};
 
 const MIB: u64 = 1 << 20;
@@ -415,6 +416,80 @@ fn spanning_groups_block_mapped() {
     spanning_groups(&img, "(TIND)");
 }
 
+// ---- filesystems made by our own writer (disk::ext4::write_tree) ----
+
+/// `write_tree` of a small tree into [offset, offset+len) of a sparse file.
+fn ours(flavor: Flavor, len: u64, offset: u64, inode_size: u16, read_only_marker: bool) -> Img {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("etc/deep")).unwrap();
+    fs::write(src.path().join("etc/deep/conf"), b"old content").unwrap();
+    fs::write(src.path().join("etc/big"), noise(300_000, 9)).unwrap();
+    for i in 0..300 {
+        fs::write(
+            src.path()
+                .join(format!("etc/entry-with-a-long-name-{i:04}")),
+            b"e",
+        )
+        .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("disk.img");
+    let out = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&file)
+        .unwrap();
+    out.set_len(offset + len + MIB).unwrap();
+    let params = Ext4Params {
+        size: len,
+        label: "ROOT".into(),
+        uuid: *b"editor-test-uuid",
+        timestamp: 1_600_000_000,
+        flavor,
+        read_only_marker,
+        inode_size,
+        bytes_per_inode: 16384,
+        overrides: Vec::new(),
+    };
+    write_tree(Some(src.path()), &out, offset, &params).unwrap();
+    let img = Img {
+        _dir: dir,
+        file,
+        offset,
+        len,
+    };
+    // e2fsck refuses the marker's unknown feature bits, as it should.
+    if !read_only_marker {
+        img.fsck_clean();
+    }
+    img
+}
+
+#[test]
+fn our_writer_ext4_root_style_at_an_offset() {
+    let img = ours(Flavor::Ext4, 2162 * MIB, 2 * MIB, 256, false);
+    exercise(&img, Some("/etc/big"));
+    assert_eq!(img.read("/etc/deep/conf").unwrap(), b"old content");
+}
+
+#[test]
+fn our_writer_ext2_compatible() {
+    let img = ours(Flavor::Ext2Compat, 256 * MIB, 0, 128, false);
+    exercise(&img, Some("/etc/deep/conf"));
+}
+
+#[test]
+fn our_writer_read_only_marker_is_refused() {
+    let img = ours(Flavor::Ext2Compat, 64 * MIB, 0, 128, true);
+    let e = unchanged_after(&img, |i| i.add("/x", b"x", meta(0o644, 0, 0)).unwrap_err());
+    assert!(
+        matches!(e, EditError::Unsupported(_)) && e.to_string().contains("read-only"),
+        "{e}"
+    );
+}
+
 // ---- failures leave the filesystem unchanged ----
 
 fn sha256(p: &std::path::Path) -> String {
@@ -556,10 +631,19 @@ mod property {
     proptest! {
         #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
         #[test]
-        fn random_adds_stay_clean(ops in prop::collection::vec(op(), 1..12)) {
-            let img = Img::mkfs("mkfs.ext4", &[], 48 * MIB, 0);
+        fn random_adds_stay_clean(ops in prop::collection::vec(op(), 1..12), writer in any::<bool>()) {
+            // A mke2fs image (1 KiB blocks) or one from our writer (4 KiB blocks).
+            let img = if writer {
+                ours(Flavor::Ext4, 48 * MIB, 0, 256, false)
+            } else {
+                Img::mkfs("mkfs.ext4", &[], 48 * MIB, 0)
+            };
             let names = ["d", "etc", "x", "a-much-longer-directory-name"];
+            // In the writer's tree /etc/deep and /etc/big exist already.
             let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+            if writer {
+                files.insert("/etc/big".into(), noise(300_000, 9));
+            }
             for (parts, size, seed) in ops {
                 let path: String = parts.iter().map(|&p| format!("/{}", names[p as usize])).collect();
                 let data = noise(size, seed);
