@@ -152,9 +152,18 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        let bar = ui.step("mkfs ext4");
-        bar.set_message(a.output.display().to_string());
-        let report = ext4::write_tree(a.source.as_deref(), &f, 0, &params)?;
+        let bar = ui.bytes("mkfs ext4", 0);
+        let progress = |n: u64, total: u64| {
+            if n == 0 {
+                bar.set_length(total);
+            }
+            bar.inc(n);
+        };
+        let report = if ui.quiet() {
+            ext4::write_tree(a.source.as_deref(), &f, 0, &params)?
+        } else {
+            ext4::write_tree_with_progress(a.source.as_deref(), &f, 0, &params, &progress)?
+        };
         f.sync_all()
             .with_context(|| format!("syncing {}", tmp.display()))?;
         bar.finish_and_clear();

@@ -19,14 +19,34 @@ fn c(p: &Path) -> CString {
 fn setxattr(p: &Path, name: &str, value: &[u8]) {
     let n = CString::new(name).unwrap();
     // SAFETY: valid C strings and a valid value buffer.
-    let rc = unsafe { libc::lsetxattr(c(p).as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    assert_eq!(rc, 0, "setxattr {name} on {}: {}", p.display(), std::io::Error::last_os_error());
+    let rc = unsafe {
+        libc::lsetxattr(
+            c(p).as_ptr(),
+            n.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setxattr {name} on {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn mknod(p: &Path, mode: u32, major: u32, minor: u32) {
     // SAFETY: valid C string.
     let rc = unsafe { libc::mknod(c(p).as_ptr(), mode, libc::makedev(major, minor)) };
-    assert_eq!(rc, 0, "mknod {}: {}", p.display(), std::io::Error::last_os_error());
+    assert_eq!(
+        rc,
+        0,
+        "mknod {}: {}",
+        p.display(),
+        std::io::Error::last_os_error()
+    );
 }
 
 fn chown(p: &Path, uid: u32, gid: u32) {
@@ -46,7 +66,9 @@ fn every_kind(root: &Path) {
     w("empty", b"");
     w("small", b"x");
     w("oneblock", &[7u8; 4096]);
-    let multi: Vec<u8> = (0..5_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let multi: Vec<u8> = (0..5_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     w("multi", &multi);
     // 3 GiB with two islands of data: holes must stay holes.
     let f = fs::File::create(root.join("sparse")).unwrap();
@@ -83,8 +105,18 @@ fn every_kind(root: &Path) {
     chown(&root.join("fast"), 42, 43);
     setxattr(&root.join("small"), "user.mime", b"text/plain");
     setxattr(&root.join("small"), "trusted.note", b"1");
-    setxattr(&root.join("oneblock"), "security.capability", &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    setxattr(&root.join("oneblock"), "security.selinux", b"system_u:object_r:bin_t:s0\0");
+    setxattr(
+        &root.join("oneblock"),
+        "security.capability",
+        &[
+            1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ],
+    );
+    setxattr(
+        &root.join("oneblock"),
+        "security.selinux",
+        b"system_u:object_r:bin_t:s0\0",
+    );
     // Too big for the inode: goes to an xattr block (shared by the two files).
     for f in ["multi", "empty"] {
         setxattr(&root.join(f), "user.big", &[b'v'; 1500]);
@@ -95,7 +127,9 @@ fn every_kind(root: &Path) {
 
 fn mkfs(source: Option<&Path>, out: &Path, size: &str, extra: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(bin("coreos-build"));
-    cmd.env("SOURCE_DATE_EPOCH", EPOCH).args(["-q", "mkfs", "ext4", "--size", size, "--output"]).arg(out);
+    cmd.env("SOURCE_DATE_EPOCH", EPOCH)
+        .args(["-q", "mkfs", "ext4", "--size", size, "--output"])
+        .arg(out);
     if let Some(s) = source {
         cmd.arg("--source").arg(s);
     }
@@ -107,15 +141,29 @@ fn mkfs(source: Option<&Path>, out: &Path, size: &str, extra: &[&str]) -> std::p
 fn fsck_clean(img: &Path) {
     require("e2fsck");
     let out = Command::new("e2fsck").arg("-fn").arg(img).output().unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && !text.contains("Fix?") && !text.contains("Fix<y>?"), "e2fsck -fn {}:\n{text}", img.display());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && !text.contains("Fix?") && !text.contains("Fix<y>?"),
+        "e2fsck -fn {}:\n{text}",
+        img.display()
+    );
 }
 
 /// A copy of an image with the read-only marker cleared (e2fsck refuses the marked one).
 fn without_marker(img: &Path) -> tempfile::NamedTempFile {
     let copy = tempfile::NamedTempFile::new_in(img.parent().unwrap()).unwrap();
-    run(Command::new("cp").arg("--sparse=always").arg(img).arg(copy.path()));
-    let f = fs::OpenOptions::new().write(true).open(copy.path()).unwrap();
+    run(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(img)
+        .arg(copy.path()));
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(copy.path())
+        .unwrap();
     use std::os::unix::fs::FileExt;
     f.write_all_at(&[0], 0x467).unwrap();
     copy
@@ -134,7 +182,9 @@ fn xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
             let cn = CString::new(name).unwrap();
             let mut v = vec![0u8; 65536];
             // SAFETY: valid buffers.
-            let r = unsafe { libc::lgetxattr(cp.as_ptr(), cn.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
+            let r = unsafe {
+                libc::lgetxattr(cp.as_ptr(), cn.as_ptr(), v.as_mut_ptr().cast(), v.len())
+            };
             assert!(r >= 0);
             v.truncate(r as usize);
             (name.to_vec(), v)
@@ -153,9 +203,20 @@ fn compare(src: &Path, img: &Path) {
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let (s, i) = (src.join(&rel), img.join(&rel));
-        let mut sn: Vec<_> = fs::read_dir(&s).unwrap().map(|e| e.unwrap().file_name()).collect();
-        let mut inames: Vec<_> = fs::read_dir(&i).unwrap().map(|e| e.unwrap().file_name()).collect();
-        sn.retain(|n| !fs::symlink_metadata(s.join(n)).unwrap().file_type().is_socket_like());
+        let mut sn: Vec<_> = fs::read_dir(&s)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        let mut inames: Vec<_> = fs::read_dir(&i)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        sn.retain(|n| {
+            !fs::symlink_metadata(s.join(n))
+                .unwrap()
+                .file_type()
+                .is_socket_like()
+        });
         if rel.as_os_str().is_empty() {
             inames.retain(|n| n != "lost+found" || sn.iter().any(|x| x == "lost+found"));
         }
@@ -165,10 +226,17 @@ fn compare(src: &Path, img: &Path) {
         for n in sn {
             let r = rel.join(&n);
             let (sp, ip) = (src.join(&r), img.join(&r));
-            let (sm, im) = (fs::symlink_metadata(&sp).unwrap(), fs::symlink_metadata(&ip).unwrap());
+            let (sm, im) = (
+                fs::symlink_metadata(&sp).unwrap(),
+                fs::symlink_metadata(&ip).unwrap(),
+            );
             let what = r.display().to_string();
             assert_eq!(sm.mode(), im.mode(), "mode of {what}");
-            assert_eq!((sm.uid(), sm.gid()), (im.uid(), im.gid()), "owner of {what}");
+            assert_eq!(
+                (sm.uid(), sm.gid()),
+                (im.uid(), im.gid()),
+                "owner of {what}"
+            );
             assert_eq!(xattrs(&sp), xattrs(&ip), "xattrs of {what}");
             let ft = sm.file_type();
             if ft.is_dir() {
@@ -177,14 +245,30 @@ fn compare(src: &Path, img: &Path) {
                 assert_eq!(sm.nlink(), im.nlink(), "link count of {what}");
                 let a = *links.entry(sm.ino()).or_insert(im.ino());
                 let b = *back.entry(im.ino()).or_insert(sm.ino());
-                assert!(a == im.ino() && b == sm.ino(), "hard-link groups differ at {what}");
+                assert!(
+                    a == im.ino() && b == sm.ino(),
+                    "hard-link groups differ at {what}"
+                );
                 if ft.is_file() {
                     assert_eq!(sm.size(), im.size(), "size of {what}");
-                    assert_eq!(e2e::sha256_file(&sp), e2e::sha256_file(&ip), "content of {what}");
+                    assert_eq!(
+                        e2e::sha256_file(&sp),
+                        e2e::sha256_file(&ip),
+                        "content of {what}"
+                    );
                     // Holes stay holes: the image copy uses no more blocks than the source.
-                    assert!(im.blocks() <= sm.blocks() + 8 * 4, "{what} lost its holes: {} > {}", im.blocks(), sm.blocks());
+                    assert!(
+                        im.blocks() <= sm.blocks() + 8 * 4,
+                        "{what} lost its holes: {} > {}",
+                        im.blocks(),
+                        sm.blocks()
+                    );
                 } else if ft.is_symlink() {
-                    assert_eq!(fs::read_link(&sp).unwrap(), fs::read_link(&ip).unwrap(), "target of {what}");
+                    assert_eq!(
+                        fs::read_link(&sp).unwrap(),
+                        fs::read_link(&ip).unwrap(),
+                        "target of {what}"
+                    );
                 } else {
                     assert_eq!(sm.rdev(), im.rdev(), "device number of {what}");
                 }
@@ -249,10 +333,22 @@ fn minbase_usr_ext2compat_read_only() {
     let work = tempfile::tempdir().unwrap();
     let img = work.path().join("usr.img");
     let size = (260094u64 * 4096).to_string();
-    mkfs(Some(&usr), &img, &size, &["--ext2", "--read-only", "--label", "USR-A"]);
+    mkfs(
+        Some(&usr),
+        &img,
+        &size,
+        &["--ext2", "--read-only", "--label", "USR-A"],
+    );
     assert_eq!(fs::read(&img).unwrap()[0x467], 0xff, "read-only marker");
-    let out = Command::new("e2fsck").arg("-fn").arg(&img).output().unwrap();
-    assert!(!out.status.success(), "e2fsck should refuse the marked filesystem");
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "e2fsck should refuse the marked filesystem"
+    );
     fsck_clean(without_marker(&img).path());
     let lo = Loop::attach(&img, false);
     {
@@ -260,7 +356,12 @@ fn minbase_usr_ext2compat_read_only() {
         compare(&usr, m.path());
     }
     let dir = tempfile::tempdir().unwrap();
-    let rw = Command::new("mount").args(["-t", "ext4", "-o", "rw"]).arg(&lo.dev).arg(dir.path()).output().unwrap();
+    let rw = Command::new("mount")
+        .args(["-t", "ext4", "-o", "rw"])
+        .arg(&lo.dev)
+        .arg(dir.path())
+        .output()
+        .unwrap();
     if rw.status.success() {
         let _ = Command::new("umount").arg(dir.path()).status();
         panic!("the kernel mounted a read-only-marked filesystem read-write");
@@ -276,7 +377,11 @@ fn builds_are_byte_identical() {
         let (a, b) = (work.path().join("a.img"), work.path().join("b.img"));
         mkfs(Some(src.path()), &a, "128MiB", extra);
         mkfs(Some(src.path()), &b, "128MiB", extra);
-        assert_eq!(e2e::sha256_file(&a), e2e::sha256_file(&b), "two builds differ ({extra:?})");
+        assert_eq!(
+            e2e::sha256_file(&a),
+            e2e::sha256_file(&b),
+            "two builds differ ({extra:?})"
+        );
         fs::remove_file(&a).unwrap();
         fs::remove_file(&b).unwrap();
     }
@@ -295,9 +400,16 @@ fn too_large_tree_fails_with_numbers_and_no_output() {
             .arg("--output")
             .arg(&img),
     );
-    assert!(msg.contains("does not fit") && msg.contains("short by"), "{msg}");
+    assert!(
+        msg.contains("does not fit") && msg.contains("short by"),
+        "{msg}"
+    );
     assert!(!img.exists(), "a failed build left {}", img.display());
-    assert_eq!(fs::read_dir(work.path()).unwrap().count(), 0, "a failed build left a temporary file");
+    assert_eq!(
+        fs::read_dir(work.path()).unwrap().count(),
+        0,
+        "a failed build left a temporary file"
+    );
 }
 
 #[test]
@@ -311,11 +423,20 @@ fn empty_filesystem_and_owner_manifest() {
     fs::create_dir(src.path().join("bin")).unwrap();
     fs::write(src.path().join("bin/su"), b"#!/bin/sh\n").unwrap();
     let manifest = work.path().join("owners");
-    fs::write(&manifest, "# path uid gid mode\n/ 0 0 755\nbin 0 0 755\nbin/su 0 0 4755\n").unwrap();
+    fs::write(
+        &manifest,
+        "# path uid gid mode\n/ 0 0 755\nbin 0 0 755\nbin/su 0 0 4755\n",
+    )
+    .unwrap();
     // Owned by an ordinary user in the source; root-owned setuid in the image.
     chown(&src.path().join("bin/su"), 1000, 1000);
     let img2 = work.path().join("owned.img");
-    mkfs(Some(src.path()), &img2, "64MiB", &["--owners", manifest.to_str().unwrap()]);
+    mkfs(
+        Some(src.path()),
+        &img2,
+        "64MiB",
+        &["--owners", manifest.to_str().unwrap()],
+    );
     fsck_clean(&img2);
     let lo = Loop::attach(&img2, false);
     let m = Mount::ro(&lo.dev, "ext4");

@@ -111,7 +111,19 @@ pub fn write_tree(
     offset: u64,
     params: &Ext4Params,
 ) -> Result<WriteReport, Ext4Error> {
-    if offset % BLOCK_SIZE != 0 {
+    write_tree_with_progress(source, out, offset, params, &|_, _| {})
+}
+
+/// `write_tree`, calling `progress(bytes_just_copied, total_bytes)` as file data is copied
+/// (from the copy threads, hence `Sync`).
+pub fn write_tree_with_progress(
+    source: Option<&Path>,
+    out: &File,
+    offset: u64,
+    params: &Ext4Params,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<WriteReport, Ext4Error> {
+    if !offset.is_multiple_of(BLOCK_SIZE) {
         return Err(Ext4Error::Invalid(format!(
             "offset {offset} is not a multiple of {BLOCK_SIZE}"
         )));
@@ -128,7 +140,7 @@ pub fn write_tree(
     let report = plan.report.clone();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
-    write::write(plan, out, offset, 2)?;
+    write::write(plan, out, offset, 2, progress)?;
     tracing::debug!(?report, ?scanned, ?planned, written = ?started.elapsed(), "ext4 written");
     Ok(report)
 }

@@ -123,7 +123,7 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
         if len > 0 {
             let runs = alloc.alloc(len);
             metadata.push((runs[0].start, journal::superblock(len, &p.uuid)));
-            let maps = zip(&[0..len], &runs);
+            let maps = zip(std::slice::from_ref(&(0..len)), &runs);
             let placed = map_blocks(
                 &maps,
                 &mut alloc,
@@ -580,7 +580,7 @@ fn place_blocks(
 ) -> Result<Placed, Ext4Error> {
     let n = blocks.len() as u64;
     let runs = alloc.alloc(n);
-    let maps = zip(&[0..n], &runs);
+    let maps = zip(std::slice::from_ref(&(0..n)), &runs);
     for (b, phys) in blocks.into_iter().zip(runs.iter().cloned().flatten()) {
         metadata.push((phys, b));
     }
