@@ -443,3 +443,21 @@ fn empty_filesystem_and_owner_manifest() {
     let md = fs::symlink_metadata(m.path().join("bin/su")).unwrap();
     assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (0, 0, 0o4755));
 }
+
+#[test]
+fn block_device_output_ignores_old_content() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("hello"), b"hello").unwrap();
+    fs::create_dir(src.path().join("dir")).unwrap();
+    fs::write(src.path().join("dir/data"), vec![9u8; 300_000]).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let backing = work.path().join("disk.img");
+    // Old content everywhere: BLKZEROOUT must make the range read as zeros first.
+    fs::write(&backing, vec![0xA5u8; 64 << 20]).unwrap();
+    {
+        let lo = Loop::attach(&backing, false);
+        mkfs(Some(src.path()), &lo.dev, "64MiB", &["--label", "DEV"]);
+    }
+    fsck_clean(&backing);
+    mount_and_compare(src.path(), &backing);
+}
