@@ -22,6 +22,7 @@ pub mod plan;
 mod roundtrip_tests;
 pub mod scan;
 pub mod superblock;
+mod tables;
 mod write;
 pub mod xattr;
 
