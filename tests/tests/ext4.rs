@@ -468,7 +468,11 @@ fn block_device_output_ignores_old_content() {
 fn grub_reads_both_flavours() {
     require("grub-fstest");
     let src = tempfile::tempdir().unwrap();
-    fs::write(src.path().join("grub.cfg"), b"set oem_id=test\nset linux_append=\"\"\n").unwrap();
+    fs::write(
+        src.path().join("grub.cfg"),
+        b"set oem_id=test\nset linux_append=\"\"\n",
+    )
+    .unwrap();
     fs::create_dir(src.path().join("sub")).unwrap();
     let big: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
     fs::write(src.path().join("sub/big"), &big).unwrap();
@@ -477,10 +481,22 @@ fn grub_reads_both_flavours() {
         let img = work.path().join("oem.img");
         let _ = fs::remove_file(&img);
         mkfs(Some(src.path()), &img, "128MiB", extra);
-        let out = run(Command::new("grub-fstest").arg(&img).args(["cat", "(loop0)/grub.cfg"]));
-        assert_eq!(out.stdout, fs::read(src.path().join("grub.cfg")).unwrap(), "grub.cfg via GRUB ({extra:?})");
+        let out = run(Command::new("grub-fstest")
+            .arg(&img)
+            .args(["cat", "(loop0)/grub.cfg"]));
+        assert_eq!(
+            out.stdout,
+            fs::read(src.path().join("grub.cfg")).unwrap(),
+            "grub.cfg via GRUB ({extra:?})"
+        );
         let copy = work.path().join("big.out");
-        run(Command::new("grub-fstest").arg(&img).args(["cp", "(loop0)/sub/big"]).arg(&copy));
-        assert!(fs::read(&copy).unwrap() == big, "sub/big via GRUB differs ({extra:?})");
+        run(Command::new("grub-fstest")
+            .arg(&img)
+            .args(["cp", "(loop0)/sub/big"])
+            .arg(&copy));
+        assert!(
+            fs::read(&copy).unwrap() == big,
+            "sub/big via GRUB differs ({extra:?})"
+        );
     }
 }

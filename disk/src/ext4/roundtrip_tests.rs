@@ -285,3 +285,34 @@ fn inode_exhaustion_is_reported() {
 }
 
 use scan::Tree;
+
+#[test]
+fn fragmented_sparse_file_gets_a_deep_extent_tree() {
+    // 2000 islands of data: 2000 extents, more than one level of leaves holds.
+    let src = tempfile::tempdir().unwrap();
+    let f = fs::File::create(src.path().join("islands")).unwrap();
+    f.set_len(2000 * 65536).unwrap();
+    for i in 0..2000u64 {
+        f.write_all_at(&[(i % 250) as u8 + 1; 4096], i * 65536)
+            .unwrap();
+    }
+    drop(f);
+    for flavor in [Flavor::Ext4, Flavor::Ext2Compat] {
+        let work = tempfile::tempdir().unwrap();
+        let img = work.path().join("fs.img");
+        let out = fs::File::create(&img).unwrap();
+        write_tree(Some(src.path()), &out, 0, &params(flavor)).unwrap();
+        drop(out);
+        fsck(&img);
+        let dump = work.path().join("out");
+        fs::create_dir(&dump).unwrap();
+        let r = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("rdump / {}", dump.display()))
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(r.status.success());
+        same_tree(src.path(), &dump, true);
+    }
+}
