@@ -664,4 +664,26 @@ mod property {
             }
         }
     }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+        /// Damaged metadata gives errors, never a panic (nor a hang).
+        #[test]
+        fn corrupted_metadata_never_panics(flips in prop::collection::vec((0usize..400 * 1024, any::<u8>()), 1..40)) {
+            let img = Img::mkfs("mkfs.ext4", &["-O", "^has_journal", "-N", "64"], 8 * MIB, 0);
+            img.add("/etc/f", &noise(20_000, 1), meta(0o644, 0, 0)).unwrap();
+            for i in 0..40 {
+                img.add(&format!("/etc/entry-{i}"), b"x", meta(0o644, 0, 0)).unwrap();
+            }
+            let mut bytes = fs::read(&img.file).unwrap();
+            for (at, v) in flips {
+                bytes[at] ^= v | 1;
+            }
+            fs::write(&img.file, &bytes).unwrap();
+            let f = img.open();
+            let _ = read_file(&f, 0, img.len, "/etc/f");
+            let _ = add_file(&f, 0, img.len, "/etc/new/file", &noise(50_000, 2), meta(0o644, 0, 0));
+            let _ = add_file(&f, 0, img.len, "/etc/f", b"replaced", meta(0o644, 0, 0));
+        }
+    }
 }

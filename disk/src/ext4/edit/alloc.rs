@@ -153,7 +153,12 @@ impl Fs<'_> {
             set_bit(bm, b - first, true);
         }
         let d = &mut self.descs[g as usize];
-        d.set_free_blocks(d.free_blocks() - count as u32);
+        let free = d.free_blocks().checked_sub(count as u32).ok_or_else(|| {
+            EditError::Corrupt(format!(
+                "group {g} counts fewer free blocks than its bitmap shows"
+            ))
+        })?;
+        d.set_free_blocks(free);
         d.set_flags(d.flags() & !BG_BLOCK_UNINIT);
         self.dirty_groups.insert(g);
         Ok(())

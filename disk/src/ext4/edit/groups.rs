@@ -123,7 +123,10 @@ pub(crate) fn read_descs(dev: &Dev, sb: &Superblock) -> Result<Vec<Desc>, EditEr
         let end = sb.blocks_count;
         let it_blocks =
             (u64::from(sb.inodes_per_group) * sb.inode_size as u64).div_ceil(sb.block_size);
-        if d.block_bitmap() >= end || d.inode_bitmap() >= end || d.inode_table() + it_blocks > end {
+        if d.block_bitmap() >= end
+            || d.inode_bitmap() >= end
+            || d.inode_table().saturating_add(it_blocks) > end
+        {
             return Err(EditError::Corrupt(format!(
                 "group descriptor {g} (file offset {}) points outside the filesystem",
                 dev.abs(desc_pos(sb, g as u32))

@@ -130,7 +130,9 @@ impl Superblock {
         if blocks_per_group == 0
             || blocks_per_group > block_size * 8
             || inodes_per_group == 0
+            || u64::from(inodes_per_group) > block_size * 8
             || blocks_count <= first_data_block
+            || first_data_block > 1
         {
             return Err(bad("group geometry is invalid".into()));
         }
@@ -170,10 +172,20 @@ impl Superblock {
             csum_seed,
             raw,
         };
-        if sb.blocks_count * block_size > dev.len() {
+        if u64::from(sb.inodes_count) != u64::from(groups) * u64::from(inodes_per_group) {
+            return Err(bad(format!(
+                "{} inodes is not {groups} groups of {inodes_per_group}",
+                sb.inodes_count
+            )));
+        }
+        if sb
+            .blocks_count
+            .checked_mul(block_size)
+            .is_none_or(|b| b > dev.len())
+        {
             return Err(bad(format!(
                 "the filesystem is {} bytes ({} blocks of {}) but its range is only {} bytes",
-                sb.blocks_count * block_size,
+                sb.blocks_count.saturating_mul(block_size),
                 sb.blocks_count,
                 block_size,
                 dev.len()
