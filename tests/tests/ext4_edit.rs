@@ -293,6 +293,31 @@ fn upstream_defaults_with_orphan_file() {
     );
 }
 
+/// meta_bg: descriptor blocks spread over the groups they describe (1 KiB blocks: 16
+/// descriptors per block, so a 64 MiB filesystem has several meta groups).
+#[test]
+fn meta_bg() {
+    let img = Img::mkfs("mkfs.ext4", &["-O", "meta_bg,^resize_inode"], 64 * MIB, 0);
+    assert!(features(&img).contains("meta_bg"));
+    exercise(&img, None);
+}
+
+#[test]
+fn meta_bg_gdt_csum_32bit() {
+    let img = Img::mkfs(
+        "mkfs.ext4",
+        &[
+            "-O",
+            "meta_bg,^resize_inode,^metadata_csum,^64bit,uninit_bg",
+            "-b",
+            "1024",
+        ],
+        128 * MIB,
+        0,
+    );
+    spanning_groups(&img, "(ETB0)");
+}
+
 #[test]
 fn small_inodes_128() {
     exercise(&Img::mkfs("mkfs.ext4", &["-I", "128"], 64 * MIB, 0), None);
