@@ -319,6 +319,11 @@ fn meta_bg_gdt_csum_32bit() {
 }
 
 #[test]
+fn two_kib_blocks() {
+    exercise(&Img::mkfs("mkfs.ext4", &["-b", "2048"], 96 * MIB, 0), None);
+}
+
+#[test]
 fn small_inodes_128() {
     exercise(&Img::mkfs("mkfs.ext4", &["-I", "128"], 64 * MIB, 0), None);
 }
