@@ -141,6 +141,9 @@ pub fn sign_detached(key: &SecretKey, mut data: impl Read) -> Result<Vec<u8>, Ke
 pub fn clearsign(key: &SecretKey, text: &str) -> Result<String, KeyError> {
     let signer = key.signing_key();
     let err = |source| KeyError::Sign { key_id: key.key_id(), source };
+    // The line break before the signature armor is framing, not signed text (RFC 9580 7.1);
+    // rPGP adds it itself, so a final newline would otherwise appear twice.
+    let text = text.strip_suffix('\n').unwrap_or(text);
     let msg = CleartextSignedMessage::new_many(text, |normalized| {
         Ok(vec![signer.sign(SignatureType::Text, normalized.as_bytes())?])
     })
