@@ -19,7 +19,7 @@ mod verify;
 pub use error::KeyError;
 pub use generate::generate;
 pub use ring::KeyRing;
-pub use sign::{clearsign, sign_detached, SecretKey};
+pub use sign::{clearsign, sign_detached, DetachedSigner, SecretKey};
 pub use verify::{StreamVerifier, Verified};
 
 /// Upper-case hex, as gpg prints key ids and fingerprints.

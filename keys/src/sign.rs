@@ -125,16 +125,52 @@ fn config(key: &impl SigningKey, typ: SignatureType) -> pgp::errors::Result<Sign
 
 /// A binary detached signature over `data`, as `gpg --detach-sign` writes.
 pub fn sign_detached(key: &SecretKey, mut data: impl Read) -> Result<Vec<u8>, KeyError> {
-    let signer = key.signing_key();
-    // Read errors must surface as I/O errors, not as signing errors: hash through a reader that remembers them.
-    let mut failed = None;
-    let reader = ErrorKeepingReader { inner: &mut data, failed: &mut failed };
-    let sig = signer.sign(SignatureType::Binary, reader);
-    if let Some(e) = failed {
-        return Err(KeyError::Read(e));
+    let mut signer = DetachedSigner::new(key)?;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = data.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        signer.update(&buf[..n]);
     }
-    let sig = sig.map_err(|source| KeyError::Sign { key_id: key.key_id(), source })?;
-    DetachedSignature::new(sig).to_bytes().map_err(|source| KeyError::Sign { key_id: key.key_id(), source })
+    signer.finish()
+}
+
+/// A detached signature made from data fed in pieces (the release writer signs the
+/// compressed image while writing it, without reading it back).
+pub struct DetachedSigner {
+    key: SecretKey,
+    hasher: pgp::packet::SignatureHasher,
+}
+
+impl DetachedSigner {
+    pub fn new(key: &SecretKey) -> Result<DetachedSigner, KeyError> {
+        let err = |source| KeyError::Sign { key_id: key.key_id(), source };
+        let config = match key.signing_key() {
+            Component::Primary(k) => config(k, SignatureType::Binary),
+            Component::Subkey(k) => config(k, SignatureType::Binary),
+        }
+        .map_err(err)?;
+        let hasher = config.into_hasher().map_err(err)?;
+        Ok(DetachedSigner { key: key.clone(), hasher })
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        // Hashing into memory cannot fail.
+        let _ = std::io::Write::write_all(&mut self.hasher, data);
+    }
+
+    /// The binary signature packet.
+    pub fn finish(self) -> Result<Vec<u8>, KeyError> {
+        let err = |source| KeyError::Sign { key_id: self.key.key_id(), source };
+        let sig = match self.key.signing_key() {
+            Component::Primary(k) => self.hasher.sign(k, &Password::empty()),
+            Component::Subkey(k) => self.hasher.sign(k, &Password::empty()),
+        }
+        .map_err(err)?;
+        DetachedSignature::new(sig).to_bytes().map_err(err)
+    }
 }
 
 /// `text` with an armored cleartext signature, as `gpg --clearsign` writes.
@@ -149,15 +185,4 @@ pub fn clearsign(key: &SecretKey, text: &str) -> Result<String, KeyError> {
     })
     .map_err(err)?;
     msg.to_armored_string(ArmorOptions::default()).map_err(err)
-}
-
-struct ErrorKeepingReader<'a, R: Read> {
-    inner: &'a mut R,
-    failed: &'a mut Option<std::io::Error>,
-}
-
-impl<R: Read> Read for ErrorKeepingReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| *self.failed = Some(std::io::Error::new(e.kind(), e.to_string())))
-    }
 }
