@@ -102,13 +102,15 @@ impl Component<'_> {
     }
 }
 
-/// Signature creation time: `SOURCE_DATE_EPOCH` when set (reproducible releases), else now.
-fn creation_time() -> Timestamp {
-    std::env::var("SOURCE_DATE_EPOCH")
+/// Signature creation time: `SOURCE_DATE_EPOCH` when set (reproducible releases), else now;
+/// never before the key's own creation, which gpg rejects as a "time conflict".
+fn creation_time(key: &impl KeyDetails) -> Timestamp {
+    let t = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .map(Timestamp::from_secs)
-        .unwrap_or_else(Timestamp::now)
+        .unwrap_or_else(Timestamp::now);
+    Timestamp::from_secs(t.as_secs().max(key.created_at().as_secs()))
 }
 
 /// The same subpackets gpg writes: creation time and issuer fingerprint hashed, issuer key id
@@ -117,7 +119,7 @@ fn config(key: &impl SigningKey, typ: SignatureType) -> pgp::errors::Result<Sign
     let mut config = SignatureConfig::v4(typ, key.algorithm(), HASH);
     config.hashed_subpackets = vec![
         Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint()))?,
-        Subpacket::regular(SubpacketData::SignatureCreationTime(creation_time()))?,
+        Subpacket::regular(SubpacketData::SignatureCreationTime(creation_time(key)))?,
     ];
     config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(key.legacy_key_id()))?];
     Ok(config)
