@@ -16,9 +16,13 @@ fn main() {
     for k in &keys {
         println!("cargo:rerun-if-changed={}", k.display());
         let name = k.file_name().unwrap().to_string_lossy();
-        out.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", k.display().to_string()));
+        out.push_str(&format!(
+            "    ({name:?}, include_bytes!({:?})),\n",
+            k.display().to_string()
+        ));
     }
     out.push_str("];\n");
-    let dest = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_keys.rs");
+    let dest =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("embedded_keys.rs");
     fs::write(dest, out).expect("write embedded_keys.rs");
 }

@@ -17,7 +17,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
     let secret_path = args.output.join("signing-key.asc");
     let public_path = args.output.join("signing-key.pub.asc");
     for p in [&secret_path, &public_path] {
@@ -30,7 +31,11 @@ pub fn run(args: Args) -> Result<()> {
     write_new(&secret_path, secret.as_bytes(), 0o600)?;
     let key = keys::SecretKey::from_armored(secret.as_bytes())?;
     println!("{}", key.fingerprint());
-    tracing::info!("wrote {} and {}", secret_path.display(), public_path.display());
+    tracing::info!(
+        "wrote {} and {}",
+        secret_path.display(),
+        public_path.display()
+    );
     Ok(())
 }
 

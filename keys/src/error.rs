@@ -3,7 +3,10 @@
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("unparsable key file {what}: {source}")]
-    UnparsableKey { what: String, source: pgp::errors::Error },
+    UnparsableKey {
+        what: String,
+        source: pgp::errors::Error,
+    },
     #[error("{what} holds no OpenPGP {kind} key")]
     NoKeyInFile { what: String, kind: &'static str },
     #[error("secret key {key_id} is protected by a passphrase; export it without one (gpg --export-secret-keys with an empty passphrase)")]
@@ -21,7 +24,10 @@ pub enum KeyError {
     #[error("bad signature by key {key_id}: {reason}")]
     BadSignature { key_id: String, reason: String },
     #[error("signing with key {key_id} failed: {source}")]
-    Sign { key_id: String, source: pgp::errors::Error },
+    Sign {
+        key_id: String,
+        source: pgp::errors::Error,
+    },
     #[error("reading the data to sign: {0}")]
     Read(#[from] std::io::Error),
     #[error("key generation failed: {0}")]

@@ -14,10 +14,23 @@ pub fn generate(uid: &str) -> Result<(String, String), KeyError> {
         .can_certify(true)
         .can_sign(true)
         .primary_user_id(uid.to_string())
-        .preferred_hash_algorithms([HashAlgorithm::Sha512, HashAlgorithm::Sha256].into_iter().collect());
-    let params = params.build().map_err(|e| KeyError::Generate(e.to_string()))?;
-    let key = params.generate(rand::thread_rng()).map_err(|e| KeyError::Generate(e.to_string()))?;
-    let secret = key.to_armored_string(ArmorOptions::default()).map_err(|e| KeyError::Generate(e.to_string()))?;
-    let public = key.to_public_key().to_armored_string(ArmorOptions::default()).map_err(|e| KeyError::Generate(e.to_string()))?;
+        .preferred_hash_algorithms(
+            [HashAlgorithm::Sha512, HashAlgorithm::Sha256]
+                .into_iter()
+                .collect(),
+        );
+    let params = params
+        .build()
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    let key = params
+        .generate(rand::thread_rng())
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    let secret = key
+        .to_armored_string(ArmorOptions::default())
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    let public = key
+        .to_public_key()
+        .to_armored_string(ArmorOptions::default())
+        .map_err(|e| KeyError::Generate(e.to_string()))?;
     Ok((secret, public))
 }

@@ -31,13 +31,23 @@ impl Signer {
 
 /// `VerifyingKey` is not object safe through `impl Trait` arguments; this narrows it to what we use.
 pub(crate) trait VerifyingKeyDyn {
-    fn verify_hash(&self, alg: pgp::crypto::hash::HashAlgorithm, hash: &[u8], sig: &pgp::types::SignatureBytes) -> pgp::errors::Result<()>;
+    fn verify_hash(
+        &self,
+        alg: pgp::crypto::hash::HashAlgorithm,
+        hash: &[u8],
+        sig: &pgp::types::SignatureBytes,
+    ) -> pgp::errors::Result<()>;
     fn key_id(&self) -> Vec<u8>;
     fn fingerprint_bytes(&self) -> Vec<u8>;
 }
 
 impl<T: VerifyingKey> VerifyingKeyDyn for T {
-    fn verify_hash(&self, alg: pgp::crypto::hash::HashAlgorithm, hash: &[u8], sig: &pgp::types::SignatureBytes) -> pgp::errors::Result<()> {
+    fn verify_hash(
+        &self,
+        alg: pgp::crypto::hash::HashAlgorithm,
+        hash: &[u8],
+        sig: &pgp::types::SignatureBytes,
+    ) -> pgp::errors::Result<()> {
         self.verify(alg, hash, sig)
     }
     fn key_id(&self) -> Vec<u8> {
@@ -76,11 +86,17 @@ impl KeyRing {
     }
 
     fn parse(bytes: &[u8], what: &str) -> Result<KeyRing, KeyError> {
-        let err = |source| KeyError::UnparsableKey { what: what.to_string(), source };
+        let err = |source| KeyError::UnparsableKey {
+            what: what.to_string(),
+            source,
+        };
         let (iter, _) = SignedPublicKey::from_reader_many(bytes).map_err(err)?;
         let keys = iter.collect::<Result<Vec<_>, _>>().map_err(err)?;
         if keys.is_empty() {
-            return Err(KeyError::NoKeyInFile { what: what.to_string(), kind: "public" });
+            return Err(KeyError::NoKeyInFile {
+                what: what.to_string(),
+                kind: "public",
+            });
         }
         Ok(KeyRing { keys })
     }
@@ -99,12 +115,17 @@ impl KeyRing {
 
     /// Primary key fingerprints, upper-case hex, for messages.
     pub fn fingerprints(&self) -> Vec<String> {
-        self.keys.iter().map(|k| hex(k.primary_key.fingerprint().as_bytes())).collect()
+        self.keys
+            .iter()
+            .map(|k| hex(k.primary_key.fingerprint().as_bytes()))
+            .collect()
     }
 
     /// Component keys whose legacy key id is `key_id` (8 bytes) or whose fingerprint is `fpr`.
     pub(crate) fn signers_matching(&self, key_ids: &[Vec<u8>], fprs: &[Vec<u8>]) -> Vec<Signer> {
-        let hit = |k: &dyn VerifyingKeyDyn| key_ids.contains(&k.key_id()) || fprs.contains(&k.fingerprint_bytes());
+        let hit = |k: &dyn VerifyingKeyDyn| {
+            key_ids.contains(&k.key_id()) || fprs.contains(&k.fingerprint_bytes())
+        };
         let mut out = Vec::new();
         for key in &self.keys {
             if hit(&key.primary_key) {

@@ -2,7 +2,9 @@
 //! `gpg --clearsign`), reproducible under `SOURCE_DATE_EPOCH`.
 
 use crate::{hex, KeyError};
-use pgp::composed::{ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, SignedSecretKey};
+use pgp::composed::{
+    ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, SignedSecretKey,
+};
 use pgp::crypto::hash::HashAlgorithm;
 use pgp::packet::{SignatureConfig, SignatureType, Subpacket, SubpacketData};
 use pgp::ser::Serialize;
@@ -27,21 +29,31 @@ impl SecretKey {
     /// A secret key file; errors name the file.
     pub fn from_file(path: &std::path::Path) -> Result<SecretKey, KeyError> {
         let what = path.display().to_string();
-        let bytes = std::fs::read(path)
-            .map_err(|e| KeyError::UnparsableKey { what: what.clone(), source: pgp::errors::Error::from(e) })?;
+        let bytes = std::fs::read(path).map_err(|e| KeyError::UnparsableKey {
+            what: what.clone(),
+            source: pgp::errors::Error::from(e),
+        })?;
         SecretKey::parse(&bytes, &what)
     }
 
     fn parse(bytes: &[u8], what: &str) -> Result<SecretKey, KeyError> {
-        let err = |source| KeyError::UnparsableKey { what: what.to_string(), source };
+        let err = |source| KeyError::UnparsableKey {
+            what: what.to_string(),
+            source,
+        };
         let (mut iter, _) = SignedSecretKey::from_reader_many(bytes).map_err(err)?;
         let key = iter
             .next()
-            .ok_or(KeyError::NoKeyInFile { what: what.to_string(), kind: "secret" })?
+            .ok_or(KeyError::NoKeyInFile {
+                what: what.to_string(),
+                kind: "secret",
+            })?
             .map_err(err)?;
         let sk = SecretKey { key };
         if sk.signing_key().protected() {
-            return Err(KeyError::Passphrase { key_id: sk.key_id() });
+            return Err(KeyError::Passphrase {
+                key_id: sk.key_id(),
+            });
         }
         Ok(sk)
     }
@@ -59,7 +71,12 @@ impl SecretKey {
     /// The public half, armored.
     pub fn public_armored(&self) -> Result<String, KeyError> {
         let public = self.key.to_public_key();
-        public.to_armored_string(ArmorOptions::default()).map_err(|source| KeyError::Sign { key_id: self.key_id(), source })
+        public
+            .to_armored_string(ArmorOptions::default())
+            .map_err(|source| KeyError::Sign {
+                key_id: self.key_id(),
+                source,
+            })
     }
 
     /// As gpg does: a valid signing subkey if there is one, else the primary.
@@ -68,7 +85,10 @@ impl SecretKey {
         self.key
             .secret_subkeys
             .iter()
-            .find(|s| s.signatures.iter().any(|sig| sig.key_flags().sign()) && s.verify_bindings(primary.public_key()).is_ok())
+            .find(|s| {
+                s.signatures.iter().any(|sig| sig.key_flags().sign())
+                    && s.verify_bindings(primary.public_key()).is_ok()
+            })
             .map(|s| Component::Subkey(&s.key))
             .unwrap_or(Component::Primary(primary))
     }
@@ -94,7 +114,11 @@ impl Component<'_> {
         }
     }
 
-    fn sign<R: Read>(&self, typ: SignatureType, data: R) -> pgp::errors::Result<pgp::packet::Signature> {
+    fn sign<R: Read>(
+        &self,
+        typ: SignatureType,
+        data: R,
+    ) -> pgp::errors::Result<pgp::packet::Signature> {
         match self {
             Component::Primary(k) => config(*k, typ)?.sign(*k, &Password::empty(), data),
             Component::Subkey(k) => config(*k, typ)?.sign(*k, &Password::empty(), data),
@@ -121,7 +145,9 @@ fn config(key: &impl SigningKey, typ: SignatureType) -> pgp::errors::Result<Sign
         Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint()))?,
         Subpacket::regular(SubpacketData::SignatureCreationTime(creation_time(key)))?,
     ];
-    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(key.legacy_key_id()))?];
+    config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
+        key.legacy_key_id(),
+    ))?];
     Ok(config)
 }
 
@@ -148,14 +174,20 @@ pub struct DetachedSigner {
 
 impl DetachedSigner {
     pub fn new(key: &SecretKey) -> Result<DetachedSigner, KeyError> {
-        let err = |source| KeyError::Sign { key_id: key.key_id(), source };
+        let err = |source| KeyError::Sign {
+            key_id: key.key_id(),
+            source,
+        };
         let config = match key.signing_key() {
             Component::Primary(k) => config(k, SignatureType::Binary),
             Component::Subkey(k) => config(k, SignatureType::Binary),
         }
         .map_err(err)?;
         let hasher = config.into_hasher().map_err(err)?;
-        Ok(DetachedSigner { key: key.clone(), hasher })
+        Ok(DetachedSigner {
+            key: key.clone(),
+            hasher,
+        })
     }
 
     pub fn update(&mut self, data: &[u8]) {
@@ -165,7 +197,10 @@ impl DetachedSigner {
 
     /// The binary signature packet.
     pub fn finish(self) -> Result<Vec<u8>, KeyError> {
-        let err = |source| KeyError::Sign { key_id: self.key.key_id(), source };
+        let err = |source| KeyError::Sign {
+            key_id: self.key.key_id(),
+            source,
+        };
         let sig = match self.key.signing_key() {
             Component::Primary(k) => self.hasher.sign(k, &Password::empty()),
             Component::Subkey(k) => self.hasher.sign(k, &Password::empty()),
@@ -178,12 +213,17 @@ impl DetachedSigner {
 /// `text` with an armored cleartext signature, as `gpg --clearsign` writes.
 pub fn clearsign(key: &SecretKey, text: &str) -> Result<String, KeyError> {
     let signer = key.signing_key();
-    let err = |source| KeyError::Sign { key_id: key.key_id(), source };
+    let err = |source| KeyError::Sign {
+        key_id: key.key_id(),
+        source,
+    };
     // The line break before the signature armor is framing, not signed text (RFC 9580 7.1);
     // rPGP adds it itself, so a final newline would otherwise appear twice.
     let text = text.strip_suffix('\n').unwrap_or(text);
     let msg = CleartextSignedMessage::new_many(text, |normalized| {
-        Ok(vec![signer.sign(SignatureType::Text, normalized.as_bytes())?])
+        Ok(vec![
+            signer.sign(SignatureType::Text, normalized.as_bytes())?
+        ])
     })
     .map_err(err)?;
     msg.to_armored_string(ArmorOptions::default()).map_err(err)

@@ -3,7 +3,7 @@
 
 use crate::ring::Signer;
 use crate::{hex, KeyError, KeyRing};
-use pgp::composed::{DetachedSignature, Deserializable};
+use pgp::composed::{Deserializable, DetachedSignature};
 use pgp::packet::{Signature, SignatureType};
 
 /// Who signed: the component key that made the signature and when.
@@ -35,8 +35,11 @@ impl StreamVerifier {
         if ring.is_empty() {
             return Err(KeyError::NoTrustedKeys);
         }
-        let (iter, _) = DetachedSignature::from_reader_many(signature).map_err(KeyError::UnparsableSignature)?;
-        let sigs = iter.collect::<Result<Vec<_>, _>>().map_err(KeyError::UnparsableSignature)?;
+        let (iter, _) = DetachedSignature::from_reader_many(signature)
+            .map_err(KeyError::UnparsableSignature)?;
+        let sigs = iter
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(KeyError::UnparsableSignature)?;
         if sigs.is_empty() {
             return Err(KeyError::NoSignature);
         }
@@ -44,10 +47,20 @@ impl StreamVerifier {
         let mut unmatched = Vec::new();
         for DetachedSignature { signature } in sigs {
             if signature.typ() != Some(SignatureType::Binary) {
-                return Err(KeyError::UnsupportedSignature { typ: format!("{:?}", signature.typ()) });
+                return Err(KeyError::UnsupportedSignature {
+                    typ: format!("{:?}", signature.typ()),
+                });
             }
-            let ids: Vec<Vec<u8>> = signature.issuer_key_id().iter().map(|k| k.as_ref().to_vec()).collect();
-            let fprs: Vec<Vec<u8>> = signature.issuer_fingerprint().iter().map(|f| f.as_bytes().to_vec()).collect();
+            let ids: Vec<Vec<u8>> = signature
+                .issuer_key_id()
+                .iter()
+                .map(|k| k.as_ref().to_vec())
+                .collect();
+            let fprs: Vec<Vec<u8>> = signature
+                .issuer_fingerprint()
+                .iter()
+                .map(|f| f.as_bytes().to_vec())
+                .collect();
             let key_id = ids
                 .first()
                 .map(|i| hex(i))
@@ -58,17 +71,30 @@ impl StreamVerifier {
                 unmatched.push(key_id);
                 continue;
             }
-            let config = signature.config().ok_or_else(|| KeyError::UnsupportedSignature {
-                typ: format!("version {:?}", signature.version()),
-            })?;
-            let hasher = config
-                .hash_alg
-                .new_hasher()
-                .map_err(|e| KeyError::UnsupportedSignature { typ: format!("hash {:?}: {e}", config.hash_alg) })?;
-            pending.push(Pending { signature, signers, hasher, key_id });
+            let config = signature
+                .config()
+                .ok_or_else(|| KeyError::UnsupportedSignature {
+                    typ: format!("version {:?}", signature.version()),
+                })?;
+            let hasher =
+                config
+                    .hash_alg
+                    .new_hasher()
+                    .map_err(|e| KeyError::UnsupportedSignature {
+                        typ: format!("hash {:?}: {e}", config.hash_alg),
+                    })?;
+            pending.push(Pending {
+                signature,
+                signers,
+                hasher,
+                key_id,
+            });
         }
         if pending.is_empty() {
-            return Err(KeyError::NoMatchingKey { key_id: unmatched.join(", "), trusted: ring.fingerprints().join(", ") });
+            return Err(KeyError::NoMatchingKey {
+                key_id: unmatched.join(", "),
+                trusted: ring.fingerprints().join(", "),
+            });
         }
         Ok(StreamVerifier { pending })
     }
@@ -82,7 +108,13 @@ impl StreamVerifier {
     /// The first signature that verifies wins; otherwise the reason the first one failed.
     pub fn finish(self) -> Result<Verified, KeyError> {
         let mut first_err = None;
-        for Pending { signature, signers, mut hasher, key_id } in self.pending {
+        for Pending {
+            signature,
+            signers,
+            mut hasher,
+            key_id,
+        } in self.pending
+        {
             match check(&signature, &signers, &mut hasher) {
                 Ok(v) => return Ok(v),
                 Err(reason) => {
@@ -94,21 +126,35 @@ impl StreamVerifier {
     }
 }
 
-fn check(signature: &Signature, signers: &[Signer], hasher: &mut Box<dyn digest::DynDigest + Send>) -> Result<Verified, String> {
+fn check(
+    signature: &Signature,
+    signers: &[Signer],
+    hasher: &mut Box<dyn digest::DynDigest + Send>,
+) -> Result<Verified, String> {
     let config = signature.config().expect("checked in new");
-    let len = config.hash_signature_data(hasher).map_err(|e| e.to_string())?;
+    let len = config
+        .hash_signature_data(hasher)
+        .map_err(|e| e.to_string())?;
     hasher.update(&config.trailer(len).map_err(|e| e.to_string())?);
     let hash = hasher.finalize_reset();
-    if signature.signed_hash_value().is_some_and(|v| v[..] != hash[..2]) {
+    if signature
+        .signed_hash_value()
+        .is_some_and(|v| v[..] != hash[..2])
+    {
         return Err("digest mismatch (the data or the signature was changed)".into());
     }
-    let bytes = signature.signature().ok_or("signature has no signature bytes")?;
+    let bytes = signature
+        .signature()
+        .ok_or("signature has no signature bytes")?;
     let mut last = String::new();
     for s in signers {
         let key = s.as_verifying();
         match key.verify_hash(config.hash_alg, &hash, bytes) {
             Ok(()) => {
-                return Ok(Verified { fingerprint: hex(&key.fingerprint_bytes()), created: signature.created().map(|t| t.as_secs()) })
+                return Ok(Verified {
+                    fingerprint: hex(&key.fingerprint_bytes()),
+                    created: signature.created().map(|t| t.as_secs()),
+                })
             }
             Err(e) => last = e.to_string(),
         }

@@ -4,10 +4,18 @@ use keys::{clearsign, generate, sign_detached, KeyError, KeyRing, SecretKey, Str
 
 fn pair(uid: &str) -> (SecretKey, KeyRing) {
     let (secret, public) = generate(uid).unwrap();
-    (SecretKey::from_armored(secret.as_bytes()).unwrap(), KeyRing::from_armored(public.as_bytes()).unwrap())
+    (
+        SecretKey::from_armored(secret.as_bytes()).unwrap(),
+        KeyRing::from_armored(public.as_bytes()).unwrap(),
+    )
 }
 
-fn verify_in_pieces(ring: &KeyRing, sig: &[u8], data: &[u8], piece: usize) -> Result<keys::Verified, KeyError> {
+fn verify_in_pieces(
+    ring: &KeyRing,
+    sig: &[u8],
+    data: &[u8],
+    piece: usize,
+) -> Result<keys::Verified, KeyError> {
     let mut v = StreamVerifier::new(ring, sig)?;
     for c in data.chunks(piece) {
         v.update(c);
@@ -43,7 +51,10 @@ fn wrong_key_names_the_issuer() {
     let sig = sign_detached(&sk, &b"hello"[..]).unwrap();
     let err = StreamVerifier::new(&other, &sig).err().expect("must fail");
     let msg = err.to_string();
-    assert!(msg.contains("no trusted key matches") && msg.contains(&sk.key_id()), "{msg}");
+    assert!(
+        msg.contains("no trusted key matches") && msg.contains(&sk.key_id()),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -60,15 +71,23 @@ fn ring_with_several_keys_finds_the_signer() {
 fn empty_ring_asks_for_a_key() {
     let (sk, _) = pair("A <a@example.com>");
     let sig = sign_detached(&sk, &b"x"[..]).unwrap();
-    let err = StreamVerifier::new(&KeyRing::default(), &sig).err().expect("must fail");
-    assert!(err.to_string().contains("no trusted keys; pass -k"), "{err}");
+    let err = StreamVerifier::new(&KeyRing::default(), &sig)
+        .err()
+        .expect("must fail");
+    assert!(
+        err.to_string().contains("no trusted keys; pass -k"),
+        "{err}"
+    );
 }
 
 #[test]
 fn garbage_key_is_unparsable() {
     let err = KeyRing::from_armored(b"not a key at all").unwrap_err();
     assert!(err.to_string().contains("unparsable key"), "{err}");
-    let err = SecretKey::from_armored(b"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxx\n-----END PGP PRIVATE KEY BLOCK-----\n").unwrap_err();
+    let err = SecretKey::from_armored(
+        b"-----BEGIN PGP PRIVATE KEY BLOCK-----\n\nxx\n-----END PGP PRIVATE KEY BLOCK-----\n",
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("unparsable key"), "{err}");
 }
 
@@ -100,7 +119,13 @@ fn clearsigned_text_carries_the_text() {
     let (sk, _) = pair("A <a@example.com>");
     let text = "# MD5 HASH\nabc  file\n- dash line\n";
     let signed = clearsign(&sk, text).unwrap();
-    assert!(signed.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n"), "{signed}");
-    assert!(signed.contains("# MD5 HASH\nabc  file\n- - dash line\n-----BEGIN PGP SIGNATURE"), "{signed}");
+    assert!(
+        signed.starts_with("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n"),
+        "{signed}"
+    );
+    assert!(
+        signed.contains("# MD5 HASH\nabc  file\n- - dash line\n-----BEGIN PGP SIGNATURE"),
+        "{signed}"
+    );
     assert!(signed.contains("-----BEGIN PGP SIGNATURE-----"));
 }

@@ -35,7 +35,9 @@ pub fn create(image: &Path) -> Result<String> {
     // Block-aligned, merged ranges (extents are block-aligned already; rounding keeps partial
     // blocks at the edges mapped).
     let mut ranges: Vec<(u64, u64)> = Vec::new();
-    for r in disk::sparse::data_ranges(&f).with_context(|| format!("finding data in {}", image.display()))? {
+    for r in disk::sparse::data_ranges(&f)
+        .with_context(|| format!("finding data in {}", image.display()))?
+    {
         let (first, last) = (r.start / BLOCK, (r.end.div_ceil(BLOCK)).min(blocks) - 1);
         match ranges.last_mut() {
             Some(prev) if prev.1 + 1 >= first => prev.1 = prev.1.max(last),
@@ -51,19 +53,28 @@ pub fn create(image: &Path) -> Result<String> {
         let (mut pos, end) = (first * BLOCK, ((last + 1) * BLOCK).min(size));
         while pos < end {
             let n = ((end - pos) as usize).min(buf.len());
-            f.read_exact_at(&mut buf[..n], pos).with_context(|| format!("reading {} at {pos}", image.display()))?;
+            f.read_exact_at(&mut buf[..n], pos)
+                .with_context(|| format!("reading {} at {pos}", image.display()))?;
             h.update(&buf[..n]);
             pos += n as u64;
         }
         // bmaptool hashes whole blocks; a short last block reads as short, as here.
         let sum = crate::release::digests::hex(&h.finalize());
         if first == last {
-            body.push_str(&format!("        <Range chksum=\"{sum}\"> {first} </Range>\n"));
+            body.push_str(&format!(
+                "        <Range chksum=\"{sum}\"> {first} </Range>\n"
+            ));
         } else {
-            body.push_str(&format!("        <Range chksum=\"{sum}\"> {first}-{last} </Range>\n"));
+            body.push_str(&format!(
+                "        <Range chksum=\"{sum}\"> {first}-{last} </Range>\n"
+            ));
         }
     }
-    let percent = if blocks == 0 { 0.0 } else { mapped as f64 * 100.0 / blocks as f64 };
+    let percent = if blocks == 0 {
+        0.0
+    } else {
+        mapped as f64 * 100.0 / blocks as f64
+    };
     let xml = format!(
         "<?xml version=\"1.0\" ?>\n\
 <!-- Block map of a raw disk image: the blocks that hold data, with a SHA-256 per range,\n     \

@@ -47,7 +47,8 @@ pub struct ChunkCache {
 
 impl ChunkCache {
     fn zero_stream(&self) -> &[u8] {
-        self.zero.get_or_init(|| compress_chunk(&vec![0u8; CHUNK as usize]))
+        self.zero
+            .get_or_init(|| compress_chunk(&vec![0u8; CHUNK as usize]))
     }
 }
 
@@ -73,7 +74,10 @@ enum Work {
 enum Done {
     Zero,
     Cached(Stored),
-    Fresh { hash: Option<[u8; 32]>, bytes: Vec<u8> },
+    Fresh {
+        hash: Option<[u8; 32]>,
+        bytes: Vec<u8>,
+    },
 }
 
 fn compress_chunk(data: &[u8]) -> Vec<u8> {
@@ -90,9 +94,11 @@ pub fn compress(
     signer: Option<keys::DetachedSigner>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Compressed> {
-    let src = File::open(image).with_context(|| format!("opening raw image {}", image.display()))?;
+    let src =
+        File::open(image).with_context(|| format!("opening raw image {}", image.display()))?;
     let size = src.metadata()?.len();
-    let ranges = disk::sparse::data_ranges(&src).with_context(|| format!("finding data in {}", image.display()))?;
+    let ranges = disk::sparse::data_ranges(&src)
+        .with_context(|| format!("finding data in {}", image.display()))?;
     let nchunks = size.div_ceil(CHUNK);
     progress.set_length(size);
 
@@ -106,12 +112,15 @@ pub fn compress(
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?,
     );
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
 
     let result = std::thread::scope(|s| -> Result<Compressed> {
         let (work_tx, work_rx) = sync_channel::<(u64, Work)>(workers);
         let work_rx = Arc::new(Mutex::new(work_rx));
-        let (done_tx, done_rx) = sync_channel::<(u64, Result<Done>)>(workers * IN_FLIGHT_PER_WORKER);
+        let (done_tx, done_rx) =
+            sync_channel::<(u64, Result<Done>)>(workers * IN_FLIGHT_PER_WORKER);
         // Tokens bound the chunks between reading and writing, whatever order workers finish in.
         let (token_tx, token_rx) = sync_channel::<()>(workers * IN_FLIGHT_PER_WORKER);
         for _ in 0..workers * IN_FLIGHT_PER_WORKER {
@@ -125,7 +134,9 @@ pub fn compress(
         drop(done_tx);
         let writer = {
             let dst = Arc::clone(&dst);
-            s.spawn(move || write_in_order(&dst, done_rx, token_tx, nchunks, cache, signer, progress))
+            s.spawn(move || {
+                write_in_order(&dst, done_rx, token_tx, nchunks, cache, signer, progress)
+            })
         };
         let read = read_chunks(&src, size, &ranges, &work_tx, &token_rx, image);
         drop(work_tx);
@@ -134,8 +145,12 @@ pub fn compress(
         written
     })?;
     dst.sync_all().ok();
-    std::fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
-    Ok(Compressed { path: out.to_path_buf(), ..result })
+    std::fs::rename(&tmp, out)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    Ok(Compressed {
+        path: out.to_path_buf(),
+        ..result
+    })
 }
 
 /// Reads each chunk's data ranges (holes stay zero in the buffer and are never read).
@@ -167,8 +182,18 @@ fn read_chunks(
         } else {
             let mut buf = vec![0u8; (end - start) as usize];
             for x in overlapping {
-                src.read_exact_at(&mut buf[(x.start - start) as usize..(x.end - start) as usize], x.start)
-                    .with_context(|| format!("reading bytes {}..{} of {}", x.start, x.end, image.display()))?;
+                src.read_exact_at(
+                    &mut buf[(x.start - start) as usize..(x.end - start) as usize],
+                    x.start,
+                )
+                .with_context(|| {
+                    format!(
+                        "reading bytes {}..{} of {}",
+                        x.start,
+                        x.end,
+                        image.display()
+                    )
+                })?;
             }
             Work::Data(buf)
         };
@@ -179,19 +204,28 @@ fn read_chunks(
     Ok(())
 }
 
-fn worker(rx: &Mutex<Receiver<(u64, Work)>>, tx: &SyncSender<(u64, Result<Done>)>, cache: &ChunkCache) {
+fn worker(
+    rx: &Mutex<Receiver<(u64, Work)>>,
+    tx: &SyncSender<(u64, Result<Done>)>,
+    cache: &ChunkCache,
+) {
     loop {
         let next = rx.lock().expect("work queue lock").recv();
         let Ok((index, work)) = next else { return };
         let done = match work {
             Work::Hole => Done::Zero,
-            Work::Data(buf) if buf.len() as u64 == CHUNK && buf.iter().all(|&b| b == 0) => Done::Zero,
+            Work::Data(buf) if buf.len() as u64 == CHUNK && buf.iter().all(|&b| b == 0) => {
+                Done::Zero
+            }
             Work::Data(buf) => {
                 let hash: [u8; 32] = Sha256::digest(&buf).into();
                 let hit = cache.chunks.lock().expect("cache lock").get(&hash).cloned();
                 match hit {
                     Some(stored) => Done::Cached(stored),
-                    None => Done::Fresh { hash: Some(hash), bytes: compress_chunk(&buf) },
+                    None => Done::Fresh {
+                        hash: Some(hash),
+                        bytes: compress_chunk(&buf),
+                    },
                 }
             }
         };
@@ -228,7 +262,12 @@ fn write_in_order(
     signer: Option<keys::DetachedSigner>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Compressed> {
-    let mut sums = Sums { md5: Md5::new(), sha1: Sha1::new(), sha512: Sha512::new(), signer };
+    let mut sums = Sums {
+        md5: Md5::new(),
+        sha1: Sha1::new(),
+        sha512: Sha512::new(),
+        signer,
+    };
     let mut pending = BTreeMap::new();
     let mut next = 0u64;
     let mut offset = 0u64;
@@ -245,16 +284,29 @@ fn write_in_order(
                 Done::Cached(stored) => {
                     reused += 1;
                     copy_buf.resize(stored.len as usize, 0);
-                    stored.file.read_exact_at(&mut copy_buf, stored.offset).context("reading a cached chunk")?;
+                    stored
+                        .file
+                        .read_exact_at(&mut copy_buf, stored.offset)
+                        .context("reading a cached chunk")?;
                     (&copy_buf[..], None)
                 }
                 Done::Fresh { hash, bytes } => (&bytes[..], *hash),
             };
-            dst.write_all_at(bytes, offset).context("writing the compressed image")?;
+            dst.write_all_at(bytes, offset)
+                .context("writing the compressed image")?;
             sums.update(bytes);
             if let Some(hash) = hash {
-                let stored = Stored { file: Arc::clone(dst), offset, len: bytes.len() as u64 };
-                cache.chunks.lock().expect("cache lock").entry(hash).or_insert(stored);
+                let stored = Stored {
+                    file: Arc::clone(dst),
+                    offset,
+                    len: bytes.len() as u64,
+                };
+                cache
+                    .chunks
+                    .lock()
+                    .expect("cache lock")
+                    .entry(hash)
+                    .or_insert(stored);
             }
             offset += bytes.len() as u64;
             next += 1;
@@ -292,24 +344,35 @@ mod tests {
     }
 
     fn text(n: usize, seed: u32) -> Vec<u8> {
-        (0..n as u32).map(|i| b"the quick brown fox "[((i / 7 + seed) % 20) as usize] ^ (i % 3) as u8).collect()
+        (0..n as u32)
+            .map(|i| b"the quick brown fox "[((i / 7 + seed) % 20) as usize] ^ (i % 3) as u8)
+            .collect()
     }
 
     #[test]
     fn round_trips_and_reuses_zero_and_cached_chunks() {
         let d = tempfile::tempdir().unwrap();
         let size = 5 * CHUNK + 12345;
-        let writes = vec![(100, text(300_000, 1)), (3 * CHUNK - 10, text(20, 2)), (5 * CHUNK + 1, text(10_000, 3))];
+        let writes = vec![
+            (100, text(300_000, 1)),
+            (3 * CHUNK - 10, text(20, 2)),
+            (5 * CHUNK + 1, text(10_000, 3)),
+        ];
         let a = image(d.path(), "a.bin", size, &writes);
         let cache = ChunkCache::default();
         let pb = indicatif::ProgressBar::hidden();
         let ca = compress(&a, &d.path().join("a.bin.bz2"), &cache, None, &pb).unwrap();
         let mut out = Vec::new();
-        MultiBzDecoder::new(File::open(&ca.path).unwrap()).read_to_end(&mut out).unwrap();
+        MultiBzDecoder::new(File::open(&ca.path).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, std::fs::read(&a).unwrap());
         assert_eq!(ca.chunks, 6);
         assert_eq!(ca.len, std::fs::metadata(&ca.path).unwrap().len());
-        assert_eq!(<[u8; 64]>::from(Sha512::digest(std::fs::read(&ca.path).unwrap())), ca.sha512);
+        assert_eq!(
+            <[u8; 64]>::from(Sha512::digest(std::fs::read(&ca.path).unwrap())),
+            ca.sha512
+        );
 
         // Same image but the last chunk changed: all other data chunks come from the cache.
         let mut writes_b = writes.clone();
@@ -318,7 +381,9 @@ mod tests {
         let cb = compress(&b, &d.path().join("b.bin.bz2"), &cache, None, &pb).unwrap();
         assert_eq!(cb.reused, 3, "chunks 0, 2 and 3 reused; 5 changed");
         let mut out = Vec::new();
-        MultiBzDecoder::new(File::open(&cb.path).unwrap()).read_to_end(&mut out).unwrap();
+        MultiBzDecoder::new(File::open(&cb.path).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, std::fs::read(&b).unwrap());
         assert!(!d.path().join("b.bin.bz2.tmp").exists());
     }

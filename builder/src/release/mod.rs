@@ -17,7 +17,7 @@ use compress::{ChunkCache, Compressed};
 use digests::FileDigests;
 use std::path::{Path, PathBuf};
 
-/// The OEM trees the builder ships (`oem/<name>/`); one image per OEM is released.
+/// The OEM trees the builder ships (`oem/<name>/`, embedded by `image`); one image per OEM is released.
 pub const OEMS: &[&str] = &["vagrant", "virtualbox", "gce", "ec2", "metal"];
 const IMAGE: &str = "coreos_production_image.bin";
 
@@ -61,7 +61,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     // Everything that can fail on bad input is checked before a single file is written.
     let key = match &args.signing_key {
         Some(p) => {
-            let k = keys::SecretKey::from_file(p).with_context(|| format!("signing key {}", p.display()))?;
+            let k = keys::SecretKey::from_file(p)
+                .with_context(|| format!("signing key {}", p.display()))?;
             tracing::info!("signing with key {} ({})", k.key_id(), k.fingerprint());
             Some(k)
         }
@@ -78,17 +79,29 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     if args.board.contains('/') || args.board.starts_with('.') {
         bail!("--board {:?} must be a plain name", args.board);
     }
-    let oems: Vec<String> = match (args.no_oem, args.oems.is_empty()) {
+    let oem_args: Vec<String> = match (args.no_oem, args.oems.is_empty()) {
         (true, _) => Vec::new(),
         (false, true) => OEMS.iter().map(|s| s.to_string()).collect(),
         (false, false) => args.oems.clone(),
     };
-    std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
+    let mut oems = Vec::new();
+    for a in &oem_args {
+        let src = OemSource::parse(a)?;
+        let name = match &src {
+            OemSource::Builtin(n) => n.clone(),
+            OemSource::Dir(p) => digests::file_name(p),
+        };
+        oems.push((name, src));
+    }
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
     let output = args.output.canonicalize()?;
     let (work, _work_guard) = work_dir(&args, &output)?;
 
     let built = match &args.from_image {
-        Some(raw) => Built::from_image(raw, args.version.clone().expect("clap requires --version"))?,
+        Some(raw) => {
+            Built::from_image(raw, args.version.clone().expect("clap requires --version"))?
+        }
         None => {
             let req = ImageRequest {
                 usr: args.usr.clone().expect("clap requires --usr"),
@@ -99,7 +112,12 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
                 board: args.board.clone(),
             };
             let b = image::build(&req, &work, ui).context("building the production image")?;
-            Built { image: b.image, version: b.version, extras: vec![b.verity_txt, b.contents_txt], version_txt: Some(b.version_txt) }
+            Built {
+                image: b.image,
+                version: b.version,
+                extras: vec![b.verity_txt, b.contents_txt],
+                version_txt: Some(b.version_txt),
+            }
         }
     };
     check_version(&built.version)?;
@@ -112,16 +130,28 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     // The bmap hashes the raw image while the compressor works on it (both read page cache).
     let (main, bmap) = std::thread::scope(|s| {
         let bmap = s.spawn(|| bmap::create(&built.image));
-        let main = release_image(&built.image, &dir.join(format!("{IMAGE}.bz2")), key.as_ref(), &cache, ui, &built.extras);
+        let main = release_image(
+            &built.image,
+            &dir.join(format!("{IMAGE}.bz2")),
+            key.as_ref(),
+            &cache,
+            ui,
+            &built.extras,
+        );
         (main, bmap.join().expect("bmap thread panicked"))
     });
     let main = main?;
-    mirror::write_atomic(&dir.join("coreos_production_image.bin.bmap"), bmap?.as_bytes())?;
+    mirror::write_atomic(
+        &dir.join("coreos_production_image.bin.bmap"),
+        bmap?.as_bytes(),
+    )?;
     for extra in &built.extras {
         mirror::copy_atomic(extra, &dir.join(digests::file_name(extra)))?;
     }
     let version_txt = match &built.version_txt {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
         None => version_txt(&built.version, &args.group, &args.board),
     };
     mirror::write_atomic(&dir.join("version.txt"), version_txt.as_bytes())?;
@@ -129,19 +159,34 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         mirror::sparse_copy(&built.image, &dir.join(format!(".{IMAGE}.tmp")))?;
         std::fs::rename(dir.join(format!(".{IMAGE}.tmp")), dir.join(IMAGE))?;
     }
-    tracing::info!("{}: {} bytes in {} chunks", main.path.display(), main.len, main.chunks);
+    tracing::info!(
+        "{}: {} bytes in {} chunks",
+        main.path.display(),
+        main.len,
+        main.chunks
+    );
 
-    for oem in &oems {
+    for (oem, src) in &oems {
         let raw = work.join(format!("coreos_production_{oem}_image.bin"));
         mirror::sparse_copy(&built.image, &raw)?;
-        image::replace_oem(&raw, &OemSource::Builtin(oem.clone()), ui).with_context(|| format!("putting OEM {oem} into partition 6"))?;
+        image::replace_oem(&raw, src, ui)
+            .with_context(|| format!("putting OEM {oem} into partition 6"))?;
         let out = dir.join(format!("coreos_production_{oem}_image.bin.bz2"));
         let c = release_image(&raw, &out, key.as_ref(), &cache, ui, &[])?;
-        tracing::info!("{}: {} of {} chunks reused", out.display(), c.reused, c.chunks);
+        tracing::info!(
+            "{}: {} of {} chunks reused",
+            out.display(),
+            c.reused,
+            c.chunks
+        );
         std::fs::remove_file(&raw).ok();
     }
     let current = mirror::update_current(&board_dir)?;
-    tracing::info!("release {} written to {}; current -> {current}", built.version, dir.display());
+    tracing::info!(
+        "release {} written to {}; current -> {current}",
+        built.version,
+        dir.display()
+    );
     Ok(())
 }
 
@@ -157,12 +202,20 @@ impl Built {
     fn from_image(raw: &Path, version: String) -> Result<Built> {
         std::fs::metadata(raw).with_context(|| format!("raw image {}", raw.display()))?;
         let dir = raw.parent().unwrap_or(Path::new("."));
-        let extras = ["coreos_production_image_verity.txt", "coreos_production_image_contents.txt"]
-            .iter()
-            .map(|n| dir.join(n))
-            .filter(|p| p.exists())
-            .collect();
-        Ok(Built { image: raw.to_path_buf(), version, extras, version_txt: None })
+        let extras = [
+            "coreos_production_image_verity.txt",
+            "coreos_production_image_contents.txt",
+        ]
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.exists())
+        .collect();
+        Ok(Built {
+            image: raw.to_path_buf(),
+            version,
+            extras,
+            version_txt: None,
+        })
     }
 }
 
@@ -180,7 +233,12 @@ fn release_image(
     let pb = ui.bytes(&short(&name), 0);
     let c = compress::compress(raw, out, cache, signer, &pb)?;
     pb.finish_and_clear();
-    let mut files = vec![FileDigests { name: name.clone(), md5: c.md5, sha1: c.sha1, sha512: c.sha512 }];
+    let mut files = vec![FileDigests {
+        name: name.clone(),
+        md5: c.md5,
+        sha1: c.sha1,
+        sha512: c.sha512,
+    }];
     for p in also_digest {
         files.push(FileDigests::of_file(p)?);
     }
@@ -188,19 +246,28 @@ fn release_image(
     let with_ext = |ext: &str| out.with_file_name(format!("{name}{ext}"));
     if let (Some(sig), Some(key)) = (&c.signature, key) {
         mirror::write_atomic(&with_ext(".sig"), sig)?;
-        mirror::write_atomic(&with_ext(".DIGESTS.asc"), keys::clearsign(key, &text)?.as_bytes())?;
+        mirror::write_atomic(
+            &with_ext(".DIGESTS.asc"),
+            keys::clearsign(key, &text)?.as_bytes(),
+        )?;
     }
     mirror::write_atomic(&with_ext(".DIGESTS"), text.as_bytes())?;
     Ok(c)
 }
 
 fn short(name: &str) -> String {
-    name.trim_start_matches("coreos_production_").trim_end_matches(".bin.bz2").to_string()
+    name.trim_start_matches("coreos_production_")
+        .trim_end_matches(".bin.bz2")
+        .to_string()
 }
 
 fn check_version(v: &str) -> Result<()> {
     let parts: Vec<&str> = v.split('.').collect();
-    if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
         bail!("version {v:?} is not X.Y.Z");
     }
     Ok(())
