@@ -132,6 +132,15 @@ fn we_verify_gpg(algo: &str, subkey: bool) {
         .to_string()
         .contains("bad signature"));
 
+    // The armored form of the same signature verifies too.
+    run(gpg(h.path())
+        .args(["--yes", "--armor", "--detach-sign"])
+        .arg(&data));
+    let armored = std::fs::read(h.path().join("data.asc")).unwrap();
+    let mut v = StreamVerifier::new(&ring, &armored).unwrap();
+    v.update(&bytes);
+    v.finish().unwrap();
+
     let (_, other) = generate("Other <o@example.com>").unwrap();
     let err = StreamVerifier::new(&KeyRing::from_armored(other.as_bytes()).unwrap(), &sig)
         .err()

@@ -129,3 +129,14 @@ fn clearsigned_text_carries_the_text() {
     );
     assert!(signed.contains("-----BEGIN PGP SIGNATURE-----"));
 }
+
+#[test]
+fn embedded_ring_parses_and_an_empty_one_says_so() {
+    let ring = KeyRing::embedded().expect("every keys/*.asc must parse");
+    if ring.is_empty() {
+        let (sk, _) = pair("A <a@example.com>");
+        let sig = sign_detached(&sk, &b"x"[..]).unwrap();
+        let err = StreamVerifier::new(&ring, &sig).err().expect("must fail");
+        assert!(err.to_string().contains("no trusted keys"), "{err}");
+    }
+}

@@ -143,7 +143,15 @@ pub fn compress(
         let written = writer.join().expect("writer thread panicked");
         read?;
         written
-    })?;
+    });
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // Never leave a half-written stream behind, even under its temp name.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+    };
     dst.sync_all().ok();
     std::fs::rename(&tmp, out)
         .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
