@@ -8,6 +8,7 @@ pub mod ext4;
 pub mod fat;
 pub mod gpt;
 pub mod layout;
+pub mod ordered_map;
 pub mod qcow2;
 pub mod sparse;
 pub mod verity;
