@@ -195,4 +195,4 @@ impl<W: Write> Stream<W> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
