@@ -6,6 +6,7 @@
 
 pub mod ext4;
 pub mod fat;
+mod fat_dots;
 pub mod gpt;
 pub mod layout;
 pub mod ordered_map;
