@@ -128,6 +128,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
 
 /// Make `format`'s artifacts from `raw_image` in `outdir` with the defaults (the platform's
 /// OEM tree, 1 GiB guests); returns the files written.
+#[allow(dead_code)] // called by `release --formats` (release engineer's module)
 pub fn build_artifacts(format: Format, raw_image: &Path, outdir: &Path, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
     let req = Request { format, image: raw_image, outdir, oem: None, as_is: false, memory_mib: 1024, box_url: None };
     build(&req, ui)

@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn sparse_copy_keeps_data_and_skips_zeros() {
         let dir = tempfile::tempdir().unwrap();
-        let src = File::create(dir.path().join("s")).unwrap();
+        let src = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(dir.path().join("s")).unwrap();
         src.set_len(8 << 20).unwrap();
         src.write_all_at(&[7u8; 5000], 100_000).unwrap();
         src.write_all_at(&vec![0u8; 1 << 20], 4 << 20).unwrap();
