@@ -104,13 +104,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
-    let oem = args.oem.as_deref().map(|o| {
-        if Path::new(o).is_dir() {
-            OemSource::Dir(PathBuf::from(o))
-        } else {
-            OemSource::Builtin(o.to_string())
-        }
-    });
+    let oem = args.oem.as_deref().map(OemSource::parse).transpose()?;
     let req = Request {
         format: args.format,
         image: &args.image,
