@@ -57,8 +57,15 @@ pub struct BootReport {
 impl BootReport {
     /// Parse the text after `COREOS-BOOT-REPORT `; every field must be present.
     pub fn parse(fields: &str, elapsed: Duration, log: PathBuf) -> Result<BootReport, String> {
-        let map: BTreeMap<&str, &str> = fields.split_whitespace().filter_map(|kv| kv.split_once('=')).collect();
-        let get = |k: &str| map.get(k).map(|v| v.to_string()).ok_or_else(|| format!("report has no {k}=: {fields:?}"));
+        let map: BTreeMap<&str, &str> = fields
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let get = |k: &str| {
+            map.get(k)
+                .map(|v| v.to_string())
+                .ok_or_else(|| format!("report has no {k}=: {fields:?}"))
+        };
         Ok(BootReport {
             usr: get("usr")?,
             verity: get("verity")?,
@@ -84,7 +91,12 @@ impl fmt::Display for BootError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let tail = std::fs::read_to_string(&self.log).unwrap_or_default();
         let tail: Vec<&str> = tail.lines().rev().take(25).collect();
-        write!(f, "{} (console log: {})\n--- last lines:\n", self.reason, self.log.display())?;
+        write!(
+            f,
+            "{} (console log: {})\n--- last lines:\n",
+            self.reason,
+            self.log.display()
+        )?;
         for l in tail.iter().rev() {
             writeln!(f, "{l}")?;
         }
@@ -95,36 +107,66 @@ impl fmt::Display for BootError {
 impl std::error::Error for BootError {}
 
 /// Boot `disk` (`format`: "raw", "vmdk", "qcow2", ...) and wait up to `timeout` for the report.
-pub fn boot(disk: &Path, firmware: Firmware, format: &str, timeout: Duration) -> Result<BootReport, BootError> {
+pub fn boot(
+    disk: &Path,
+    firmware: Firmware,
+    format: &str,
+    timeout: Duration,
+) -> Result<BootReport, BootError> {
     crate::require("qemu-system-x86_64");
     let work = tempfile::tempdir().expect("temporary folder for the firmware variables");
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg", "-m", "1024", "-nographic", "-nic", "none", "-no-reboot"]);
+    cmd.args([
+        "-accel",
+        "tcg",
+        "-m",
+        "1024",
+        "-nographic",
+        "-nic",
+        "none",
+        "-no-reboot",
+    ]);
     match firmware {
         Firmware::Uefi => {
             let (code, vars) = ovmf();
             if let Some(vars) = vars {
                 // A private copy: OVMF writes its variables, and parallel boots must not share them.
                 let copy = work.path().join("OVMF_VARS.fd");
-                std::fs::copy(&vars, &copy).unwrap_or_else(|e| panic!("copying {}: {e}", vars.display()));
-                cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=0,readonly=on,file={}", code.display()));
-                cmd.arg("-drive").arg(format!("if=pflash,format=raw,unit=1,file={}", copy.display()));
+                std::fs::copy(&vars, &copy)
+                    .unwrap_or_else(|e| panic!("copying {}: {e}", vars.display()));
+                cmd.arg("-drive").arg(format!(
+                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                    code.display()
+                ));
+                cmd.arg("-drive").arg(format!(
+                    "if=pflash,format=raw,unit=1,file={}",
+                    copy.display()
+                ));
             } else {
                 cmd.arg("-bios").arg(&code);
             }
         }
         Firmware::Bios => {} // qemu's default firmware is SeaBIOS
     }
-    cmd.arg("-drive").arg(format!("file={},format={format},if=virtio,snapshot=on", disk.display()));
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.arg("-drive").arg(format!(
+        "file={},format={format},if=virtio,snapshot=on",
+        disk.display()
+    ));
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
 
     let name = format!(
         "{}-{}",
-        disk.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        disk.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
         firmware.name()
     );
     let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     let (tx, rx) = mpsc::channel::<(Vec<u8>, Instant)>();
     let mut stdout = child.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -176,9 +218,16 @@ pub fn boot(disk: &Path, firmware: Firmware, format: &str, timeout: Duration) ->
         let _ = e.read_to_string(&mut stderr);
     }
 
-    let count = String::from_utf8_lossy(&console).matches(REPORT_MARKER).count();
+    let count = String::from_utf8_lossy(&console)
+        .matches(REPORT_MARKER)
+        .count();
     let log = keep_log(&name, &console, &stderr);
-    let fail = |reason: String| Err(BootError { reason, log: log.clone() });
+    let fail = |reason: String| {
+        Err(BootError {
+            reason,
+            log: log.clone(),
+        })
+    };
     match reported {
         None if Instant::now() >= deadline => fail(format!(
             "no {} line within {:?} ({} under {})",
@@ -187,7 +236,10 @@ pub fn boot(disk: &Path, firmware: Firmware, format: &str, timeout: Duration) ->
             disk.display(),
             firmware.name()
         )),
-        None => fail(format!("qemu exited ({exited:?}) without a {} line", REPORT_MARKER.trim())),
+        None => fail(format!(
+            "qemu exited ({exited:?}) without a {} line",
+            REPORT_MARKER.trim()
+        )),
         Some(_) if count != 1 => fail(format!("{count} report lines; exactly one expected")),
         Some((fields, elapsed)) => BootReport::parse(&fields, elapsed, log.clone()).or_else(fail),
     }
@@ -210,14 +262,20 @@ fn ovmf() -> (PathBuf, Option<PathBuf>) {
         return (code.to_path_buf(), Some(vars.to_path_buf()));
     }
     let whole = Path::new("/usr/share/ovmf/OVMF.fd");
-    assert!(whole.is_file(), "OVMF is not installed (package ovmf): run ci/install-deps");
+    assert!(
+        whole.is_file(),
+        "OVMF is not installed (package ovmf): run ci/install-deps"
+    );
     (whole.to_path_buf(), None)
 }
 
 fn keep_log(name: &str, console: &[u8], stderr: &str) -> PathBuf {
     let dir = crate::cache().join("boot-logs");
     std::fs::create_dir_all(&dir).unwrap();
-    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis();
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
     let path = dir.join(format!("{name}-{stamp}.log"));
     let mut text = console.to_vec();
     text.extend_from_slice(b"\n--- qemu stderr\n");
@@ -235,9 +293,22 @@ mod tests {
         let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios\r\n";
         let f = report_fields(console).unwrap();
         let r = BootReport::parse(&f, Duration::from_secs(1), PathBuf::new()).unwrap();
-        assert_eq!((r.usr.as_str(), r.verity.as_str(), r.root.as_str()), ("USR-A", "ok", "ROOT"));
-        assert_eq!((r.oem_id.as_str(), r.version.as_str(), r.firmware.as_str()), ("none", "1.2.3", "bios"));
-        assert!(report_fields(b"COREOS-BOOT-REPORT usr=USR-A verity=o").is_none(), "incomplete line");
-        assert!(BootReport::parse("usr=USR-A verity=ok", Duration::ZERO, PathBuf::new()).unwrap_err().contains("root"));
+        assert_eq!(
+            (r.usr.as_str(), r.verity.as_str(), r.root.as_str()),
+            ("USR-A", "ok", "ROOT")
+        );
+        assert_eq!(
+            (r.oem_id.as_str(), r.version.as_str(), r.firmware.as_str()),
+            ("none", "1.2.3", "bios")
+        );
+        assert!(
+            report_fields(b"COREOS-BOOT-REPORT usr=USR-A verity=o").is_none(),
+            "incomplete line"
+        );
+        assert!(
+            BootReport::parse("usr=USR-A verity=ok", Duration::ZERO, PathBuf::new())
+                .unwrap_err()
+                .contains("root")
+        );
     }
 }

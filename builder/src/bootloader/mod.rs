@@ -36,8 +36,8 @@ pub struct BootInputs {
 /// Files for the ESP and the BIOS boot code.
 #[derive(Debug, Clone, Default)]
 pub struct BootAssets {
-    /// (path on the ESP, contents): `EFI/boot/bootx64.efi`, and `coreos/initrd-a` when the USR
-    /// tree has `boot/initrd`. The kernel itself (`coreos/vmlinuz-a`) is the image builder's.
+    /// (path on the ESP, contents): `EFI/boot/bootx64.efi`. The kernel and initramfs
+    /// (`coreos/vmlinuz-a`, `coreos/initrd-a`, from the tree's `boot/`) are the image builder's.
     pub esp_files: Vec<(String, Vec<u8>)>,
     pub bios: Option<BiosBoot>,
 }
@@ -52,9 +52,6 @@ pub struct BiosBoot {
 
 /// ESP path of the UEFI removable-media boot loader (what firmware runs with no boot entries).
 pub const EFI_BOOT_PATH: &str = "EFI/boot/bootx64.efi";
-/// ESP paths of the USR-A kernel and initramfs, as CoreOS named them.
-pub const KERNEL_A: &str = "coreos/vmlinuz-a";
-pub const INITRD_A: &str = "coreos/initrd-a";
 
 /// Build the GRUB images and the ESP files. `Ok(None)` when neither the USR tree nor the host
 /// has GRUB modules: the image is then built without a bootloader (and says so).
@@ -87,17 +84,6 @@ pub fn prepare(inputs: &BootInputs) -> anyhow::Result<Option<BootAssets>> {
             assets.bios = Some(BiosBoot { boot_img, core_img });
         }
         None => tracing::warn!("no i386-pc GRUB modules: the image will not boot under BIOS"),
-    }
-    let initrd = inputs.usr.join("boot/initrd");
-    if initrd.is_file() {
-        let data =
-            std::fs::read(&initrd).with_context(|| format!("reading {}", initrd.display()))?;
-        assets.esp_files.push((INITRD_A.to_string(), data));
-    } else {
-        tracing::warn!(
-            "{} is missing: the boot entries load no initramfs",
-            initrd.display()
-        );
     }
     Ok(Some(assets))
 }
