@@ -5,8 +5,6 @@
 //! Fixtures live in `<repo>/.cache/` (ignored by git) and are made once, under a file lock, so
 //! parallel test processes share them.
 
-pub mod qemu;
-
 use std::fs::{self, File};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -183,3 +181,5 @@ pub fn sha256_file(p: &Path) -> String {
     std::io::copy(&mut f, &mut h).unwrap();
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+pub mod qemu;
