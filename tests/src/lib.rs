@@ -183,3 +183,5 @@ pub fn sha256_file(p: &Path) -> String {
     std::io::copy(&mut f, &mut h).unwrap();
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+pub mod qemu;
