@@ -310,7 +310,7 @@ fn happy_path_from_nginx_with_cloud_config() {
     let web = Nginx::start(&m.dir);
     let d = disk(512);
     let (_t, cloud) = write_tmp("cloud.yml", CLOUD);
-    let out = run(install(&["-d", &dev(&d), "-b", &web.base(), "-k", m.key.to_str().unwrap(), "-c", cloud.to_str().unwrap()]));
+    let out = run(&mut install(&["-d", &dev(&d), "-b", &web.base(), "-k", m.key.to_str().unwrap(), "-c", cloud.to_str().unwrap()]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("Success! {VERSION} (none) is installed on {}", dev(&d))), "{stdout}");
     assert_installed(&d, &m.raw, &[9]);
@@ -328,7 +328,7 @@ fn image_only_through_a_symlinked_device_path() {
     let links = tempfile::tempdir().unwrap();
     let link = links.path().join("by-id-disk");
     std::os::unix::fs::symlink(&d.lo.dev, &link).unwrap();
-    let out = run(install(&["-d", link.to_str().unwrap(), "-V", "current", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    let out = run(&mut install(&["-d", link.to_str().unwrap(), "-V", "current", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Success!"));
     assert_installed(&d, &m.raw, &[]);
     // The backup GPT moved to the end of the larger disk.
@@ -342,7 +342,7 @@ fn oem_image_is_chosen() {
     let m = mirror();
     let web = Nginx::start(&m.dir);
     let d = disk(300);
-    let out = run(install(&["-d", &dev(&d), "-o", "packet", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    let out = run(&mut install(&["-d", &dev(&d), "-o", "packet", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Success! {VERSION} (packet)")));
     assert_installed(&d, &m.oem_raw, &[]);
     assert!(String::from_utf8_lossy(&debugfs_cat(&d, 6, "/grub.cfg")).contains("set oem_id=\"packet\""));
@@ -354,7 +354,7 @@ fn oem_without_its_image_sets_oem_id_on_the_base_image() {
     let web = Nginx::start(&m.dir);
     let d = disk(300);
     let (_t, ign) = write_tmp("config.ign", "{\"ignition\":{\"version\":\"3.0.0\"}}");
-    run(install(&["-d", &dev(&d), "-o", "azure", "-i", ign.to_str().unwrap(), "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    run(&mut install(&["-d", &dev(&d), "-o", "azure", "-i", ign.to_str().unwrap(), "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
     assert_installed(&d, &m.raw, &[6]);
     let grub = String::from_utf8_lossy(&debugfs_cat(&d, 6, "/grub.cfg")).into_owned();
     assert_eq!(grub.lines().find(|l| l.starts_with("set oem_id")), Some("set oem_id=\"azure\""), "{grub}");
@@ -365,7 +365,7 @@ fn oem_without_its_image_sets_oem_id_on_the_base_image() {
 fn local_file_with_signature_and_without() {
     let m = mirror();
     let d = disk(300);
-    run(install(&["-d", &dev(&d), "-f", m.image().to_str().unwrap(), "-k", m.key.to_str().unwrap()]));
+    run(&mut install(&["-d", &dev(&d), "-f", m.image().to_str().unwrap(), "-k", m.key.to_str().unwrap()]));
     assert_installed(&d, &m.raw, &[]);
 
     let tmp = tempfile::tempdir().unwrap();
@@ -376,7 +376,7 @@ fn local_file_with_signature_and_without() {
     let msg = run_fail(&mut install(&["-d", &dev(&d2), "-f", unsigned.to_str().unwrap(), "-k", m.key.to_str().unwrap()]));
     assert!(msg.contains("unsigned.bin.bz2.sig"), "{msg}");
     assert_eq!(sha256_file(&d2.file), before, "a refused install touched the disk");
-    let out = run(install(&["-d", &dev(&d2), "-f", unsigned.to_str().unwrap(), "--insecure"]));
+    let out = run(&mut install(&["-d", &dev(&d2), "-f", unsigned.to_str().unwrap(), "--insecure"]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("UNVERIFIED"));
     assert_installed(&d2, &m.raw, &[]);
 }
@@ -387,7 +387,7 @@ fn dry_run_writes_nothing() {
     let web = Nginx::start(&m.dir);
     let d = disk(300);
     let before = sha256_file(&d.file);
-    let out = run(install(&["-d", &dev(&d), "-y", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    let out = run(&mut install(&["-d", &dev(&d), "-y", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(s.contains("Settings:") && s.contains(&format!("VERSION={VERSION}")), "{s}");
     assert_eq!(sha256_file(&d.file), before);
@@ -400,6 +400,7 @@ fn variant(m: &Mirror, image: &[u8], signer: Option<&str>) -> tempfile::TempDir 
     let rel = t.path().join(BOARD).join(VERSION);
     fs::create_dir_all(&rel).unwrap();
     fs::copy(m.release_dir().join("version.txt"), rel.join("version.txt")).unwrap();
+    std::os::unix::fs::symlink(VERSION, t.path().join(BOARD).join("current")).unwrap();
     fs::write(rel.join(IMAGE), image).unwrap();
     match signer {
         Some(uid) => sign(m, &rel.join(IMAGE), uid),
@@ -487,7 +488,7 @@ fn drop_mid_body_resumes_and_500s_are_retried() {
     for fault in [Fault::DropAfter { after: 3 * MIB + 123, times: 2 }, Fault::Status { code: 500, times: 2 }] {
         let srv = FaultServer::start(m.dir.clone(), IMAGE, fault);
         let d = disk(300);
-        run(install(&["-d", &dev(&d), "-b", &format!("{}/{BOARD}", srv.url()), "-k", m.key.to_str().unwrap()]));
+        run(&mut install(&["-d", &dev(&d), "-b", &format!("{}/{BOARD}", srv.url()), "-k", m.key.to_str().unwrap()]));
         assert_installed(&d, &m.raw, &[]);
         let log = srv.requests();
         let gets: Vec<_> = log.iter().filter(|l| l.contains(IMAGE) && !l.contains(".sig")).collect();
@@ -551,9 +552,10 @@ fn mounted_disk_and_partition_are_refused() {
     fs::copy(&m.raw, &file).unwrap();
     let lo = Loop::attach(&file, true);
     let part9 = lo.part(9);
-    let mnt = tempfile::tempdir().unwrap();
-    run(Command::new("mount").arg(&part9).arg(mnt.path()));
     let before = sha256_file(&file);
+    let mnt = tempfile::tempdir().unwrap();
+    // Read-only and without journal replay, so mounting itself does not change the disk.
+    run(Command::new("mount").args(["-o", "ro,noload"]).arg(&part9).arg(mnt.path()));
     let msg = run_fail(&mut install(&["-d", lo.dev.to_str().unwrap(), "-b", &web.base(), "-k", &key]));
     run(Command::new("umount").arg(mnt.path()));
     assert!(msg.contains("mounted") && msg.contains(&part9.display().to_string()), "{msg}");
@@ -596,7 +598,7 @@ fn download_only_fetches_and_verifies() {
     let m = mirror();
     let web = Nginx::start(&m.dir);
     let out = tempfile::tempdir().unwrap();
-    run(install(&["-D", out.path().to_str().unwrap(), "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    run(&mut install(&["-D", out.path().to_str().unwrap(), "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
     assert_eq!(sha256_file(&out.path().join(IMAGE)), sha256_file(&m.image()));
     assert!(out.path().join(format!("{IMAGE}.sig")).exists());
     let wrong = tempfile::tempdir().unwrap();
