@@ -142,8 +142,18 @@ fn every_kind(root: &Path) {
 }
 
 fn mkfs(source: Option<&Path>, out: &Path, size: &str, extra: &[&str]) -> std::process::Output {
+    mkfs_at(EPOCH, source, out, size, extra)
+}
+
+fn mkfs_at(
+    epoch: &str,
+    source: Option<&Path>,
+    out: &Path,
+    size: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new(bin("coreos-build"));
-    cmd.env("SOURCE_DATE_EPOCH", EPOCH)
+    cmd.env("SOURCE_DATE_EPOCH", epoch)
         .args(["-q", "mkfs", "ext4", "--size", size, "--output"])
         .arg(out);
     if let Some(s) = source {
@@ -434,10 +444,20 @@ fn builds_are_byte_identical() {
     let src = tempfile::tempdir().unwrap();
     every_kind(src.path());
     let work = tempfile::tempdir().unwrap();
-    for extra in [&[][..], &["--ext2"][..]] {
+    // The second epoch lies in the future, so no time is clamped to it.
+    for (epoch, extra) in [
+        (EPOCH, &[][..]),
+        (EPOCH, &["--ext2"][..]),
+        ("4000000000", &[][..]),
+    ] {
         let (a, b) = (work.path().join("a.img"), work.path().join("b.img"));
-        mkfs(Some(src.path()), &a, "128MiB", extra);
-        mkfs(Some(src.path()), &b, "128MiB", extra);
+        mkfs_at(epoch, Some(src.path()), &a, "128MiB", extra);
+        // Between builds the tree is read (atimes move) and re-chmodded to the same modes
+        // (ctimes move): neither may change the image.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::read(src.path().join("multi")).unwrap();
+        chmod(&src.path().join("small"), 0o4755);
+        mkfs_at(epoch, Some(src.path()), &b, "128MiB", extra);
         assert_eq!(
             e2e::sha256_file(&a),
             e2e::sha256_file(&b),
