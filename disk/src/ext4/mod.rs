@@ -117,6 +117,9 @@ pub enum Ext4Error {
 /// tree at `source` (or an empty root directory when `None`). Never writes zeros into holes.
 /// Everything that can fail about the tree (size, names, readability, inodes) is checked
 /// before the first byte is written.
+///
+/// A file shorter than `offset + size` is extended first (ftruncate); callers that write
+/// several partitions of one image from several threads should size the image beforehand.
 pub fn write_tree(
     source: Option<&Path>,
     out: &File,
