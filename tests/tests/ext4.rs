@@ -581,3 +581,36 @@ fn grub_reads_both_flavours() {
         );
     }
 }
+
+/// ROOT and OEM are mounted read-write: after the kernel writes to our filesystem (journal
+/// in use, a directory grown past one block into an htree, files removed), e2fsck is clean.
+#[test]
+fn kernel_writes_keep_it_consistent() {
+    let src = tempfile::tempdir().unwrap();
+    every_kind(src.path());
+    let work = tempfile::tempdir().unwrap();
+    let img = work.path().join("root.img");
+    mkfs(Some(src.path()), &img, "256MiB", &["--label", "ROOT"]);
+    {
+        let lo = Loop::attach(&img, false);
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mount")
+            .args(["-t", "ext4", "-o", "rw"])
+            .arg(&lo.dev)
+            .arg(dir.path()));
+        let m = dir.path();
+        let result = std::panic::catch_unwind(|| {
+            fs::create_dir_all(m.join("var/lib/coreos")).unwrap();
+            fs::write(m.join("var/lib/coreos/user_data"), b"#cloud-config\n").unwrap();
+            for i in 0..3000 {
+                fs::write(m.join(format!("sub/new-{i}")), i.to_string()).unwrap();
+            }
+            fs::remove_file(m.join("multi")).unwrap();
+            fs::remove_dir_all(m.join("many")).unwrap();
+            fs::write(m.join("sparse"), b"truncated").unwrap();
+        });
+        run(Command::new("umount").arg(m));
+        result.unwrap();
+    }
+    fsck_clean(&img);
+}
