@@ -520,3 +520,48 @@ fn debian_minbase_usr_image() {
     let lines = contents.lines().count();
     assert!(lines > 5000, "contents listing has only {lines} lines");
 }
+
+#[test]
+fn inspect_shows_table_filesystems_version_and_hash() {
+    let work = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let usr = small_usr(work.path());
+    let out = work.path().join("out");
+    build(&usr, &out, &["--oem", "metal", "--version", "42.0.1"]);
+    let image = out.join(IMAGE);
+    let hash = read_verity(&out);
+    let r = run(Command::new(bin("coreos-build")).arg("inspect").arg(&image));
+    let r = String::from_utf8_lossy(&r.stdout).into_owned();
+    for needle in [
+        "disk GUID: 00000000-0000-0000-0000-000000000001 (never booted)",
+        "MBR: hybrid",
+        "legacy-bios-bootable",
+        "0x0101000000000000 priority=1 tries=0 successful=1",
+        "filesystem FAT16 label \"EFI-SYSTEM\"",
+        "filesystem ext2 label \"USR-A\" uuid 7130c94a-213a-4e5a-8e26-6cce9662f132 size 1065345024 bytes read-only marker",
+        "dm-verity at byte 1065345024",
+        "filesystem ext4 label \"OEM\"",
+        "filesystem ext4 label \"ROOT\"",
+        "version: 42.0.1",
+    ] {
+        assert!(r.contains(needle), "inspect should show {needle:?}:\n{r}");
+    }
+    assert!(
+        r.contains(&format!(
+            "verity root hash (USR-A): {hash} (matches the published _verity.txt)"
+        )),
+        "{r}"
+    );
+    // A changed byte in USR-A shows up as a differing hash.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&image)
+        .unwrap()
+        .write_all_at(&[1], USR_A_OFFSET + 4096 * 9 + 1)
+        .unwrap();
+    let r = run(Command::new(bin("coreos-build")).arg("inspect").arg(&image));
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("DIFFERS from the published"),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+}

@@ -274,3 +274,82 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_usr(dir: &Path) -> PathBuf {
+        let usr = dir.join("usr");
+        std::fs::create_dir_all(usr.join("boot")).unwrap();
+        std::fs::write(usr.join("boot/vmlinuz"), b"kernel").unwrap();
+        usr
+    }
+
+    #[test]
+    fn replace_oem_rewrites_partition_6_in_place() {
+        let d = tempfile::tempdir().unwrap();
+        let req = ImageRequest {
+            usr: small_usr(d.path()),
+            layout: "base".into(),
+            oem: Some(OemSource::parse("vagrant").unwrap()),
+            version: Some("1.2.3".into()),
+            group: "stable".into(),
+            board: "amd64-usr".into(),
+        };
+        let ui = Ui::new(true);
+        let built = build(&req, &d.path().join("out"), &ui).unwrap();
+        let oem_grub = |img: &Path| {
+            let f = std::fs::File::open(img).unwrap();
+            let p = Layout::builtin("base")
+                .unwrap()
+                .by_number(6)
+                .unwrap()
+                .clone();
+            let data = disk::ext4::edit::read_file(&f, p.offset(), p.bytes(), "/grub.cfg")
+                .unwrap()
+                .unwrap();
+            String::from_utf8(data).unwrap()
+        };
+        assert!(oem_grub(&built.image).contains("oem_id=\"vagrant\""));
+        let before = std::fs::read(&built.verity_txt).unwrap();
+        replace_oem(&built.image, &OemSource::parse("ec2").unwrap(), &ui).unwrap();
+        let grub = oem_grub(&built.image);
+        assert!(
+            grub.contains("oem_id=\"ec2\"") && !grub.contains("vagrant"),
+            "{grub}"
+        );
+        // USR-A and its published hash are untouched.
+        let report = crate::inspect::report(&built.image).unwrap();
+        assert!(
+            report.contains("(matches the published _verity.txt)"),
+            "{report}"
+        );
+        assert_eq!(before, std::fs::read(&built.verity_txt).unwrap());
+    }
+
+    #[test]
+    fn failure_leaves_no_final_named_file() {
+        let d = tempfile::tempdir().unwrap();
+        let usr = small_usr(d.path());
+        std::fs::write(usr.join("big"), vec![7u8; 3 << 20]).unwrap();
+        let layout = d.path().join("tiny.toml");
+        std::fs::write(
+            &layout,
+            "inherits = \"base\"\n[[partition]]\nnumber = 3\nblocks = 8192\nfs_blocks = 256\n",
+        )
+        .unwrap();
+        let req = ImageRequest {
+            usr,
+            layout: layout.display().to_string(),
+            oem: None,
+            version: None,
+            group: "stable".into(),
+            board: "amd64-usr".into(),
+        };
+        let out = d.path().join("out");
+        let e = format!("{:#}", build(&req, &out, &Ui::new(true)).unwrap_err());
+        assert!(e.contains("partition 3 (USR-A)"), "{e}");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    }
+}

@@ -56,7 +56,7 @@ mod tests {
             String::from_utf8(
                 files
                     .iter()
-                    .find(|f| f.0 == PathBuf::from(p))
+                    .find(|f| f.0 == std::path::Path::new(p))
                     .unwrap()
                     .1
                     .clone(),

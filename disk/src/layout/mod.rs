@@ -274,7 +274,7 @@ impl Layout {
             };
             if let Some(prev) = parts
                 .iter()
-                .find(|q| first_lba <= q.last_lba() && q.first_lba <= first_lba + sectors - 1)
+                .find(|q| first_lba <= q.last_lba() && q.first_lba < first_lba + sectors)
             {
                 return Err(LayoutError::Overlap {
                     a: pn,
