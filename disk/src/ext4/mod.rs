@@ -3,6 +3,17 @@
 //!
 //! CONTRACT (other modules call these; keep the signatures): `write_tree`, `Ext4Params`,
 //! `Flavor`, `WriteReport`, `Ext4Error`, and `edit::add_file`.
+//!
+//! How the writer works: `scan` reads the tree (lstat, sorted names, holes, xattrs);
+//! `plan` numbers inodes breadth-first and allocates blocks with one sequential cursor
+//! (`alloc`), building every metadata block in memory (`dir`, `extent` or `blockmap`,
+//! `xattr`, `journal`, `tables`); `write` punches the target range to zeros and writes the
+//! metadata while two threads copy file data with copy_file_range. The same tree and
+//! parameters always give the same bytes. On-disk structures (`superblock`, `group`,
+//! `inode`, `csum`) have public encode/decode for the in-place editor.
+//!
+//! Layout choice: both flavours keep each group's bitmaps and inode table inside the group
+//! (valid with or without flex_bg), so one rule serves ext2 and ext4.
 
 pub mod alloc;
 pub mod blockmap;
@@ -15,9 +26,14 @@ pub mod group;
 pub mod inode;
 pub mod journal;
 pub mod manifest;
+#[cfg(test)]
+mod mke2fs_vectors;
 pub mod plan;
+#[cfg(test)]
+mod roundtrip_tests;
 pub mod scan;
 pub mod superblock;
+mod tables;
 mod write;
 pub mod xattr;
 
@@ -101,26 +117,45 @@ pub enum Ext4Error {
 /// tree at `source` (or an empty root directory when `None`). Never writes zeros into holes.
 /// Everything that can fail about the tree (size, names, readability, inodes) is checked
 /// before the first byte is written.
+///
+/// A file shorter than `offset + size` is extended first (ftruncate); callers that write
+/// several partitions of one image from several threads should size the image beforehand.
 pub fn write_tree(
     source: Option<&Path>,
     out: &File,
     offset: u64,
     params: &Ext4Params,
 ) -> Result<WriteReport, Ext4Error> {
-    if offset % BLOCK_SIZE != 0 {
+    write_tree_with_progress(source, out, offset, params, &|_, _| {})
+}
+
+/// `write_tree`, calling `progress(bytes_just_copied, total_bytes)` as file data is copied
+/// (from the copy threads, hence `Sync`).
+pub fn write_tree_with_progress(
+    source: Option<&Path>,
+    out: &File,
+    offset: u64,
+    params: &Ext4Params,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<WriteReport, Ext4Error> {
+    if !offset.is_multiple_of(BLOCK_SIZE) {
         return Err(Ext4Error::Invalid(format!(
             "offset {offset} is not a multiple of {BLOCK_SIZE}"
         )));
     }
+    let started = std::time::Instant::now();
     let tree = match source {
         Some(root) => scan::Tree::scan(root, &params.overrides)?,
         None => scan::Tree::empty(params.timestamp),
     };
+    let scanned = started.elapsed();
     let plan = plan::plan(&tree, params)?;
+    drop(tree);
+    let planned = started.elapsed();
     let report = plan.report.clone();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
-    write::write(plan, out, offset, 2)?;
-    tracing::debug!(?report, "ext4 written");
+    write::write(plan, out, offset, 2, progress)?;
+    tracing::debug!(?report, ?scanned, ?planned, written = ?started.elapsed(), "ext4 written");
     Ok(report)
 }

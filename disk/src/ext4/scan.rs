@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 /// Longest name a directory entry holds (EXT4_NAME_LEN).
 pub const EXT4_NAME_LEN: usize = 255;
 
+/// (full name, value) pairs, sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Dir,
@@ -35,11 +38,8 @@ pub struct Node {
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
-    pub atime: i64,
-    pub ctime: i64,
     pub mtime: i64,
-    /// (full name, value), sorted by name.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
     /// Where to read the content from.
     pub source: PathBuf,
     /// Names this node has inside the tree.
@@ -78,8 +78,6 @@ impl Tree {
                 perm: 0o755,
                 uid: 0,
                 gid: 0,
-                atime: timestamp as i64,
-                ctime: timestamp as i64,
                 mtime: timestamp as i64,
                 xattrs: Vec::new(),
                 source: PathBuf::new(),
@@ -201,8 +199,6 @@ fn node_from(path: &Path, m: &std::fs::Metadata, kind: Kind) -> Result<Node, Ext
         perm: (m.mode() & 0o7777) as u16,
         uid: m.uid(),
         gid: m.gid(),
-        atime: m.atime(),
-        ctime: m.ctime(),
         mtime: m.mtime(),
         xattrs: read_xattrs(path)?,
         source: path.to_path_buf(),
@@ -223,7 +219,7 @@ fn data_blocks(path: &Path, m: &std::fs::Metadata) -> Result<Vec<Range<u64>>, Ex
         return Ok(Vec::new());
     }
     if m.blocks() * 512 >= size {
-        return Ok(vec![0..nblocks]);
+        return Ok(std::iter::once(0..nblocks).collect());
     }
     let bytes = crate::sparse::data_ranges(&f).map_err(|e| io_err(path, e))?;
     let mut out: Vec<Range<u64>> = Vec::new();
@@ -242,7 +238,7 @@ fn data_blocks(path: &Path, m: &std::fs::Metadata) -> Result<Vec<Range<u64>>, Ex
 }
 
 /// Extended attributes of `path` (not following symlinks), sorted by name.
-fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Ext4Error> {
+fn read_xattrs(path: &Path) -> Result<Xattrs, Ext4Error> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Ext4Error::Invalid(format!("{}: NUL in path", path.display())))?;
     let mut list = vec![0u8; 1024];
