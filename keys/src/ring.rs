@@ -2,7 +2,7 @@
 //! may have made a data signature.
 
 use crate::{hex, KeyError};
-use pgp::composed::{Deserializable, SignedPublicKey};
+use pgp::composed::{PublicOrSecret, SignedPublicKey};
 use pgp::packet::{PublicKey, PublicSubkey};
 use pgp::types::{KeyDetails, VerifyingKey};
 
@@ -85,13 +85,25 @@ impl KeyRing {
         KeyRing::parse(&bytes, &what)
     }
 
+    /// Same as `from_armored`: armored or binary data are both accepted.
+    pub fn from_bytes(bytes: &[u8]) -> Result<KeyRing, KeyError> {
+        KeyRing::parse(bytes, "(key data)")
+    }
+
+    /// Public keys, or secret keys whose public halves are used.
     fn parse(bytes: &[u8], what: &str) -> Result<KeyRing, KeyError> {
         let err = |source| KeyError::UnparsableKey {
             what: what.to_string(),
             source,
         };
-        let (iter, _) = SignedPublicKey::from_reader_many(bytes).map_err(err)?;
-        let keys = iter.collect::<Result<Vec<_>, _>>().map_err(err)?;
+        let (iter, _) = PublicOrSecret::from_reader_many(bytes).map_err(err)?;
+        let mut keys = Vec::new();
+        for k in iter {
+            keys.push(match k.map_err(err)? {
+                PublicOrSecret::Public(p) => p,
+                PublicOrSecret::Secret(s) => s.to_public_key(),
+            });
+        }
         if keys.is_empty() {
             return Err(KeyError::NoKeyInFile {
                 what: what.to_string(),

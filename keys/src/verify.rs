@@ -83,6 +83,11 @@ impl StreamVerifier {
                     .map_err(|e| KeyError::UnsupportedSignature {
                         typ: format!("hash {:?}: {e}", config.hash_alg),
                     })?;
+            let mut hasher = hasher;
+            // A v6 signature's hash starts with its salt (RFC 9580 5.2.4).
+            if let pgp::packet::SignatureVersionSpecific::V6 { salt } = &config.version_specific {
+                hasher.update(salt.as_ref());
+            }
             pending.push(Pending {
                 signature,
                 signers,
