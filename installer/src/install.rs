@@ -113,6 +113,15 @@ pub fn run(args: &Args) -> Result<()> {
     let Some(given) = &args.device else {
         bail!("No target block device provided, -d is required.");
     };
+    if let Some(oem) = &args.oem {
+        if oem.is_empty()
+            || !oem
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            bail!("OEM id {oem:?} is not valid: use lower-case letters, digits, '-' and '_'");
+        }
+    }
     if args.insecure {
         tracing::warn!("!!! --insecure: the image signature will NOT be required !!!");
     }
