@@ -321,7 +321,12 @@ mod tests {
 
     fn image_of(size: u64) -> Vec<u8> {
         let mut img = vec![0u8; size as usize];
-        for (i, b) in img.iter_mut().enumerate().skip(2 << 20).take(size as usize / 2) {
+        for (i, b) in img
+            .iter_mut()
+            .enumerate()
+            .skip(2 << 20)
+            .take(size as usize / 2)
+        {
             *b = i as u8;
         }
         let h = &mut img[512..1024];
