@@ -24,9 +24,10 @@ pub fn run(args: &Args) -> Result<()> {
     let sig_url = format!("{url}.sig");
     let sig = http.get_optional(&sig_url)?;
     let mut verifier = match (&sig, &ring) {
-        (Some(s), Some(r)) => {
-            Some(StreamVerifier::new(r, s).with_context(|| format!("signature {sig_url}"))?)
-        }
+        (Some(s), Some(r)) => Some(
+            StreamVerifier::new(r, s)
+                .with_context(|| format!("signature verification failed: {sig_url}"))?,
+        ),
         (None, _) if !args.insecure => {
             bail!("Image signature unavailable: {sig_url}: HTTP 404 Not Found")
         }

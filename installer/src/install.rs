@@ -22,17 +22,24 @@ pub fn key_ring(args: &Args) -> Result<Option<KeyRing>> {
         Some(p) => {
             let bytes = std::fs::read(p)
                 .with_context(|| format!("key file {} cannot be read", p.display()))?;
-            Ok(Some(KeyRing::from_bytes(&bytes).with_context(|| {
+            Ok(Some(KeyRing::from_armored(&bytes).with_context(|| {
                 format!("key file {} does not parse", p.display())
             })?))
         }
         None => match KeyRing::embedded() {
-            Ok(r) => Ok(Some(r)),
+            Ok(r) if !r.is_empty() => Ok(Some(r)),
+            Ok(_) if args.insecure => {
+                tracing::warn!("no signing keys are built in; continuing because of --insecure");
+                Ok(None)
+            }
+            Ok(_) => bail!(
+                "no signing keys are built into this coreos-install; pass the release key with -k KEYFILE"
+            ),
             Err(e) if args.insecure => {
                 tracing::warn!("{e:#}; continuing because of --insecure");
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         },
     }
 }
@@ -106,6 +113,15 @@ pub fn run(args: &Args) -> Result<()> {
     let Some(given) = &args.device else {
         bail!("No target block device provided, -d is required.");
     };
+    if let Some(oem) = &args.oem {
+        if oem.is_empty()
+            || !oem
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        {
+            bail!("OEM id {oem:?} is not valid: use lower-case letters, digits, '-' and '_'");
+        }
+    }
     if args.insecure {
         tracing::warn!("!!! --insecure: the image signature will NOT be required !!!");
     }
@@ -194,7 +210,7 @@ fn finish(
     ui: &Ui,
 ) -> Result<()> {
     if image_size < disk_size {
-        gpt_header::relocate_backup(dev, disk_size)
+        disk::gpt::relocate_backup(dev, disk_size)
             .context("moving the backup GPT to the end of the disk")?;
     }
     let parts: Vec<Partition> =

@@ -43,7 +43,7 @@ fn verifier_for(
     insecure: bool,
 ) -> Result<Option<StreamVerifier>> {
     match (sig, ring) {
-        (Some(sig), Some(ring)) => Ok(Some(StreamVerifier::new(ring, &sig).with_context(|| format!("signature {sig_name}"))?)),
+        (Some(sig), Some(ring)) => Ok(Some(StreamVerifier::new(ring, &sig).with_context(|| format!("signature verification failed: {sig_name}"))?)),
         (Some(_), None) => Ok(None),
         (None, _) if insecure => {
             tracing::warn!("!!! {sig_name} is missing: installing an UNVERIFIED image because of --insecure !!!");

@@ -39,9 +39,12 @@ impl<R: Read> VerifyingTee<R> {
             );
         }
         match self.verifier.take() {
-            Some(v) => v
-                .finish()
-                .map_err(|e| anyhow::anyhow!("{what}: signature verification failed: {e:#}"))?,
+            Some(v) => {
+                let who = v
+                    .finish()
+                    .map_err(|e| anyhow::anyhow!("{what}: signature verification failed: {e}"))?;
+                tracing::info!("{what}: good signature by key {}", who.fingerprint);
+            }
             None => tracing::warn!("{what}: NOT VERIFIED (--insecure)"),
         }
         Ok(self.bytes)

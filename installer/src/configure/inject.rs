@@ -4,7 +4,7 @@
 use super::UserConfig;
 use crate::image::gpt_header::Partition;
 use anyhow::{anyhow, Context, Result};
-use disk::ext4::edit::{add_file, NewFile};
+use disk::ext4::edit::{add_file, read_file, NewFile};
 use std::fs::File;
 
 /// Partition numbers fixed by the layout (tools find them by number, not label).
@@ -71,7 +71,10 @@ pub fn inject(
     }
     if let Some(id) = oem_id {
         let oem = part(parts, OEM_PARTITION)?;
-        let text = format!("# Written by coreos-install -o {id}: no OEM-specific image was published.\nset oem_id=\"{id}\"\n");
+        let old = read_file(dev, oem.offset(), oem.len(), OEM_GRUB_CFG).with_context(|| {
+            format!("reading {OEM_GRUB_CFG} on OEM (partition {OEM_PARTITION})")
+        })?;
+        let text = with_oem_id(old.as_deref(), id);
         add_file(
             dev,
             oem.offset(),
@@ -84,4 +87,32 @@ pub fn inject(
         done.push(format!("oem_id={id} -> OEM:{OEM_GRUB_CFG}"));
     }
     Ok(done)
+}
+
+/// The OEM grub.cfg with `set oem_id` replaced (or added); every other line is kept, so the
+/// base image's settings survive (coreos/init 3eeab79: "Don't clobber OEM grub.cfg").
+fn with_oem_id(old: Option<&[u8]>, id: &str) -> String {
+    let old = old.map(String::from_utf8_lossy).unwrap_or_default();
+    let mut out: String = old
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("set oem_id="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    out.push_str(&format!("set oem_id=\"{id}\"\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_oem_id;
+
+    #[test]
+    fn oem_id_replaces_only_its_line() {
+        let old = b"# metal\nset oem_id=\"metal\"\nset linux_append=\"x\"\n";
+        assert_eq!(
+            with_oem_id(Some(old), "azure"),
+            "# metal\nset linux_append=\"x\"\nset oem_id=\"azure\"\n"
+        );
+        assert_eq!(with_oem_id(None, "gce"), "set oem_id=\"gce\"\n");
+    }
 }

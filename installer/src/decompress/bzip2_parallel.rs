@@ -13,8 +13,9 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Streams in flight (queued, decoding or decoded-but-not-yet-written).
-const WINDOW: usize = 4;
+/// Streams in flight (queued, decoding, or decoded and waiting for the writer). With the
+/// release's 8 MiB chunks this bounds memory to about WINDOW x (8 MiB out + compressed in).
+const WINDOW: usize = 3;
 /// A "stream" longer than this (compressed) means the file is not chunked: go sequential.
 const MAX_SEGMENT: usize = 16 << 20;
 /// Only small streams can be the repeated zero chunk (1 MiB of zeros is ~45 bytes).

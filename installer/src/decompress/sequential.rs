@@ -9,10 +9,12 @@ use std::thread::JoinHandle;
 
 const PIECE: usize = 1 << 20;
 
+// One decoder per install: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Decoder<'a> {
     Raw(Compressed<'a>),
     Gzip(flate2::bufread::MultiGzDecoder<Compressed<'a>>),
-    Zstd(ruzstd::decoding::StreamingDecoder<Compressed<'a>, ruzstd::decoding::FrameDecoder>),
+    Zstd(Box<ruzstd::decoding::StreamingDecoder<Compressed<'a>, ruzstd::decoding::FrameDecoder>>),
     /// lzma-rs has only a push API for xz, so it runs in a scoped-lifetime-free thread that
     /// hands the source back when done.
     Xz(XzThread<'a>),
@@ -30,10 +32,10 @@ impl<'a> Sequential<'a> {
         let decoder = match format {
             Format::Raw => Decoder::Raw(src),
             Format::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(src)),
-            Format::Zstd => Decoder::Zstd(
+            Format::Zstd => Decoder::Zstd(Box::new(
                 ruzstd::decoding::StreamingDecoder::new(src)
                     .map_err(|e| anyhow!("{what}: bad zstd frame header: {e}"))?,
-            ),
+            )),
             Format::Xz => Decoder::Xz(XzThread::spawn(src)),
             Format::Bzip2 => Decoder::Bzip2(bzip2::bufread::MultiBzDecoder::new(src)),
         };
@@ -97,7 +99,7 @@ impl<'a> PieceStream<'a> for Sequential<'a> {
         match self.decoder {
             Decoder::Raw(r) => r,
             Decoder::Gzip(r) => r.into_inner(),
-            Decoder::Zstd(r) => r.into_inner(),
+            Decoder::Zstd(r) => (*r).into_inner(),
             Decoder::Xz(r) => r.join(),
             Decoder::Bzip2(r) => r.into_inner(),
         }

@@ -1,9 +1,7 @@
-//! The GPT facts the installer reads from the image (UEFI 2.10 §5.3): the image size from the
-//! primary header's AlternateLBA, the partition entries, and moving the backup header and
-//! entries to the end of a larger disk (as `sgdisk -e`).
-//!
-//! STOPGAP for `disk::gpt::relocate_backup`, still a stub on this branch: remove
-//! `relocate_backup` here in favour of it once the builder-core part lands.
+//! The GPT facts the installer reads from the held-back first MiB (UEFI 2.10 §5.3): the image
+//! size from the primary header's AlternateLBA (known before anything is written, so a too
+//! small disk is refused untouched), and the partition entries. Moving the backup header is
+//! `disk::gpt::relocate_backup`.
 
 use anyhow::{bail, Context, Result};
 use std::fs::File;
@@ -18,7 +16,6 @@ const HEADER_SIZE: usize = 12;
 const HEADER_CRC32: usize = 16;
 const MY_LBA: usize = 24;
 const ALTERNATE_LBA: usize = 32;
-const LAST_USABLE_LBA: usize = 48;
 const PARTITION_ENTRY_LBA: usize = 72;
 const NUMBER_OF_PARTITION_ENTRIES: usize = 80;
 const SIZE_OF_PARTITION_ENTRY: usize = 84;
@@ -140,71 +137,4 @@ pub fn read_partitions(dev: &File) -> Result<Vec<Partition>> {
     dev.read_exact_at(&mut head, 0)
         .context("reading the first MiB")?;
     Header::parse(&head)?.partitions(&head)
-}
-
-/// Move the backup GPT (header and entries) to the last sectors of a disk of `disk_bytes`,
-/// extend LastUsableLBA to match (as `sgdisk -e`), fix the protective MBR's size, and zero the
-/// old backup header so no stale table remains inside the disk.
-pub fn relocate_backup(dev: &File, disk_bytes: u64) -> Result<()> {
-    let mut head = vec![0u8; 1 << 20];
-    dev.read_exact_at(&mut head, 0)
-        .context("reading the first MiB")?;
-    let h = Header::parse(&head)?;
-    let old_alt = h.alternate_lba();
-    let disk_lbas = disk_bytes / LBA;
-    let new_alt = disk_lbas - 1;
-    if new_alt == old_alt {
-        return Ok(());
-    }
-    if new_alt < old_alt {
-        bail!(
-            "the disk ({disk_bytes} bytes) is smaller than the image's GPT ({} bytes)",
-            h.image_size()
-        );
-    }
-    let (at, n, size) = h.entries_range();
-    let array = head[at as usize..at as usize + n * size].to_vec();
-    let array_lbas = (array.len() as u64).div_ceil(LBA);
-
-    let mut primary = h.raw.clone();
-    primary[ALTERNATE_LBA..ALTERNATE_LBA + 8].copy_from_slice(&new_alt.to_le_bytes());
-    let last_usable = new_alt - array_lbas - 1;
-    primary[LAST_USABLE_LBA..LAST_USABLE_LBA + 8].copy_from_slice(&last_usable.to_le_bytes());
-    let mut backup = primary.clone();
-    backup[MY_LBA..MY_LBA + 8].copy_from_slice(&new_alt.to_le_bytes());
-    backup[ALTERNATE_LBA..ALTERNATE_LBA + 8].copy_from_slice(&1u64.to_le_bytes());
-    let backup_entries = new_alt - array_lbas;
-    backup[PARTITION_ENTRY_LBA..PARTITION_ENTRY_LBA + 8]
-        .copy_from_slice(&backup_entries.to_le_bytes());
-    for hdr in [&mut primary, &mut backup] {
-        hdr[HEADER_CRC32..HEADER_CRC32 + 4].fill(0);
-        let crc = crc32fast::hash(hdr);
-        hdr[HEADER_CRC32..HEADER_CRC32 + 4].copy_from_slice(&crc.to_le_bytes());
-    }
-    let sector = |h: &[u8]| {
-        let mut s = vec![0u8; LBA as usize];
-        s[..h.len()].copy_from_slice(h);
-        s
-    };
-    dev.write_all_at(&array, backup_entries * LBA)?;
-    dev.write_all_at(&sector(&backup), new_alt * LBA)?;
-    dev.write_all_at(&vec![0u8; LBA as usize], old_alt * LBA)?;
-    dev.write_all_at(&sector(&primary), LBA)?;
-    fix_protective_mbr(dev, &head[..512], disk_lbas)?;
-    Ok(())
-}
-
-/// A protective MBR's single 0xEE entry spans the whole disk (or 0xFFFFFFFF sectors).
-fn fix_protective_mbr(dev: &File, mbr: &[u8], disk_lbas: u64) -> Result<()> {
-    if mbr[510..512] != [0x55, 0xAA] {
-        return Ok(());
-    }
-    let entries: Vec<&[u8]> = (0..4).map(|i| &mbr[446 + 16 * i..462 + 16 * i]).collect();
-    let used: Vec<usize> = (0..4).filter(|&i| entries[i][4] != 0).collect();
-    if used.len() != 1 || entries[used[0]][4] != 0xEE {
-        return Ok(()); // hybrid MBR: leave it as the image made it
-    }
-    let size = (disk_lbas - 1).min(u32::MAX as u64) as u32;
-    dev.write_all_at(&size.to_le_bytes(), 446 + 16 * used[0] as u64 + 12)?;
-    Ok(())
 }
