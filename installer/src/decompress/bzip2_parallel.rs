@@ -15,7 +15,9 @@ use std::thread::JoinHandle;
 
 /// Streams in flight (queued, decoding, or decoded and waiting for the writer). With the
 /// release's 8 MiB chunks this bounds memory to about WINDOW x (8 MiB out + compressed in).
-const WINDOW: usize = 3;
+/// (3 measured 70 MiB peak RSS in ci/bench install; 2 still keeps both cores decoding while
+/// the main thread writes the stream it just took.)
+const WINDOW: usize = 2;
 /// A "stream" longer than this (compressed) means the file is not chunked: go sequential.
 const MAX_SEGMENT: usize = 16 << 20;
 /// Only small streams can be the repeated zero chunk (1 MiB of zeros is ~45 bytes).
