@@ -21,7 +21,12 @@ struct Chunk {
     crc: crc32fast::Hasher,
 }
 
-fn deflate(z: &mut Compress, dictionary: &[u8], data: &[u8], flush: FlushCompress) -> anyhow::Result<Vec<u8>> {
+fn deflate(
+    z: &mut Compress,
+    dictionary: &[u8],
+    data: &[u8],
+    flush: FlushCompress,
+) -> anyhow::Result<Vec<u8>> {
     z.reset();
     if !dictionary.is_empty() {
         z.set_dictionary(dictionary).context("deflate dictionary")?;
@@ -58,13 +63,20 @@ fn chunks(pieces: Vec<Piece>) -> impl Iterator<Item = anyhow::Result<(Vec<u8>, V
                 Err(e) => return Some(Err(e)),
             }
         }
-        let dictionary = std::mem::replace(&mut tail, buf[buf.len().saturating_sub(WINDOW)..].to_vec());
+        let dictionary =
+            std::mem::replace(&mut tail, buf[buf.len().saturating_sub(WINDOW)..].to_vec());
         Some(Ok((dictionary, buf)))
     })
 }
 
 /// Write `pieces` gzip-compressed at `level` to `out`; returns the compressed size.
-pub fn write_gzip(pieces: Vec<Piece>, out: &mut impl Write, level: u32, workers: usize, progress: &dyn Fn(u64)) -> anyhow::Result<u64> {
+pub fn write_gzip(
+    pieces: Vec<Piece>,
+    out: &mut impl Write,
+    level: u32,
+    workers: usize,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<u64> {
     out.write_all(&HEADER)?;
     let mut written = HEADER.len() as u64;
     let mut crc = crc32fast::Hasher::new();
@@ -77,7 +89,10 @@ pub fn write_gzip(pieces: Vec<Piece>, out: &mut impl Write, level: u32, workers:
         |z, (dictionary, data): (Vec<u8>, Vec<u8>)| {
             let mut c = crc32fast::Hasher::new();
             c.update(&data);
-            Ok(Chunk { deflated: deflate(z, &dictionary, &data, FlushCompress::Sync)?, crc: c })
+            Ok(Chunk {
+                deflated: deflate(z, &dictionary, &data, FlushCompress::Sync)?,
+                crc: c,
+            })
         },
         |chunk: Chunk| {
             out.write_all(&chunk.deflated)?;
@@ -88,7 +103,12 @@ pub fn write_gzip(pieces: Vec<Piece>, out: &mut impl Write, level: u32, workers:
             Ok(())
         },
     )?;
-    let end = deflate(&mut Compress::new(Compression::new(level), false), &[], &[], FlushCompress::Finish)?;
+    let end = deflate(
+        &mut Compress::new(Compression::new(level), false),
+        &[],
+        &[],
+        FlushCompress::Finish,
+    )?;
     out.write_all(&end)?;
     let total = crc.total_len();
     out.write_all(&crc.finalize().to_le_bytes())?;
@@ -104,14 +124,22 @@ mod tests {
 
     #[test]
     fn one_member_that_gunzip_reads_back() {
-        let text: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8 ^ (i >> 13) as u8).collect();
+        let text: Vec<u8> = (0..3_500_000u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 13) as u8)
+            .collect();
         // 700 kB pieces: four chunks, each primed with the previous one's tail.
-        let pieces = || text.chunks(700_000).map(|c| Piece::Bytes(c.to_vec())).collect::<Vec<_>>();
+        let pieces = || {
+            text.chunks(700_000)
+                .map(|c| Piece::Bytes(c.to_vec()))
+                .collect::<Vec<_>>()
+        };
         let mut gz = Vec::new();
         write_gzip(pieces(), &mut gz, 6, 2, &|_| ()).unwrap();
         // A single-member decoder must see the whole input (no concatenated members).
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back == text);
         let mut again = Vec::new();
         write_gzip(pieces(), &mut again, 6, 1, &|_| ()).unwrap();
