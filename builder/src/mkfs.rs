@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use disk::ext4::{self, Ext4Params, Flavor};
 use std::fs::OpenOptions;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -19,7 +19,8 @@ pub struct Ext4Args {
     /// Filesystem size: bytes, or with a KiB/MiB/GiB/TiB suffix.
     #[arg(long, value_parser = parse_size)]
     pub size: u64,
-    /// Image file to write (made under a temporary name and renamed when complete).
+    /// Image file to write (made under a temporary name and renamed when complete), or a
+    /// block device to write in place.
     #[arg(long)]
     pub output: PathBuf,
     #[arg(long, default_value = "")]
@@ -133,11 +134,14 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
             bail!("--source {}: not a directory", src.display());
         }
     }
+    if is_block_device(&a.output) {
+        return write_device(&a.output, a.source.as_deref(), &params, ui);
+    }
     let dir = a
         .output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+        .unwrap_or(Path::new("."));
     let name = a
         .output
         .file_name()
@@ -152,26 +156,16 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        let bar = ui.step("mkfs ext4");
-        bar.set_message(a.output.display().to_string());
-        let report = ext4::write_tree(a.source.as_deref(), &f, 0, &params)?;
+        let report = write_with_progress(&f, a.source.as_deref(), &params, ui)?;
         f.sync_all()
             .with_context(|| format!("syncing {}", tmp.display()))?;
-        bar.finish_and_clear();
         Ok(report)
     })();
     match result {
         Ok(report) => {
             std::fs::rename(&tmp, &a.output)
                 .with_context(|| format!("renaming to {}", a.output.display()))?;
-            tracing::info!(
-                output = %a.output.display(),
-                blocks = report.blocks_total,
-                used = report.blocks_used,
-                inodes = report.inodes_total,
-                inodes_used = report.inodes_used,
-                "filesystem written"
-            );
+            log_report(&a.output, &report);
             Ok(())
         }
         Err(e) => {
@@ -179,6 +173,76 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
             Err(e)
         }
     }
+}
+
+fn is_block_device(p: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    std::fs::metadata(p)
+        .map(|m| m.file_type().is_block_device())
+        .unwrap_or(false)
+}
+
+/// Straight onto a block device (like `mkfs.ext4 /dev/sdX`): there is no temporary name to
+/// rename, so the size is checked against the device first.
+fn write_device(
+    dev: &Path,
+    source: Option<&Path>,
+    params: &Ext4Params,
+    ui: &crate::progress::Ui,
+) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dev)
+        .with_context(|| format!("opening {}", dev.display()))?;
+    let len = f
+        .seek(SeekFrom::End(0))
+        .with_context(|| format!("sizing {}", dev.display()))?;
+    if params.size > len {
+        bail!(
+            "{}: the device has {len} bytes, fewer than --size {}",
+            dev.display(),
+            params.size
+        );
+    }
+    let report = write_with_progress(&f, source, params, ui)?;
+    f.sync_all()
+        .with_context(|| format!("syncing {}", dev.display()))?;
+    log_report(dev, &report);
+    Ok(())
+}
+
+fn write_with_progress(
+    f: &std::fs::File,
+    source: Option<&Path>,
+    params: &Ext4Params,
+    ui: &crate::progress::Ui,
+) -> Result<ext4::WriteReport> {
+    if ui.quiet() {
+        return Ok(ext4::write_tree(source, f, 0, params)?);
+    }
+    let bar = ui.bytes("mkfs ext4", 0);
+    let progress = |n: u64, total: u64| {
+        if n == 0 {
+            bar.set_length(total);
+        }
+        bar.inc(n);
+    };
+    let report = ext4::write_tree_with_progress(source, f, 0, params, &progress)?;
+    bar.finish_and_clear();
+    Ok(report)
+}
+
+fn log_report(out: &Path, report: &ext4::WriteReport) {
+    tracing::info!(
+        output = %out.display(),
+        blocks = report.blocks_total,
+        used = report.blocks_used,
+        inodes = report.inodes_total,
+        inodes_used = report.inodes_used,
+        "filesystem written"
+    );
 }
 
 #[cfg(test)]

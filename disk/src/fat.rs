@@ -184,6 +184,38 @@ pub fn write_fat(out: &File, offset: u64, size: u64, params: &FatParams, files: 
     Ok(())
 }
 
+/// What a FAT boot sector says about its volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FatInfo {
+    /// "FAT12", "FAT16" or "FAT32".
+    pub fat_type: String,
+    pub label: String,
+    pub volume_id: u32,
+}
+
+/// Read the FAT boot sector at byte `offset`, or None when there is none (no 0x55AA
+/// signature or no "FAT" file-system type string).
+pub fn probe(file: &File, offset: u64) -> io::Result<Option<FatInfo>> {
+    let mut b = [0u8; 512];
+    file.read_exact_at(&mut b, offset)?;
+    if b[510..512] != [0x55, 0xaa] {
+        return Ok(None);
+    }
+    // The extended BPB sits at 36 (FAT12/16) or 64 (FAT32); its type string 18 bytes in.
+    for (ebpb, fat32) in [(36usize, false), (64usize, true)] {
+        if &b[ebpb + 18..ebpb + 21] == b"FAT" {
+            let fat_type = String::from_utf8_lossy(&b[ebpb + 18..ebpb + 26]).trim().to_string();
+            let fat_type = if fat32 { "FAT32".to_string() } else { fat_type };
+            return Ok(Some(FatInfo {
+                fat_type,
+                label: String::from_utf8_lossy(&b[ebpb + 7..ebpb + 18]).trim_end().to_string(),
+                volume_id: u32::from_le_bytes(b[ebpb + 3..ebpb + 7].try_into().unwrap()),
+            }));
+        }
+    }
+    Ok(None)
+}
+
 /// Deallocate a byte range of a regular file so it reads as zeros; a block device is left
 /// as it is (the format rewrites every structure it reads).
 fn punch_hole(f: &File, offset: u64, len: u64) -> io::Result<()> {

@@ -40,6 +40,9 @@ fn fsck_vfat_accepts_and_mtools_reads_files() {
     let fs = FileSystem::new(ByteRange::new(part.as_file(), 0, 128 << 20), FsOptions::new()).unwrap();
     assert_eq!(fs.fat_type(), fatfs::FatType::Fat16);
     assert_eq!(fs.volume_id(), 0x1234abcd);
+    let info = probe(img.as_file(), 4096 * 512).unwrap().unwrap();
+    assert_eq!(info, FatInfo { fat_type: "FAT16".into(), label: "EFI-SYSTEM".into(), volume_id: 0x1234abcd });
+    assert_eq!(probe(img.as_file(), 0).unwrap(), None);
 }
 
 #[test]

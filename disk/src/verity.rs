@@ -133,6 +133,28 @@ pub fn format(file: &File, p: &VerityParams) -> Result<VerityTree, VerityError> 
     if needed > p.hash_area_bytes {
         return Err(VerityError::NoSpace { offset: p.hash_offset, needed, available: p.hash_area_bytes });
     }
+    let (levels, root_hash) = compute_levels(file, p, &sizes)?;
+
+    let mut sb_block = vec![0u8; VERITY_BLOCK_SIZE as usize];
+    sb_block[..VERITY_SB_SIZE].copy_from_slice(&superblock(p));
+    write_at(file, &sb_block, p.hash_offset)?;
+    let mut pos = p.hash_offset + VERITY_BLOCK_SIZE;
+    for level in levels.iter().rev() {
+        write_at(file, level, pos)?;
+        pos += level.len() as u64;
+    }
+    Ok(VerityTree {
+        root_hash,
+        salt: p.salt.clone(),
+        data_blocks: p.data_blocks,
+        data_block_size: VERITY_BLOCK_SIZE,
+        hash_block_size: VERITY_BLOCK_SIZE,
+        hash_blocks,
+    })
+}
+
+/// The tree's levels (lowest first) and the root hash, computed without writing anything.
+fn compute_levels(file: &File, p: &VerityParams, sizes: &[u64]) -> Result<(Vec<Vec<u8>>, [u8; 32]), VerityError> {
     let holes = crate::sparse::data_ranges(file).map_err(|source| VerityError::Io { offset: 0, source })?;
     let data_end = p.data_offset + p.data_blocks * VERITY_BLOCK_SIZE;
     let data: Vec<Range<u64>> = holes
@@ -168,22 +190,49 @@ pub fn format(file: &File, p: &VerityParams) -> Result<VerityTree, VerityError> 
     }
     let root_hash = digest(&p.salt, levels.last().unwrap());
 
-    let mut sb_block = vec![0u8; VERITY_BLOCK_SIZE as usize];
-    sb_block[..VERITY_SB_SIZE].copy_from_slice(&superblock(p));
-    write_at(file, &sb_block, p.hash_offset)?;
-    let mut pos = p.hash_offset + VERITY_BLOCK_SIZE;
-    for level in levels.iter().rev() {
-        write_at(file, level, pos)?;
-        pos += level.len() as u64;
+    Ok((levels, root_hash))
+}
+
+/// The root hash of `p.data_blocks` blocks at `p.data_offset` with `p.salt`, nothing
+/// written (for checking an image against its published hash).
+pub fn root_hash(file: &File, p: &VerityParams) -> Result<[u8; 32], VerityError> {
+    if p.data_blocks == 0 {
+        return Err(VerityError::Invalid("verity needs at least one data block".into()));
     }
-    Ok(VerityTree {
-        root_hash,
-        salt: p.salt.clone(),
-        data_blocks: p.data_blocks,
-        data_block_size: VERITY_BLOCK_SIZE,
-        hash_block_size: VERITY_BLOCK_SIZE,
-        hash_blocks,
-    })
+    Ok(compute_levels(file, p, &level_sizes(p.data_blocks))?.1)
+}
+
+/// The fields of a verity superblock that `inspect` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VeritySuperblock {
+    pub hash_type: u32,
+    pub algorithm: String,
+    pub data_block_size: u32,
+    pub hash_block_size: u32,
+    pub data_blocks: u64,
+    pub salt: Vec<u8>,
+    pub uuid: [u8; 16],
+}
+
+/// The superblock at byte `offset`, or None when there is none.
+pub fn read_superblock(file: &File, offset: u64) -> Result<Option<VeritySuperblock>, VerityError> {
+    let mut sb = [0u8; VERITY_SB_SIZE];
+    file.read_exact_at(&mut sb, offset).map_err(|source| VerityError::Io { offset, source })?;
+    if &sb[0..8] != VERITY_SIGNATURE {
+        return Ok(None);
+    }
+    let u32_at = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap());
+    let salt_len = (u16::from_le_bytes([sb[80], sb[81]]) as usize).min(256);
+    let alg_end = sb[32..64].iter().position(|&b| b == 0).unwrap_or(32);
+    Ok(Some(VeritySuperblock {
+        hash_type: u32_at(12),
+        algorithm: String::from_utf8_lossy(&sb[32..32 + alg_end]).into_owned(),
+        data_block_size: u32_at(64),
+        hash_block_size: u32_at(68),
+        data_blocks: u64::from_le_bytes(sb[72..80].try_into().unwrap()),
+        salt: sb[88..88 + salt_len].to_vec(),
+        uuid: sb[16..32].try_into().unwrap(),
+    }))
 }
 
 fn digest(salt: &[u8], block: &[u8]) -> [u8; 32] {

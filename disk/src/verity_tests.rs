@@ -81,3 +81,13 @@ fn levels_for_usr_a() {
     // 260094 blocks: 2032+16+1 blocks in the tree, plus the superblock's = 2050, the rest of 1 GiB.
     assert_eq!(level_sizes(260094), vec![2032, 16, 1]);
 }
+
+#[test]
+fn reads_back_superblock_and_root_hash() {
+    let (f, p) = sample(2000);
+    let tree = format(f.as_file(), &p).unwrap();
+    assert_eq!(root_hash(f.as_file(), &p).unwrap(), tree.root_hash);
+    let sb = read_superblock(f.as_file(), p.hash_offset).unwrap().unwrap();
+    assert_eq!((sb.data_blocks, sb.salt.clone(), sb.algorithm.as_str(), sb.hash_type), (2000, p.salt.clone(), "sha256", 1));
+    assert_eq!(read_superblock(f.as_file(), 0).unwrap(), None);
+}

@@ -5,6 +5,7 @@
 //! Fixtures live in `<repo>/.cache/` (ignored by git) and are made once, under a file lock, so
 //! parallel test processes share them.
 
+pub mod httpfault;
 pub mod partitions;
 
 use std::fs::{self, File};
@@ -183,3 +184,5 @@ pub fn sha256_file(p: &Path) -> String {
     std::io::copy(&mut f, &mut h).unwrap();
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+pub mod qemu;

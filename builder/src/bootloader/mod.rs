@@ -2,10 +2,22 @@
 //!
 //! CONTRACT (called by `image`): `prepare(&BootInputs) -> Result<Option<BootAssets>>` before the
 //! ESP is written, then `install_bios(&File, &BiosBoot, bios_boot_first_lba)` after the GPT.
+//!
+//! One `grub.cfg` (CoreOS's, see `grub_cfg`) is embedded in both GRUB images' memdisk, so BIOS
+//! and UEFI boot the same entries: kernels and initramfs images from the ESP, `/usr` from USR-A
+//! through dm-verity, the OEM partition's `grub.cfg` sourced first.
+// The image builder is the caller; until it lands in this branch nothing else uses these.
 #![allow(dead_code)]
 
+mod bios;
+mod grub_cfg;
+mod grub_image;
+
+use anyhow::Context;
 use std::fs::File;
 use std::path::PathBuf;
+
+use grub_image::{GrubTarget, ModuleDirs};
 
 /// What the boot configuration needs to know about the image being built.
 #[derive(Debug, Clone)]
@@ -16,13 +28,16 @@ pub struct BootInputs {
     pub verity_root_hash: String,
     /// USR-A filesystem size in 4096-byte blocks (the verity data size).
     pub usr_fs_blocks: u64,
+    /// dm-verity salt, hex (empty when none). Passed on the command line so the initramfs can
+    /// open the tree even without a veritysetup superblock.
     pub verity_salt: String,
 }
 
 /// Files for the ESP and the BIOS boot code.
 #[derive(Debug, Clone, Default)]
 pub struct BootAssets {
-    /// (path on the ESP, contents), e.g. ("EFI/boot/bootx64.efi", ...), ("coreos/grub/grub.cfg", ...).
+    /// (path on the ESP, contents): `EFI/boot/bootx64.efi`. The kernel and initramfs
+    /// (`coreos/vmlinuz-a`, `coreos/initrd-a`, from the tree's `boot/`) are the image builder's.
     pub esp_files: Vec<(String, Vec<u8>)>,
     pub bios: Option<BiosBoot>,
 }
@@ -35,13 +50,55 @@ pub struct BiosBoot {
     pub core_img: Vec<u8>,
 }
 
+/// ESP path of the UEFI removable-media boot loader (what firmware runs with no boot entries).
+pub const EFI_BOOT_PATH: &str = "EFI/boot/bootx64.efi";
+
+/// Build the GRUB images and the ESP files. `Ok(None)` when neither the USR tree nor the host
+/// has GRUB modules: the image is then built without a bootloader (and says so).
 pub fn prepare(inputs: &BootInputs) -> anyhow::Result<Option<BootAssets>> {
-    let _ = inputs;
-    tracing::warn!("bootloader installation is not built yet: the image will not boot");
-    Ok(None)
+    let dirs = ModuleDirs::find(&inputs.usr);
+    if dirs.efi.is_none() && dirs.pc.is_none() {
+        tracing::warn!(
+            "no GRUB modules in {}/lib/grub or /usr/lib/grub: the image will have no bootloader",
+            inputs.usr.display()
+        );
+        return Ok(None);
+    }
+    let cfg = grub_cfg::main_cfg(&grub_cfg::CfgParams::from_inputs(inputs)?);
+    let mut assets = BootAssets::default();
+    match &dirs.efi {
+        Some(dir) => {
+            tracing::info!("GRUB for UEFI from {}", dir.display());
+            let efi = grub_image::make(GrubTarget::Efi, dir, &cfg)?;
+            assets.esp_files.push((EFI_BOOT_PATH.to_string(), efi));
+        }
+        None => tracing::warn!("no x86_64-efi GRUB modules: the image will not boot under UEFI"),
+    }
+    match &dirs.pc {
+        Some(dir) => {
+            tracing::info!("GRUB for BIOS from {}", dir.display());
+            let core_img = grub_image::make(GrubTarget::Pc, dir, &cfg)?;
+            let boot_path = dir.join("boot.img");
+            let boot_img = std::fs::read(&boot_path)
+                .with_context(|| format!("reading {}", boot_path.display()))?;
+            assets.bios = Some(BiosBoot { boot_img, core_img });
+        }
+        None => tracing::warn!("no i386-pc GRUB modules: the image will not boot under BIOS"),
+    }
+    Ok(Some(assets))
 }
 
+/// Install GRUB's BIOS boot code into an image whose GPT is written: boot.img's code into the
+/// MBR, core.img into the BIOS-BOOT partition starting at `bios_boot_first_lba`.
 pub fn install_bios(image: &File, bios: &BiosBoot, bios_boot_first_lba: u64) -> anyhow::Result<()> {
-    let _ = (image, bios, bios_boot_first_lba);
-    Ok(())
+    bios::install_bios(image, bios, bios_boot_first_lba)
+}
+
+/// Open an image read-write for `install_bios` (a convenience for callers holding a path).
+pub fn open_image(path: &std::path::Path) -> anyhow::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
 }

@@ -58,14 +58,19 @@ pub const RO_MARKER_OFFSET: u64 = 0x467;
 /// `verity` feature.
 pub fn write_usr(out: &File, p: &Partition, usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64, salt: Vec<u8>) -> anyhow::Result<Option<VerityTree>> {
     let prm = params(p, flavor(p), epoch);
+    let t = std::time::Instant::now();
     ext4::write_tree(Some(usr), out, p.offset(), &prm).map_err(|e| ext4_context(e, p, &format!("the USR tree {}", usr.display())))?;
+    tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
+    let t = std::time::Instant::now();
     let meta = ext4::edit::NewFile { mode: 0o644, uid: 0, gid: 0, mtime: prm.timestamp };
     for (path, data) in stamped {
         let abs = format!("/{}", path.display());
         ext4::edit::add_file(out, p.offset(), p.fs_bytes(), &abs, data, meta)
             .with_context(|| format!("stamping {abs} into partition {} ({})", p.number, p.label))?;
     }
+    tracing::debug!(elapsed = ?t.elapsed(), "release files stamped");
     out.write_all_at(&[0xff], p.offset() + RO_MARKER_OFFSET).context("setting the read-only marker of USR-A")?;
+    let t = std::time::Instant::now();
     if !p.verity {
         return Ok(None);
     }
@@ -78,6 +83,7 @@ pub fn write_usr(out: &File, p: &Partition, usr: &Path, stamped: &[(PathBuf, Vec
         salt,
     };
     let tree = verity::format(out, &vp).with_context(|| format!("dm-verity for partition {} ({})", p.number, p.label))?;
+    tracing::debug!(elapsed = ?t.elapsed(), "verity tree written");
     Ok(Some(tree))
 }
 

@@ -15,9 +15,14 @@ pub mod group;
 pub mod inode;
 pub mod journal;
 pub mod manifest;
+#[cfg(test)]
+mod mke2fs_vectors;
 pub mod plan;
+#[cfg(test)]
+mod roundtrip_tests;
 pub mod scan;
 pub mod superblock;
+mod tables;
 mod write;
 pub mod xattr;
 
@@ -107,20 +112,36 @@ pub fn write_tree(
     offset: u64,
     params: &Ext4Params,
 ) -> Result<WriteReport, Ext4Error> {
-    if offset % BLOCK_SIZE != 0 {
+    write_tree_with_progress(source, out, offset, params, &|_, _| {})
+}
+
+/// `write_tree`, calling `progress(bytes_just_copied, total_bytes)` as file data is copied
+/// (from the copy threads, hence `Sync`).
+pub fn write_tree_with_progress(
+    source: Option<&Path>,
+    out: &File,
+    offset: u64,
+    params: &Ext4Params,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<WriteReport, Ext4Error> {
+    if !offset.is_multiple_of(BLOCK_SIZE) {
         return Err(Ext4Error::Invalid(format!(
             "offset {offset} is not a multiple of {BLOCK_SIZE}"
         )));
     }
+    let started = std::time::Instant::now();
     let tree = match source {
         Some(root) => scan::Tree::scan(root, &params.overrides)?,
         None => scan::Tree::empty(params.timestamp),
     };
+    let scanned = started.elapsed();
     let plan = plan::plan(&tree, params)?;
+    drop(tree);
+    let planned = started.elapsed();
     let report = plan.report.clone();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
-    write::write(plan, out, offset, 2)?;
-    tracing::debug!(?report, "ext4 written");
+    write::write(plan, out, offset, 2, progress)?;
+    tracing::debug!(?report, ?scanned, ?planned, written = ?started.elapsed(), "ext4 written");
     Ok(report)
 }

@@ -6,12 +6,12 @@ use super::alloc::{zip, Allocator, Mapping};
 use super::csum::{fs_seed, inode_seed};
 use super::dir::{self, Entry};
 use super::geometry::Geometry;
-use super::group::{bitmap_checksum, GroupDesc, EXT4_BG_INODE_ZEROED};
 use super::inode::*;
 use super::scan::{Kind, Node, Tree};
-use super::superblock::*;
 use super::xattr::{self, Attr};
-use super::{blockmap, extent, journal, Ext4Error, Ext4Params, Flavor, WriteReport, BLOCK_SIZE};
+use super::{
+    blockmap, extent, journal, tables, Ext4Error, Ext4Params, Flavor, WriteReport, BLOCK_SIZE,
+};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -19,8 +19,6 @@ use std::path::PathBuf;
 const EXT4_LINK_MAX: u32 = 65000;
 /// Blocks in lost+found, as mke2fs makes it (16 KiB with 4 KiB blocks).
 const LOST_FOUND_BLOCKS: u64 = 4;
-/// The ext4 flavour's reserved-block share, as mke2fs's default (5%).
-const RESERVED_PERCENT: u64 = 5;
 
 /// Copy `size` bytes' worth of `maps` (logical blocks of the source) into the image.
 #[derive(Debug, Clone)]
@@ -69,6 +67,12 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
     let seed = fs_seed(&p.uuid);
     let csum_seed = o.csum.then_some(seed);
     let nodes = &tree.nodes;
+    if p.label.len() > 16 {
+        return Err(Ext4Error::Invalid(format!(
+            "label {:?} is longer than 16 bytes",
+            p.label
+        )));
+    }
 
     // Inode numbers: root 2, lost+found 11, the rest breadth-first from 12.
     let lf_node = nodes[0]
@@ -123,7 +127,7 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
         if len > 0 {
             let runs = alloc.alloc(len);
             metadata.push((runs[0].start, journal::superblock(len, &p.uuid)));
-            let maps = zip(&[0..len], &runs);
+            let maps = zip(std::slice::from_ref(&(0..len)), &runs);
             let placed = map_blocks(
                 &maps,
                 &mut alloc,
@@ -400,162 +404,24 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
         );
     }
 
-    // Inode tables: only the blocks holding used inodes are written.
-    let isz = p.inode_size as usize;
-    let per_block = BLOCK_SIZE as usize / isz;
-    let mut table = vec![0u8; BLOCK_SIZE as usize];
-    let mut table_block = None::<u64>;
-    for ino in 1..=max_ino {
-        let (g, idx) = geo.inode_location(ino);
-        let blk = geo.inode_table(g) + (idx as usize / per_block) as u64;
-        if table_block != Some(blk) {
-            if let Some(b) = table_block {
-                metadata.push((
-                    b,
-                    std::mem::replace(&mut table, vec![0u8; BLOCK_SIZE as usize]),
-                ));
-            }
-            table_block = Some(blk);
-        }
-        let slot = (idx as usize % per_block) * isz;
-        let inode = inodes.remove(&ino).unwrap_or_default();
-        inode.encode(&mut table[slot..slot + isz], ino, csum_seed);
-    }
-    if let Some(b) = table_block {
-        metadata.push((b, table));
-    }
-
-    // Bitmaps and descriptors. Allocation is a prefix of each group's data area, and used
-    // inodes are the prefix 1..=max_ino, so both bitmaps are ranges.
-    let mut descs = Vec::new();
-    let mut free_blocks_total = 0u64;
-    let mut free_inodes_total = 0u64;
-    let data_used = data_used_per_group(&geo, alloc.allocated);
-    for g in 0..geo.groups {
-        let len = geo.group_len(g);
-        let used = geo.overhead(g) + data_used[g as usize];
-        let mut bb = vec![0u8; BLOCK_SIZE as usize];
-        set_bits(&mut bb, 0..used);
-        set_bits(&mut bb, len..BLOCK_SIZE * 8);
-        let ipg = geo.inodes_per_group as u64;
-        let first = g as u64 * ipg + 1;
-        let used_inodes = (max_ino as u64 + 1).saturating_sub(first).min(ipg);
-        let mut ib = vec![0u8; BLOCK_SIZE as usize];
-        set_bits(&mut ib, 0..used_inodes);
-        set_bits(&mut ib, ipg..BLOCK_SIZE * 8);
-        let mut d = GroupDesc {
-            block_bitmap: geo.block_bitmap(g),
-            inode_bitmap: geo.inode_bitmap(g),
-            inode_table: geo.inode_table(g),
-            free_blocks_count: (len - used) as u32,
-            free_inodes_count: (ipg - used_inodes) as u32,
-            used_dirs_count: used_dirs[g as usize],
-            ..Default::default()
-        };
-        if o.csum {
-            d.flags = EXT4_BG_INODE_ZEROED;
-            d.itable_unused = (ipg - used_inodes) as u32;
-            d.block_bitmap_csum = bitmap_checksum(seed, &bb, (BLOCK_SIZE * 8) as u32);
-            d.inode_bitmap_csum = bitmap_checksum(seed, &ib, geo.inodes_per_group);
-        }
-        free_blocks_total += len - used;
-        free_inodes_total += ipg - used_inodes;
-        metadata.push((geo.block_bitmap(g), bb));
-        metadata.push((geo.inode_bitmap(g), ib));
-        descs.push(d);
-    }
-    let mut gdt = vec![0u8; (geo.gdt_blocks * BLOCK_SIZE) as usize];
-    for (g, d) in descs.iter().enumerate() {
-        let at = g * geo.desc_size;
-        d.encode(&mut gdt[at..at + geo.desc_size], g as u32, csum_seed);
-    }
-
-    let mut label = [0u8; 16];
-    let lb = p.label.as_bytes();
-    if lb.len() > 16 {
-        return Err(Ext4Error::Invalid(format!(
-            "label {:?} is longer than 16 bytes",
-            p.label
-        )));
-    }
-    label[..lb.len()].copy_from_slice(lb);
-    let mut sb = Superblock {
-        inodes_count: geo.inodes_count() as u32,
-        blocks_count: geo.blocks_count,
-        r_blocks_count: if ext4 {
-            geo.blocks_count * RESERVED_PERCENT / 100
-        } else {
-            0
-        },
-        free_blocks_count: free_blocks_total,
-        free_inodes_count: free_inodes_total as u32,
-        first_data_block: 0,
-        log_block_size: 2,
-        blocks_per_group: (BLOCK_SIZE * 8) as u32,
-        inodes_per_group: geo.inodes_per_group,
-        mtime: 0,
-        wtime: now,
-        max_mnt_count: 0xFFFF,
-        state: 1,
-        errors: 1,
-        lastcheck: now,
-        first_ino: EXT2_FIRST_INO,
-        inode_size: p.inode_size,
-        block_group_nr: 0,
-        feature_compat: COMPAT_EXT_ATTR,
-        feature_incompat: INCOMPAT_FILETYPE,
-        feature_ro_compat: RO_COMPAT_SPARSE_SUPER | RO_COMPAT_LARGE_FILE,
-        uuid: p.uuid,
-        volume_name: label,
-        hash_seed: p.uuid,
-        def_hash_version: EXT2_HASH_HALF_MD4,
-        default_mount_opts: EXT4_DEFM_XATTR_USER | EXT4_DEFM_ACL,
-        mkfs_time: now,
-        flags: EXT2_FLAGS_SIGNED_HASH,
-        ..Default::default()
-    };
-    if ext4 {
-        sb.feature_compat |= COMPAT_DIR_INDEX;
-        sb.feature_incompat |= INCOMPAT_EXTENTS | INCOMPAT_64BIT | INCOMPAT_FLEX_BG;
-        sb.feature_ro_compat |= RO_COMPAT_HUGE_FILE | RO_COMPAT_DIR_NLINK | RO_COMPAT_METADATA_CSUM;
-        if extra_isize > 0 {
-            sb.feature_ro_compat |= RO_COMPAT_EXTRA_ISIZE;
-            sb.min_extra_isize = extra_isize;
-            sb.want_extra_isize = extra_isize;
-        }
-        sb.desc_size = geo.desc_size as u16;
-        sb.log_groups_per_flex = 4;
-        sb.checksum_type = EXT4_CRC32C_CHKSUM;
-        if jnl_blocks[16] != 0 || jnl_blocks[15] != 0 {
-            sb.feature_compat |= COMPAT_HAS_JOURNAL;
-            sb.journal_inum = EXT4_JOURNAL_INO;
-            sb.jnl_backup_type = EXT3_JNL_BACKUP_BLOCKS;
-            sb.jnl_blocks = jnl_blocks;
-        }
-    }
-    for g in 0..geo.groups {
-        if !geo.has_super(g) {
-            continue;
-        }
-        let start = geo.group_start(g);
-        let mut first = vec![0u8; BLOCK_SIZE as usize];
-        let mut s = sb.clone();
-        s.block_group_nr = g as u16;
-        let at = if g == 0 {
-            SUPERBLOCK_OFFSET as usize
-        } else {
-            0
-        };
-        first[at..at + SUPERBLOCK_SIZE].copy_from_slice(&s.encode());
-        if g == 0 && p.read_only_marker {
-            first[READ_ONLY_MARKER_OFFSET as usize] = 0xFF;
-        }
-        metadata.push((start, first));
-        for (k, chunk) in gdt.chunks(BLOCK_SIZE as usize).enumerate() {
-            metadata.push((start + 1 + k as u64, chunk.to_vec()));
-        }
-    }
-
+    metadata.extend(tables::inode_tables(&geo, inodes, max_ino, csum_seed));
+    let groups = tables::group_tables(&geo, max_ino, &used_dirs, alloc.allocated, csum_seed);
+    metadata.extend(groups.bitmaps);
+    let sb = tables::superblock(
+        &geo,
+        p,
+        groups.free_blocks,
+        groups.free_inodes,
+        extra_isize,
+        jnl_blocks,
+    );
+    metadata.extend(tables::superblock_copies(
+        &geo,
+        &sb,
+        &groups.gdt,
+        p.read_only_marker,
+    ));
+    let free_blocks_total = groups.free_blocks;
     let report = WriteReport {
         blocks_total: geo.blocks_count,
         blocks_used: geo.blocks_count - free_blocks_total,
@@ -580,7 +446,7 @@ fn place_blocks(
 ) -> Result<Placed, Ext4Error> {
     let n = blocks.len() as u64;
     let runs = alloc.alloc(n);
-    let maps = zip(&[0..n], &runs);
+    let maps = zip(std::slice::from_ref(&(0..n)), &runs);
     for (b, phys) in blocks.into_iter().zip(runs.iter().cloned().flatten()) {
         metadata.push((phys, b));
     }
@@ -617,24 +483,6 @@ fn map_blocks(
             blocks: data + need,
             flags: 0,
         })
-    }
-}
-
-/// Data blocks allocated in each group, given the allocator's sequential fill.
-fn data_used_per_group(geo: &Geometry, mut allocated: u64) -> Vec<u64> {
-    (0..geo.groups)
-        .map(|g| {
-            let area = geo.group_len(g) - geo.overhead(g);
-            let take = allocated.min(area);
-            allocated -= take;
-            take
-        })
-        .collect()
-}
-
-fn set_bits(b: &mut [u8], r: std::ops::Range<u64>) {
-    for bit in r {
-        b[(bit / 8) as usize] |= 1 << (bit % 8);
     }
 }
 

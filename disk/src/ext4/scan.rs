@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 /// Longest name a directory entry holds (EXT4_NAME_LEN).
 pub const EXT4_NAME_LEN: usize = 255;
 
+/// (full name, value) pairs, sorted by name.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Dir,
@@ -38,8 +41,7 @@ pub struct Node {
     pub atime: i64,
     pub ctime: i64,
     pub mtime: i64,
-    /// (full name, value), sorted by name.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
     /// Where to read the content from.
     pub source: PathBuf,
     /// Names this node has inside the tree.
@@ -223,7 +225,7 @@ fn data_blocks(path: &Path, m: &std::fs::Metadata) -> Result<Vec<Range<u64>>, Ex
         return Ok(Vec::new());
     }
     if m.blocks() * 512 >= size {
-        return Ok(vec![0..nblocks]);
+        return Ok(std::iter::once(0..nblocks).collect());
     }
     let bytes = crate::sparse::data_ranges(&f).map_err(|e| io_err(path, e))?;
     let mut out: Vec<Range<u64>> = Vec::new();
@@ -242,7 +244,7 @@ fn data_blocks(path: &Path, m: &std::fs::Metadata) -> Result<Vec<Range<u64>>, Ex
 }
 
 /// Extended attributes of `path` (not following symlinks), sorted by name.
-fn read_xattrs(path: &Path) -> Result<Vec<(Vec<u8>, Vec<u8>)>, Ext4Error> {
+fn read_xattrs(path: &Path) -> Result<Xattrs, Ext4Error> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Ext4Error::Invalid(format!("{}: NUL in path", path.display())))?;
     let mut list = vec![0u8; 1024];

@@ -22,7 +22,16 @@ fn out_err(what: &str, source: std::io::Error) -> Ext4Error {
     }
 }
 
-pub fn write(plan: Plan, out: &File, offset: u64, threads: usize) -> Result<(), Ext4Error> {
+/// Reports (bytes just copied, total bytes to copy).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+pub fn write(
+    plan: Plan,
+    out: &File,
+    offset: u64,
+    threads: usize,
+    progress: Progress,
+) -> Result<(), Ext4Error> {
     let len = plan.blocks_count * BLOCK_SIZE;
     zero_range(out, offset, len)?;
     let Plan {
@@ -30,11 +39,13 @@ pub fn write(plan: Plan, out: &File, offset: u64, threads: usize) -> Result<(), 
         copies,
         ..
     } = plan;
+    let total: u64 = copies.iter().map(|c| c.size).sum();
+    progress(0, total);
     let shares = split(&copies, threads.max(1));
     std::thread::scope(|s| {
         let workers: Vec<_> = shares
             .iter()
-            .map(|share| s.spawn(move || copy_all(share, out, offset)))
+            .map(|share| s.spawn(move || copy_all(share, out, offset, &|n| progress(n, total))))
             .collect();
         let meta = write_metadata(&mut metadata, out, offset);
         let mut result = meta;
@@ -150,7 +161,12 @@ fn split(copies: &[DataCopy], n: usize) -> Vec<&[DataCopy]> {
     out
 }
 
-fn copy_all(copies: &[DataCopy], out: &File, offset: u64) -> Result<(), Ext4Error> {
+fn copy_all(
+    copies: &[DataCopy],
+    out: &File,
+    offset: u64,
+    copied: &dyn Fn(u64),
+) -> Result<(), Ext4Error> {
     let mut fallback: Option<Vec<u8>> = None;
     for c in copies {
         let src = File::open(&c.source).map_err(|e| src_err(&c.source, e))?;
@@ -163,6 +179,7 @@ fn copy_all(copies: &[DataCopy], out: &File, offset: u64) -> Result<(), Ext4Erro
             let to = offset + m.physical * BLOCK_SIZE;
             copy_range(&src, &c.source, from, end - from, out, to, &mut fallback)?;
         }
+        copied(c.size);
     }
     Ok(())
 }

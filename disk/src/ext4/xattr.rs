@@ -172,7 +172,9 @@ pub fn set_block_checksum(b: &mut [u8], fs_seed: u32, blocknr: u64) {
 fn acl_to_disk(v: &[u8]) -> Result<Vec<u8>, Ext4Error> {
     const ACL_USER: u16 = 2;
     const ACL_GROUP: u16 = 8;
-    if v.len() < 4 || (v.len() - 4) % 8 != 0 || u32::from_le_bytes(v[0..4].try_into().unwrap()) != 2
+    if v.len() < 4
+        || !(v.len() - 4).is_multiple_of(8)
+        || u32::from_le_bytes(v[0..4].try_into().unwrap()) != 2
     {
         return Err(Ext4Error::Invalid("malformed POSIX ACL attribute".into()));
     }

@@ -49,11 +49,8 @@ impl Fs<'_> {
         let mut bm = vec![0u8; self.bs()];
         let first = sb.group_first_block(g);
         let n = sb.blocks_in_group(g);
-        if sb.has_super(g) {
-            let meta = 1 + sb.gdt_blocks() + sb.reserved_gdt_blocks;
-            for i in 0..meta.min(n) {
-                set_bit(&mut bm, i, true);
-            }
+        for i in 0..sb.base_meta_blocks(g).min(n) {
+            set_bit(&mut bm, i, true);
         }
         let it_blocks =
             (u64::from(sb.inodes_per_group) * sb.inode_size as u64).div_ceil(sb.block_size);
@@ -153,7 +150,12 @@ impl Fs<'_> {
             set_bit(bm, b - first, true);
         }
         let d = &mut self.descs[g as usize];
-        d.set_free_blocks(d.free_blocks() - count as u32);
+        let free = d.free_blocks().checked_sub(count as u32).ok_or_else(|| {
+            EditError::Corrupt(format!(
+                "group {g} counts fewer free blocks than its bitmap shows"
+            ))
+        })?;
+        d.set_free_blocks(free);
         d.set_flags(d.flags() & !BG_BLOCK_UNINIT);
         self.dirty_groups.insert(g);
         Ok(())

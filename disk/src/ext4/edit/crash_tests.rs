@@ -29,11 +29,20 @@ fn mkfs(img: &Path, tree: &Path, args: &[&str]) {
     assert!(st.success(), "mkfs.ext4 failed");
 }
 
+/// e2fsck's exit code (reported as 4 when it printed any problem, since some problems
+/// answered "no" still exit 0) and its output.
 fn e2fsck(img: &Path, mode: &str) -> (i32, String) {
     let out = Command::new("e2fsck").arg(mode).arg(img).output().unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.code().unwrap_or(-1), text)
+    let quiet = text.lines().all(|l| {
+        l.is_empty()
+            || l.starts_with("Pass ")
+            || l.starts_with("e2fsck 1.")
+            || l.contains(" files (")
+    });
+    let code = out.status.code().unwrap_or(-1);
+    (if code == 0 && !quiet { 4 } else { code }, text)
 }
 
 fn edit(img: &Path, path: &str, data: &[u8]) -> Result<(), EditError> {

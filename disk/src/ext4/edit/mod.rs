@@ -19,6 +19,20 @@
 //! (`crash_tests` stops an edit after every write to check this). With a journal the
 //! edit is written in place, as debugfs does; a filesystem that needs journal recovery is
 //! refused.
+//!
+//! Handled: 1, 2 and 4 KiB blocks; extents (new files get up to four
+//! extents in the inode, else a depth-1 tree) and ext2/3 block maps (up to triple indirect);
+//! 32- and 64-byte descriptors, flex_bg, meta_bg; metadata_csum (with or without
+//! metadata_csum_seed) or gdt_csum/uninit_bg; BLOCK_UNINIT/INODE_UNINIT groups and
+//! bg_itable_unused; huge_file, dir_nlink, extra_isize, 128/256-byte inodes; a journal;
+//! orphan_file (untouched). Htree parents lose their index (see `dir`). Refused with a named
+//! reason: needs_recovery, an unclean or erroneous s_state, bigalloc, quota, casefold, mmp,
+//! unknown feature bits (including the read-only marker), writing into inline-data or
+//! encrypted directories, replacing hard-linked or inline files, symlinks in the path.
+//!
+//! On a block device, pass the same `File` (whole disk plus the partition's byte offset) the
+//! image was written through, or sync that one first: partition nodes have their own page
+//! cache.
 
 mod add;
 mod alloc;

@@ -15,7 +15,7 @@ const INCOMPAT_COMPRESSION: u32 = 0x1;
 pub(crate) const INCOMPAT_FILETYPE: u32 = 0x2;
 const INCOMPAT_RECOVER: u32 = 0x4;
 const INCOMPAT_JOURNAL_DEV: u32 = 0x8;
-const INCOMPAT_META_BG: u32 = 0x10;
+pub(crate) const INCOMPAT_META_BG: u32 = 0x10;
 pub(crate) const INCOMPAT_EXTENTS: u32 = 0x40;
 pub(crate) const INCOMPAT_64BIT: u32 = 0x80;
 const INCOMPAT_MMP: u32 = 0x100;
@@ -44,6 +44,7 @@ const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 /// Incompat features whose on-disk effects this editor handles (or that cannot touch what it
 /// edits: inline data and encryption are refused per directory when they are in use).
 const INCOMPAT_KNOWN: u32 = INCOMPAT_FILETYPE
+    | INCOMPAT_META_BG
     | INCOMPAT_EXTENTS
     | INCOMPAT_64BIT
     | INCOMPAT_FLEX_BG
@@ -130,7 +131,9 @@ impl Superblock {
         if blocks_per_group == 0
             || blocks_per_group > block_size * 8
             || inodes_per_group == 0
+            || u64::from(inodes_per_group) > block_size * 8
             || blocks_count <= first_data_block
+            || first_data_block > 1
         {
             return Err(bad("group geometry is invalid".into()));
         }
@@ -170,10 +173,20 @@ impl Superblock {
             csum_seed,
             raw,
         };
-        if sb.blocks_count * block_size > dev.len() {
+        if u64::from(sb.inodes_count) != u64::from(groups) * u64::from(inodes_per_group) {
+            return Err(bad(format!(
+                "{} inodes is not {groups} groups of {inodes_per_group}",
+                sb.inodes_count
+            )));
+        }
+        if sb
+            .blocks_count
+            .checked_mul(block_size)
+            .is_none_or(|b| b > dev.len())
+        {
             return Err(bad(format!(
                 "the filesystem is {} bytes ({} blocks of {}) but its range is only {} bytes",
-                sb.blocks_count * block_size,
+                sb.blocks_count.saturating_mul(block_size),
                 sb.blocks_count,
                 block_size,
                 dev.len()
@@ -201,7 +214,6 @@ impl Superblock {
         let named = [
             (INCOMPAT_COMPRESSION, "compression"),
             (INCOMPAT_JOURNAL_DEV, "journal_dev"),
-            (INCOMPAT_META_BG, "meta_bg"),
             (INCOMPAT_MMP, "mmp"),
             (INCOMPAT_DIRDATA, "dirdata"),
             (INCOMPAT_CASEFOLD, "casefold"),
@@ -292,6 +304,43 @@ impl Superblock {
     /// Blocks holding the group descriptor table.
     pub(crate) fn gdt_blocks(&self) -> u64 {
         (u64::from(self.groups) * self.desc_size as u64).div_ceil(self.block_size)
+    }
+
+    /// Group descriptors per block.
+    pub(crate) fn descs_per_block(&self) -> u64 {
+        self.block_size / self.desc_size as u64
+    }
+
+    /// s_first_meta_bg: descriptor blocks before it follow the superblock; with meta_bg each
+    /// later one lives in the first, second and last group of the groups it describes.
+    pub(crate) fn first_meta_bg(&self) -> u64 {
+        if self.has_incompat(INCOMPAT_META_BG) {
+            u64::from(le32(&self.raw, 0x104))
+        } else {
+            u64::MAX
+        }
+    }
+
+    /// Blocks at the start of group `g` holding superblock and descriptor copies (the kernel's
+    /// ext4_num_base_meta_clusters).
+    pub(crate) fn base_meta_blocks(&self, g: u32) -> u64 {
+        let sup = u64::from(self.has_super(g));
+        let dpb = self.descs_per_block();
+        let meta_group = u64::from(g) / dpb;
+        if meta_group < self.first_meta_bg() {
+            if sup == 0 {
+                return 0;
+            }
+            let gdt = if self.has_incompat(INCOMPAT_META_BG) {
+                self.first_meta_bg()
+            } else {
+                self.gdt_blocks()
+            };
+            return sup + gdt + self.reserved_gdt_blocks;
+        }
+        let first = meta_group * dpb;
+        let g = u64::from(g);
+        sup + u64::from(g == first || g == first + 1 || g == first + dpb - 1)
     }
 
     pub(crate) fn group_first_block(&self, g: u32) -> u64 {

@@ -1,0 +1,178 @@
+//! Boot truth: images booted in qemu (TCG) under UEFI (OVMF) and BIOS (SeaBIOS); the sample
+//! OS's initramfs prints one COREOS-BOOT-REPORT line, and every field of it is checked.
+//!
+//! Two sources of images: `coreos-build image` (the product), and an image assembled with
+//! stock tools around the builder's bootloader code, which tells a bootloader fault apart from
+//! an image-writer fault.
+
+// The builder's bootloader module, compiled in here (the builder is a binary crate).
+#[allow(dead_code)]
+#[path = "../../builder/src/bootloader/mod.rs"]
+mod bootloader;
+#[path = "boot/hand_image.rs"]
+mod hand_image;
+
+use e2e::qemu::{boot, BootReport, Firmware};
+use e2e::run;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// A bound, not a goal (the goal is under 60 s): TCG on a shared two-core machine varies.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+const VERSION: &str = "1234.5.6";
+
+fn boot_ok(image: &Path, fw: Firmware) -> BootReport {
+    let r = boot(image, fw, "raw", BOOT_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "boot {} under {}: report after {:.1} s (log {})",
+        image.display(),
+        fw.name(),
+        r.elapsed.as_secs_f64(),
+        r.log.display()
+    );
+    r
+}
+
+fn assert_report(r: &BootReport, version: &str, oem_id: &str, fw: Firmware) {
+    let want = ("USR-A", "ok", "ROOT", oem_id, "none", version, fw.name());
+    let got = (
+        r.usr.as_str(),
+        r.verity.as_str(),
+        r.root.as_str(),
+        r.oem_id.as_str(),
+        r.user_data_sha256.as_str(),
+        r.version.as_str(),
+        r.firmware.as_str(),
+    );
+    assert_eq!(
+        got,
+        want,
+        "(usr, verity, root, oem_id, user_data_sha256, version, firmware); log {}",
+        r.log.display()
+    );
+}
+
+/// `coreos-build image --usr <sample>/usr` into `.cache/boot-images/<name>/`.
+fn build_image(name: &str, extra: &[&str]) -> PathBuf {
+    let usr = e2e::sample_os().join("usr");
+    let out = e2e::cache().join("boot-images").join(name);
+    let _ = std::fs::remove_dir_all(&out);
+    run(Command::new(e2e::bin("coreos-build"))
+        .args(["-q", "image", "--usr"])
+        .arg(&usr)
+        .arg("--output")
+        .arg(&out)
+        .args(["--version", VERSION])
+        .args(extra));
+    let image = out.join("coreos_production_image.bin");
+    assert!(
+        image.is_file(),
+        "coreos-build image wrote no {}",
+        image.display()
+    );
+    image
+}
+
+/// The default image, built once per test process.
+fn default_image() -> &'static Path {
+    static IMAGE: OnceLock<PathBuf> = OnceLock::new();
+    IMAGE.get_or_init(|| build_image("default", &[]))
+}
+
+/// First byte of GPT partition `n` (read with sgdisk, not with our own GPT code).
+fn partition_offset(image: &Path, n: u32) -> u64 {
+    let out = run(Command::new("sgdisk").arg(format!("--info={n}")).arg(image));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lba: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("First sector: "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("sgdisk --info={n}: {text}"));
+    lba * 512
+}
+
+/// Change one byte in the first data block of `file` (a path inside /usr) in the USR-A
+/// filesystem that starts at byte `usr_offset` of `image`; returns the byte offset changed.
+fn corrupt_usr_file(image: &Path, usr_offset: u64, file: &str) -> u64 {
+    e2e::require("debugfs");
+    let spec = format!("{}?offset={usr_offset}", image.display());
+    let out = run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("bmap {file} 0"))
+        .arg(&spec));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let block: u64 = stdout
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("debugfs bmap {file}: {stdout:?}"));
+    assert!(block > 0, "{file} has no first data block");
+    let at = usr_offset + block * 4096 + 123;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .unwrap();
+    let mut b = [0u8; 1];
+    f.read_exact_at(&mut b, at).unwrap();
+    f.write_all_at(&[b[0] ^ 0x5a], at).unwrap();
+    at
+}
+
+#[test]
+fn image_boots_under_uefi() {
+    let r = boot_ok(default_image(), Firmware::Uefi);
+    assert_report(&r, VERSION, "none", Firmware::Uefi);
+}
+
+#[test]
+fn image_boots_under_bios() {
+    let r = boot_ok(default_image(), Firmware::Bios);
+    assert_report(&r, VERSION, "none", Firmware::Bios);
+}
+
+#[test]
+fn ec2_image_reports_its_oem_id() {
+    let image = build_image("ec2", &["--oem", "ec2"]);
+    let r = boot_ok(&image, Firmware::Bios);
+    assert_report(&r, VERSION, "ec2", Firmware::Bios);
+}
+
+#[test]
+fn image_with_one_usr_byte_changed_never_reports_verity_ok() {
+    let dir = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let image = dir.path().join("corrupt.bin");
+    run(Command::new("cp")
+        .arg("--sparse=always")
+        .arg(default_image())
+        .arg(&image));
+    let at = corrupt_usr_file(&image, partition_offset(&image, 3), "/bin/busybox");
+    let r = boot_ok(&image, Firmware::Uefi);
+    assert_eq!(r.verity, "fail", "byte {at} of USR-A changed, yet {r:?}");
+    assert_eq!(r.usr, "USR-A", "{r:?}");
+}
+
+#[test]
+fn hand_assembled_image_boots_under_uefi_and_bios_with_its_oem_config() {
+    let sample = e2e::sample_os();
+    let dir = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let img = hand_image::assemble(dir.path(), &sample.join("usr"), "1.2.3", Some("hand"));
+    for fw in [Firmware::Uefi, Firmware::Bios] {
+        let r = boot_ok(&img.path, fw);
+        assert_report(&r, "1.2.3", "hand", fw);
+    }
+}
+
+#[test]
+fn hand_assembled_image_with_one_usr_byte_changed_never_reports_verity_ok() {
+    let sample = e2e::sample_os();
+    let dir = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let img = hand_image::assemble(dir.path(), &sample.join("usr"), "1.2.3", None);
+    let at = corrupt_usr_file(&img.path, img.usr_a_offset, "/bin/busybox");
+    let r = boot_ok(&img.path, Firmware::Bios);
+    assert_eq!(r.verity, "fail", "byte {at} of USR-A changed, yet {r:?}");
+    assert_eq!(r.usr, "USR-A", "{r:?}");
+}
