@@ -480,3 +480,46 @@ fn refuses_a_raw_that_is_not_coreos() {
         .unwrap_or_default();
     assert!(left.is_empty(), "files left behind: {left:?}");
 }
+
+/// The VirtualBox VMDK of a real image (the sample OS through `coreos-build image`), booted in
+/// qemu under BIOS straight from the VMDK: the guest reports USR-A, verity ok and its OEM id.
+#[test]
+fn virtualbox_vmdk_boots_under_bios_with_its_oem_id() {
+    use e2e::qemu::{boot, Firmware};
+    let usr = e2e::sample_os().join("usr");
+    let dir = tempfile::tempdir().unwrap();
+    let img_dir = dir.path().join("image");
+    run(Command::new(bin("coreos-build"))
+        .args(["-q", "image", "--usr"])
+        .arg(&usr)
+        .arg("--output")
+        .arg(&img_dir)
+        .args(["--version", "1234.5.6"]));
+    let out = dir.path().join("vm");
+    let files = vm(
+        "virtualbox",
+        &img_dir.join("coreos_production_image.bin"),
+        &out,
+    );
+    let r = boot(
+        &files[0],
+        Firmware::Bios,
+        "vmdk",
+        std::time::Duration::from_secs(240),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let got = (
+        r.usr.as_str(),
+        r.verity.as_str(),
+        r.root.as_str(),
+        r.oem_id.as_str(),
+        r.version.as_str(),
+        r.firmware.as_str(),
+    );
+    assert_eq!(
+        got,
+        ("USR-A", "ok", "ROOT", "virtualbox", "1234.5.6", "bios"),
+        "log {}",
+        r.log.display()
+    );
+}

@@ -1,5 +1,6 @@
 //! gzip (RFC 1952) compressed on every core, as pigz does: the input is cut into chunks of at
-//! least 1 MiB, each chunk is deflated independently and ended with a sync flush (a byte-aligned
+//! least 1 MiB, each chunk is deflated on its own (primed with the previous chunk's last 32 KiB
+//! as dictionary, so matches reach across chunks) and ended with a sync flush (a byte-aligned
 //! empty stored block), and one empty final block closes the stream. The result is one ordinary
 //! gzip member; the CRC-32 of the whole input is combined from the chunks' CRCs. Chunk
 //! boundaries depend only on the input, so the bytes are the same for any thread count.
@@ -10,6 +11,8 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use std::io::Write;
 
 const CHUNK: usize = 1 << 20;
+/// Deflate's window: the dictionary each chunk starts with.
+const WINDOW: usize = 32 << 10;
 /// ID1 ID2 CM=deflate FLG=0 MTIME=0 (none: reproducible) XFL=0 OS=3 (Unix).
 const HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3];
 
@@ -18,8 +21,16 @@ struct Chunk {
     crc: crc32fast::Hasher,
 }
 
-fn deflate(z: &mut Compress, data: &[u8], flush: FlushCompress) -> anyhow::Result<Vec<u8>> {
+fn deflate(
+    z: &mut Compress,
+    dictionary: &[u8],
+    data: &[u8],
+    flush: FlushCompress,
+) -> anyhow::Result<Vec<u8>> {
     z.reset();
+    if !dictionary.is_empty() {
+        z.set_dictionary(dictionary).context("deflate dictionary")?;
+    }
     let mut out = Vec::with_capacity(data.len() + data.len() / 1000 + 64);
     let mut input = data;
     loop {
@@ -37,9 +48,11 @@ fn deflate(z: &mut Compress, data: &[u8], flush: FlushCompress) -> anyhow::Resul
     }
 }
 
-/// Gather pieces into chunks of at least `CHUNK` bytes (the last may be smaller).
-fn chunks(pieces: Vec<Piece>) -> impl Iterator<Item = anyhow::Result<Vec<u8>>> + Send {
+/// Gather pieces into chunks of at least `CHUNK` bytes (the last may be smaller), each with the
+/// 32 KiB of input before it.
+fn chunks(pieces: Vec<Piece>) -> impl Iterator<Item = anyhow::Result<(Vec<u8>, Vec<u8>)>> + Send {
     let mut it = pieces.into_iter().peekable();
+    let mut tail = Vec::new();
     std::iter::from_fn(move || {
         it.peek()?;
         let mut buf = Vec::with_capacity(CHUNK + (1 << 20));
@@ -50,7 +63,9 @@ fn chunks(pieces: Vec<Piece>) -> impl Iterator<Item = anyhow::Result<Vec<u8>>> +
                 Err(e) => return Some(Err(e)),
             }
         }
-        Some(Ok(buf))
+        let dictionary =
+            std::mem::replace(&mut tail, buf[buf.len().saturating_sub(WINDOW)..].to_vec());
+        Some(Ok((dictionary, buf)))
     })
 }
 
@@ -71,11 +86,11 @@ pub fn write_gzip(
         workers,
         workers * 3,
         || Compress::new(Compression::new(level), false),
-        |z, data: Vec<u8>| {
+        |z, (dictionary, data): (Vec<u8>, Vec<u8>)| {
             let mut c = crc32fast::Hasher::new();
             c.update(&data);
             Ok(Chunk {
-                deflated: deflate(z, &data, FlushCompress::Sync)?,
+                deflated: deflate(z, &dictionary, &data, FlushCompress::Sync)?,
                 crc: c,
             })
         },
@@ -90,6 +105,7 @@ pub fn write_gzip(
     )?;
     let end = deflate(
         &mut Compress::new(Compression::new(level), false),
+        &[],
         &[],
         FlushCompress::Finish,
     )?;
@@ -111,12 +127,14 @@ mod tests {
         let text: Vec<u8> = (0..3_500_000u32)
             .map(|i| (i % 251) as u8 ^ (i >> 13) as u8)
             .collect();
-        let pieces = vec![
-            Piece::Bytes(text[..100].to_vec()),
-            Piece::Bytes(text[100..].to_vec()),
-        ];
+        // 700 kB pieces: four chunks, each primed with the previous one's tail.
+        let pieces = || {
+            text.chunks(700_000)
+                .map(|c| Piece::Bytes(c.to_vec()))
+                .collect::<Vec<_>>()
+        };
         let mut gz = Vec::new();
-        write_gzip(pieces, &mut gz, 6, 2, &|_| ()).unwrap();
+        write_gzip(pieces(), &mut gz, 6, 2, &|_| ()).unwrap();
         // A single-member decoder must see the whole input (no concatenated members).
         let mut back = Vec::new();
         flate2::read::GzDecoder::new(&gz[..])
@@ -124,10 +142,7 @@ mod tests {
             .unwrap();
         assert!(back == text);
         let mut again = Vec::new();
-        write_gzip(vec![Piece::Bytes(text.clone())], &mut again, 6, 1, &|_| ()).unwrap();
-        assert!(
-            again == gz,
-            "same bytes for any worker count and piece split"
-        );
+        write_gzip(pieces(), &mut again, 6, 1, &|_| ()).unwrap();
+        assert!(again == gz, "same bytes for any worker count");
     }
 }

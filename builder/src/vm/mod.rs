@@ -341,8 +341,9 @@ fn write_vmdk(
     Ok((out, f, report.capacity_bytes))
 }
 
-/// zlib level of VMDK grains: qemu-img's (zlib's default).
-const VMDK_LEVEL: u32 = 6;
+/// zlib level of VMDK grains: on the Debian-minbase image's 64 KiB grains level 3 is as small
+/// as qemu-img's level 6 (25 MB per 64 MB of data either way) for about two thirds of the CPU.
+const VMDK_LEVEL: u32 = 3;
 /// The box's VMDK is compressed already; a higher gzip level would spend time for nothing.
 const BOX_GZIP_LEVEL: u32 = 1;
 

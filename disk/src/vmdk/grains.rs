@@ -11,6 +11,8 @@ use std::os::unix::fs::FileExt;
 pub const GRAIN_BYTES: u64 = GRAIN_SECTORS * SECTOR as u64;
 /// Grains read and compressed as one work item: 1 MiB, large enough to keep both cores busy.
 const BATCH_GRAINS: u64 = 16;
+/// Source bytes a batch covers (progress reporting).
+pub const BATCH_BYTES: u64 = BATCH_GRAINS * GRAIN_BYTES;
 
 /// Consecutive grains read from the source; `data` is `count * GRAIN_BYTES` long.
 pub struct GrainBatch {

@@ -43,7 +43,7 @@ pub struct SparseExtentHeader {
 }
 
 impl SparseExtentHeader {
-    pub fn to_bytes(&self) -> [u8; SECTOR] {
+    pub fn to_bytes(self) -> [u8; SECTOR] {
         let mut b = [0u8; SECTOR];
         b[0..4].copy_from_slice(&SPARSE_MAGICNUMBER.to_le_bytes());
         b[4..8].copy_from_slice(&VERSION.to_le_bytes());

@@ -91,7 +91,7 @@ pub fn write_stream_optimized<W: Write>(
             for g in batch {
                 stream.grain(g)?;
             }
-            done += 16 * GRAIN_BYTES;
+            done += grains::BATCH_BYTES;
             progress(done.min(src_len));
             Ok(())
         },
