@@ -6,7 +6,6 @@
 //! an image-writer fault.
 
 // The builder's bootloader module, compiled in here (the builder is a binary crate).
-#[allow(dead_code)]
 #[path = "../../builder/src/bootloader/mod.rs"]
 mod bootloader;
 #[path = "boot/hand_image.rs"]

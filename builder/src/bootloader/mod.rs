@@ -6,7 +6,7 @@
 //! One `grub.cfg` (CoreOS's, see `grub_cfg`) is embedded in both GRUB images' memdisk, so BIOS
 //! and UEFI boot the same entries: kernels and initramfs images from the ESP, `/usr` from USR-A
 //! through dm-verity, the OEM partition's `grub.cfg` sourced first.
-// The image builder is the caller; until it lands in this branch nothing else uses these.
+// `open_image` is for tests, and until the image builder lands in this branch nothing calls the rest.
 #![allow(dead_code)]
 
 mod bios;
