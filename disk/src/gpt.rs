@@ -1,10 +1,35 @@
-//! GPT (via the `gpt` crate) and the protective or hybrid MBR CoreOS used.
+//! GPT (via the `gpt` crate) and the protective or hybrid MBR CoreOS used (cgpt's layout:
+//! 128 entries at LBA 2, backup entries at N-33, backup header at N-1).
 //!
 //! CONTRACT: `write_table(&File, &Layout)`, `read_table(&File) -> Layout`,
-//! `relocate_backup(&File, new_disk_bytes)` (not built yet).
+//! `relocate_backup(&File, new_disk_bytes)`.
+//!
+//! `gpt::GptDisk::write_inplace` packs used entries into the first slots of the array, which
+//! would renumber OEM (6) and ROOT (9) to 5 and 7; CoreOS's numbering has gaps on purpose. So
+//! the table is assembled from the crate's parts instead: `HeaderBuilder` for both headers,
+//! `Partition::write_to_device` at slot `number - 1`, `Header::write_primary/backup` (which
+//! checksum the entry array as written), and `ProtectiveMBR`/`PartRecord` for the MBR.
 
-use crate::layout::Layout;
+use crate::layout::{Layout, Partition, ATTR_LEGACY_BIOS_BOOTABLE, ATTR_PRIORITY_SHIFT, ATTR_SUCCESSFUL};
+use gpt::disk::LogicalBlockSize;
+use gpt::header::{Header, HeaderBuilder};
+use gpt::mbr::{PartRecord, ProtectiveMBR};
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+
+/// Entries in the partition array (cgpt `create`).
+pub const GPT_ENTRIES: u32 = 128;
+/// Bytes per partition entry.
+pub const GPT_ENTRY_SIZE: u32 = 128;
+const LB: LogicalBlockSize = LogicalBlockSize::Lb512;
+/// MBR partition type of the ESP in CoreOS's hybrid MBR: "FAT32 LBA", not 0xEF, because
+/// "pvgrub and grub-0.97 will not recognize it" (seismograph `UpdatePMBR`).
+pub const MBR_TYPE_FAT32_LBA: u8 = 0x0c;
+pub const MBR_TYPE_GPT_PROTECTIVE: u8 = 0xee;
+/// CHS geometry used for hybrid MBR entries.
+const CHS_HEADS: u64 = 255;
+const CHS_SECTORS: u64 = 63;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GptError {
@@ -14,20 +39,217 @@ pub enum GptError {
     Invalid(String),
 }
 
+fn gpt_err(what: &str, e: impl std::fmt::Debug) -> GptError {
+    GptError::Invalid(format!("{what}: {e:?}"))
+}
+
+fn device_bytes(file: &File) -> Result<u64, GptError> {
+    let mut f = file;
+    Ok(f.seek(SeekFrom::End(0))?)
+}
+
 /// Write the protective (or hybrid) MBR, primary and backup GPT for `layout` into `file`.
+/// The backup goes at the end of the file or device, which must hold the whole layout.
+/// Bytes 0..446 of the MBR (boot code, disk signature) are left as they are.
 pub fn write_table(file: &File, layout: &Layout) -> Result<(), GptError> {
-    let _ = (file, layout);
-    Err(GptError::Invalid("GPT writer not built yet".into()))
+    let bytes = device_bytes(file)?;
+    if bytes < layout.disk_bytes() {
+        return Err(GptError::Invalid(format!(
+            "the disk is {bytes} bytes but layout {} needs {} bytes",
+            layout.name,
+            layout.disk_bytes()
+        )));
+    }
+    let sectors = bytes / crate::SECTOR;
+    let primary = HeaderBuilder::new()
+        .num_parts(GPT_ENTRIES)
+        .part_size(GPT_ENTRY_SIZE)
+        .backup_lba(sectors - 1)
+        .disk_guid(layout.disk_guid)
+        .primary(true)
+        .build(LB)
+        .map_err(|e| gpt_err("GPT header", e))?;
+    for p in &layout.partitions {
+        if p.first_lba < primary.first_usable || p.last_lba() > primary.last_usable {
+            return Err(GptError::Invalid(format!(
+                "partition {} ({}) at sectors {}..={} is outside the usable sectors {}..={}",
+                p.number,
+                p.label,
+                p.first_lba,
+                p.last_lba(),
+                primary.first_usable,
+                primary.last_usable
+            )));
+        }
+    }
+    let entries: Vec<(u32, gpt::partition::Partition)> = layout.partitions.iter().map(|p| (p.number, entry(p))).collect();
+    write_headers_and_entries(file, primary, &entries)?;
+    write_mbr(file, layout.partitions.iter().find(|p| p.hybrid), sectors)
+}
+
+fn entry(p: &Partition) -> gpt::partition::Partition {
+    gpt::partition::Partition {
+        part_type_guid: p.type_guid.into(),
+        part_guid: p.part_guid,
+        first_lba: p.first_lba,
+        last_lba: p.last_lba(),
+        flags: p.attributes,
+        name: p.label.clone(),
+    }
+}
+
+/// Both entry arrays (each entry at slot `number - 1`), then both headers, whose CRCs the
+/// crate computes over the array just written.
+fn write_headers_and_entries(
+    file: &File,
+    mut primary: Header,
+    entries: &[(u32, gpt::partition::Partition)],
+) -> Result<(), GptError> {
+    let mut backup = HeaderBuilder::from_header(&primary).primary(false).build(LB).map_err(|e| gpt_err("GPT backup header", e))?;
+    let mut dev = file;
+    for start in [primary.part_start, backup.part_start] {
+        gpt::partition::Partition::write_zero_entries_to_device(&mut dev, 0, GPT_ENTRIES as u64, start, LB, GPT_ENTRY_SIZE)?;
+        for (number, e) in entries {
+            if *number == 0 || *number > GPT_ENTRIES {
+                return Err(GptError::Invalid(format!("partition number {number} is outside 1..={GPT_ENTRIES}")));
+            }
+            e.write_to_device(&mut dev, (*number - 1) as u64, start, LB, GPT_ENTRY_SIZE)?;
+        }
+    }
+    backup.write_backup(&mut dev, LB).map_err(|e| gpt_err("writing the backup GPT header", e))?;
+    primary.write_primary(&mut dev, LB).map_err(|e| gpt_err("writing the primary GPT header", e))?;
+    Ok(())
+}
+
+/// CHS address of `lba` with 255 heads and 63 sectors, clamped as MBR tools do.
+fn chs(lba: u64) -> (u8, u8, u8) {
+    let cyl = lba / (CHS_HEADS * CHS_SECTORS);
+    if cyl > 1023 {
+        return (254, 0xff, 0xff);
+    }
+    let head = (lba / CHS_SECTORS) % CHS_HEADS;
+    let sector = lba % CHS_SECTORS + 1;
+    (head as u8, (sector as u8) | (((cyl >> 2) & 0xc0) as u8), (cyl & 0xff) as u8)
+}
+
+fn record(boot: u8, os_type: u8, first: u64, count: u64) -> PartRecord {
+    let (sh, ss, st) = chs(first);
+    let (eh, es, et) = chs(first + count - 1);
+    PartRecord {
+        boot_indicator: boot,
+        start_head: sh,
+        start_sector: ss,
+        start_track: st,
+        os_type,
+        end_head: eh,
+        end_sector: es,
+        end_track: et,
+        lb_start: first as u32,
+        lb_size: count.min(u32::MAX as u64) as u32,
+    }
+}
+
+/// A protective MBR, or CoreOS's hybrid one when a partition is legacy-BIOS-bootable:
+/// entry 0 = that partition (0x0c, active), entry 1 = 0xEE over LBA 1 up to it. Only the
+/// four records and the signature are written, so GRUB's boot code stays.
+fn write_mbr(file: &File, hybrid: Option<&Partition>, disk_sectors: u64) -> Result<(), GptError> {
+    let protective_size = (disk_sectors - 1).min(u32::MAX as u64) as u32;
+    let mut mbr = ProtectiveMBR::with_lb_size(protective_size);
+    if let Some(p) = hybrid {
+        if p.first_lba + p.sectors > u32::MAX as u64 {
+            return Err(GptError::Invalid(format!("partition {} ({}) is beyond the MBR's 2 TiB reach", p.number, p.label)));
+        }
+        mbr.set_partition(0, record(0x80, MBR_TYPE_FAT32_LBA, p.first_lba, p.sectors));
+        mbr.set_partition(1, record(0, MBR_TYPE_GPT_PROTECTIVE, 1, p.first_lba - 1));
+    }
+    let mut dev = file;
+    mbr.update_conservative(&mut dev).map_err(|e| gpt_err("writing the MBR", e))?;
+    Ok(())
 }
 
 /// Read the partition table of a disk image or block device.
 pub fn read_table(file: &File) -> Result<Layout, GptError> {
-    let _ = file;
-    Err(GptError::Invalid("GPT reader not built yet".into()))
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .logical_block_size(LB)
+        .open_from_device(file)
+        .map_err(|e| gpt_err("reading the GPT", e))?;
+    let header = disk.header();
+    let mut partitions = Vec::new();
+    for (&number, e) in disk.partitions().iter().filter(|(_, e)| e.is_used()) {
+        let sectors = e.last_lba + 1 - e.first_lba;
+        partitions.push(Partition {
+            number,
+            label: e.name.clone(),
+            type_guid: e.part_type_guid.guid,
+            part_guid: e.part_guid,
+            first_lba: e.first_lba,
+            sectors,
+            fs_type: None,
+            fs_blocks: sectors * crate::SECTOR / crate::layout::FS_BLOCK_SIZE,
+            hybrid: e.flags & ATTR_LEGACY_BIOS_BOOTABLE != 0,
+            prioritize: e.flags & (ATTR_SUCCESSFUL | (0xf << ATTR_PRIORITY_SHIFT)) != 0,
+            verity: false,
+            attributes: e.flags,
+            fs_bytes_per_inode: 4096,
+            fs_inode_size: 128,
+        });
+    }
+    let backup = header.current_lba.max(header.backup_lba);
+    Ok(Layout { name: "disk".into(), disk_guid: *disk.guid(), disk_sectors: backup + 1, partitions })
 }
 
-/// Move the backup GPT to the last sectors of a disk of `new_disk_bytes` (as `sgdisk -e`).
+/// Move the backup GPT to the last sectors of a disk of `new_disk_bytes` (as `sgdisk -e`),
+/// growing a regular file to that size first, and widen the protective MBR entry.
 pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError> {
-    let _ = (file, new_disk_bytes);
-    Err(GptError::Invalid("GPT relocation not built yet".into()))
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .logical_block_size(LB)
+        .open_from_device(file)
+        .map_err(|e| gpt_err("reading the GPT", e))?;
+    let old = disk.primary_header().map_err(|e| gpt_err("the primary GPT header is damaged", e))?.clone();
+    let entries: Vec<(u32, gpt::partition::Partition)> =
+        disk.partitions().iter().filter(|(_, e)| e.is_used()).map(|(n, e)| (*n, e.clone())).collect();
+    let new_sectors = new_disk_bytes / crate::SECTOR;
+    let last_end = entries.iter().map(|(_, e)| e.last_lba).max().unwrap_or(0);
+    let array_sectors = (old.num_parts as u64 * old.part_size as u64).div_ceil(crate::SECTOR);
+    if new_sectors < last_end + array_sectors + 2 {
+        return Err(GptError::Invalid(format!(
+            "{new_disk_bytes} bytes is too small: the last partition ends at sector {last_end}"
+        )));
+    }
+    if file.metadata()?.file_type().is_file() && file.metadata()?.len() < new_disk_bytes {
+        file.set_len(new_disk_bytes)?;
+    }
+    if device_bytes(file)? < new_disk_bytes {
+        return Err(GptError::Invalid(format!("the device is smaller than {new_disk_bytes} bytes")));
+    }
+    // The old backup header would otherwise stay behind as a stale "EFI PART" mid-disk.
+    if old.backup_lba != new_sectors - 1 && old.backup_lba > last_end {
+        file.write_all_at(&[0u8; 512], old.backup_lba * crate::SECTOR)?;
+    }
+    let primary = HeaderBuilder::new()
+        .num_parts(old.num_parts)
+        .part_size(old.part_size)
+        .first_usable(old.first_usable)
+        .backup_lba(new_sectors - 1)
+        .disk_guid(old.disk_guid)
+        .primary(true)
+        .build(LB)
+        .map_err(|e| gpt_err("GPT header", e))?;
+    write_headers_and_entries(file, primary, &entries)?;
+    // Keep a hybrid MBR as it is (its 0xEE entry covers the start of the disk); widen a
+    // protective one to the new size.
+    let mut first = [0u8; 16];
+    file.read_exact_at(&mut first, 446)?;
+    if first[4] == MBR_TYPE_GPT_PROTECTIVE && first[8..12] == 1u32.to_le_bytes() {
+        let mbr = ProtectiveMBR::with_lb_size((new_sectors - 1).min(u32::MAX as u64) as u32);
+        let mut dev = file;
+        mbr.update_conservative(&mut dev).map_err(|e| gpt_err("writing the MBR", e))?;
+    }
+    Ok(())
 }
+
+#[cfg(test)]
+#[path = "gpt_tests.rs"]
+mod tests;

@@ -6,8 +6,10 @@
 
 pub mod ext4;
 pub mod fat;
+mod fat_dots;
 pub mod gpt;
 pub mod layout;
+pub mod ordered_map;
 pub mod qcow2;
 pub mod sparse;
 pub mod verity;

@@ -1,6 +1,41 @@
-//! `coreos-install` (not built yet).
+//! `coreos-install`: one static binary that downloads, verifies, writes and configures a
+//! CoreOS disk. `main` only parses the command line and dispatches.
+
+mod cli;
+mod configure;
+mod decompress;
+mod download;
+mod image;
+mod install;
+mod pipeline;
+mod progress;
+mod release;
+mod signature;
+mod source;
+mod target;
+mod verify;
+
+use clap::Parser;
 
 fn main() {
-    eprintln!("coreos-install is not built yet");
-    std::process::exit(2);
+    let args = cli::Args::parse();
+    let filter = if args.verbose { "debug" } else { "info" };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("COREOS_INSTALL_LOG")
+                .unwrap_or_else(|_| filter.into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let result = if args.download_only.is_some() {
+        download::run(&args)
+    } else {
+        install::run(&args)
+    };
+    if let Err(e) = result {
+        eprintln!("coreos-install: error: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -4,5 +4,25 @@
 //! CONTRACT (the installer and the builder call these):
 //! - `KeyRing::embedded()`, `KeyRing::from_armored(&[u8])`
 //! - `StreamVerifier::new(&KeyRing, signature_bytes)`, `.update(&[u8])`, `.finish() -> Result<Verified>`
-//! - `SecretKey::from_armored(&[u8])`, `sign_detached(&SecretKey, impl Read) -> Vec<u8>` (binary, as gpg --detach-sign)
-//! - `clearsign(&SecretKey, &str) -> String`, `generate(uid) -> (secret_armored, public_armored)`
+//! - `SecretKey::from_armored(&[u8])`, `sign_detached(&SecretKey, impl Read) -> Result<Vec<u8>>` (binary, as gpg --detach-sign)
+//! - `clearsign(&SecretKey, &str) -> Result<String>`, `generate(uid) -> Result<(secret_armored, public_armored)>`
+//!
+//! Signatures are v4 with SHA-512, made at `SOURCE_DATE_EPOCH` when it is set; Ed25519 and
+//! RSA PKCS#1 v1.5 are deterministic, so the same key, data and epoch give the same bytes.
+
+mod error;
+mod generate;
+mod ring;
+mod sign;
+mod verify;
+
+pub use error::KeyError;
+pub use generate::generate;
+pub use ring::KeyRing;
+pub use sign::{clearsign, sign_detached, DetachedSigner, SecretKey};
+pub use verify::{StreamVerifier, Verified};
+
+/// Upper-case hex, as gpg prints key ids and fingerprints.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02X}")).collect()
+}

@@ -5,6 +5,9 @@
 //! Fixtures live in `<repo>/.cache/` (ignored by git) and are made once, under a file lock, so
 //! parallel test processes share them.
 
+pub mod httpfault;
+pub mod partitions;
+
 use std::fs::{self, File};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};

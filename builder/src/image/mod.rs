@@ -1,14 +1,62 @@
-//! `coreos-build image`: the production disk image from a USR tree (not built yet).
+//! `coreos-build image`: the production disk image from a USR tree.
 //!
 //! CONTRACT (release and vm call these): `ImageRequest`, `BuiltImage`, `OemSource`, `build`,
 //! `replace_oem`.
+//!
+//! One sparse file, written in place: USR-A (ext4 writer + dm-verity) in one thread while
+//! OEM, ROOT and the contents listing go in another; then the ESP (which needs the verity
+//! root hash for the boot configuration), the GPT, and the BIOS boot code.
+// The contract items are used by `release` and `vm`, which are built in parallel.
 #![allow(dead_code)]
 
+mod contents;
+mod esp;
+mod oem;
+mod output;
+mod partitions;
+mod stamp;
+pub mod version;
+
+use crate::bootloader::{self, BootInputs};
 use crate::progress::Ui;
+use anyhow::{bail, Context};
+use disk::layout::{Layout, Partition};
+use output::Pending;
 use std::path::{Path, PathBuf};
+use version::Version;
+
+pub const IMAGE_NAME: &str = "coreos_production_image.bin";
+pub const VERITY_NAME: &str = "coreos_production_image_verity.txt";
+pub const CONTENTS_NAME: &str = "coreos_production_image_contents.txt";
+pub const VERSION_NAME: &str = "version.txt";
+/// Partition labels the builder fills (data, not code, decides where they are).
+const USR_LABEL: &str = "USR-A";
+const OEM_LABEL: &str = "OEM";
+const BIOS_LABEL: &str = "BIOS-BOOT";
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The OS's /usr tree (read only; never modified).
+    #[arg(long)]
+    usr: PathBuf,
+    /// Folder for the image and its companion files.
+    #[arg(long)]
+    output: PathBuf,
+    /// base, vm, vagrant, or a layout file.
+    #[arg(long, default_value = "base")]
+    layout: String,
+    /// OEM partition: an embedded tree (vagrant, virtualbox, gce, ec2, metal) or a folder.
+    #[arg(long)]
+    oem: Option<String>,
+    /// X.Y.Z (default: days since 2013-07-01 UTC of SOURCE_DATE_EPOCH or now, as N.0.0).
+    #[arg(long)]
+    version: Option<String>,
+    /// Update channel stamped into /usr/share/coreos/update.conf.
+    #[arg(long, default_value = "developer")]
+    group: String,
+    #[arg(long, default_value = "amd64-usr")]
+    board: String,
+}
 
 /// Where an OEM partition's tree comes from.
 #[derive(Debug, Clone)]
@@ -43,18 +91,132 @@ pub struct BuiltImage {
     pub verity_root_hash: String,
 }
 
+/// SOURCE_DATE_EPOCH, or now.
+pub fn build_time() -> anyhow::Result<i64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => s.trim().parse::<i64>().with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
+        Err(_) => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64),
+    }
+}
+
+fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition> {
+    layout.by_label(label).with_context(|| format!("layout {} has no partition labeled {label}", layout.name))
+}
+
 pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<BuiltImage> {
-    let _ = (req, outdir, ui);
-    anyhow::bail!("coreos-build image is not built yet")
+    let epoch = build_time()?;
+    let layout = Layout::by_name_or_path(&req.layout)?;
+    let version = match &req.version {
+        Some(v) => Version::parse(v)?,
+        None => Version::for_time(epoch),
+    };
+    stamp::check_group(&req.group)?;
+    if !req.usr.is_dir() {
+        bail!("the USR tree {} is not a folder", req.usr.display());
+    }
+    let usr_part = required(&layout, USR_LABEL)?;
+    std::fs::create_dir_all(outdir).with_context(|| format!("creating {}", outdir.display()))?;
+    let scratch = tempfile::tempdir().context("creating a scratch folder")?;
+    let oem_tree = match &req.oem {
+        Some(src) => Some(oem::materialize(src, scratch.path())?),
+        None => None,
+    };
+
+    let image = Pending::create(outdir, IMAGE_NAME)?;
+    image.file.set_len(layout.disk_bytes()).with_context(|| format!("sizing {}", image.dest().display()))?;
+    let stamped = stamp::release_files(&version, &req.group, &req.board);
+    let salt = disk::verity::salt_for(&version.to_string());
+
+    let step = ui.step("filesystems");
+    step.set_message("USR-A, OEM, ROOT");
+    let (usr_result, rest_result) = std::thread::scope(|s| {
+        let usr = s.spawn(|| partitions::write_usr(&image.file, usr_part, &req.usr, &stamped, epoch, salt.clone()));
+        let rest = s.spawn(|| -> anyhow::Result<String> {
+            for p in &layout.partitions {
+                let ext = matches!(p.fs_type.as_deref(), Some("ext2" | "ext4"));
+                if p.label == USR_LABEL || !ext {
+                    continue;
+                }
+                match (&oem_tree, p.label == OEM_LABEL) {
+                    (Some((dir, overrides)), true) => partitions::write_tree_fs(&image.file, p, Some(dir), overrides.clone(), epoch)?,
+                    _ => partitions::write_tree_fs(&image.file, p, None, Vec::new(), epoch)?,
+                }
+            }
+            contents::listing(&req.usr, &stamped, epoch).with_context(|| format!("listing {}", req.usr.display()))
+        });
+        (usr.join().expect("USR-A thread panicked"), rest.join().expect("filesystem thread panicked"))
+    });
+    let verity = usr_result?;
+    let listing = rest_result?;
+    step.finish_with_message("done");
+    let root_hash = verity.as_ref().map(|t| t.root_hash_hex()).unwrap_or_default();
+
+    let step = ui.step("ESP");
+    let boot = bootloader::prepare(&BootInputs {
+        usr: req.usr.clone(),
+        verity_root_hash: root_hash.clone(),
+        usr_fs_blocks: usr_part.fs_blocks,
+        verity_salt: verity.as_ref().map(|t| t.salt_hex()).unwrap_or_default(),
+    })?;
+    let files = esp::esp_files(&req.usr, boot.as_ref())?;
+    for p in layout.partitions.iter().filter(|p| p.fs_type.as_deref() == Some("vfat")) {
+        partitions::write_esp(&image.file, p, &files, epoch)?;
+    }
+    step.finish_with_message("done");
+
+    let step = ui.step("GPT");
+    disk::gpt::write_table(&image.file, &layout).context("writing the partition table")?;
+    if let Some(bios) = boot.as_ref().and_then(|b| b.bios.as_ref()) {
+        let p = required(&layout, BIOS_LABEL)?;
+        bootloader::install_bios(&image.file, bios, p.first_lba)?;
+    }
+    step.finish_with_message("done");
+
+    let verity_txt = Pending::text(outdir, VERITY_NAME, &if root_hash.is_empty() { String::new() } else { format!("{root_hash}\n") })?;
+    let contents_txt = Pending::text(outdir, CONTENTS_NAME, &listing)?;
+    let version_txt = Pending::text(outdir, VERSION_NAME, &version::version_txt(&version))?;
+    Ok(BuiltImage {
+        verity_txt: verity_txt.commit()?,
+        contents_txt: contents_txt.commit()?,
+        version_txt: version_txt.commit()?,
+        image: image.commit()?,
+        version: version.to_string(),
+        verity_root_hash: root_hash,
+    })
 }
 
 /// Rewrite partition 6 (OEM) of an existing image with another OEM tree, in place.
 pub fn replace_oem(image: &Path, oem: &OemSource, ui: &Ui) -> anyhow::Result<()> {
-    let _ = (image, oem, ui);
-    anyhow::bail!("replace_oem is not built yet")
+    let step = ui.step("OEM");
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(image).with_context(|| format!("opening {}", image.display()))?;
+    let table = disk::gpt::read_table(&file).with_context(|| format!("reading the partition table of {}", image.display()))?;
+    let mut p = table
+        .by_label(OEM_LABEL)
+        .or_else(|| table.by_number(6))
+        .cloned()
+        .with_context(|| format!("{} has no OEM partition (label OEM or number 6)", image.display()))?;
+    p.fs_type = Some("ext4".into());
+    let scratch = tempfile::tempdir()?;
+    let (dir, overrides) = oem::materialize(oem, scratch.path())?;
+    partitions::write_tree_fs(&file, &p, Some(&dir), overrides, build_time()?)?;
+    step.finish_with_message("done");
+    Ok(())
 }
 
 pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
-    let _ = (args, ui);
-    anyhow::bail!("coreos-build image is not built yet")
+    let req = ImageRequest {
+        usr: args.usr,
+        layout: args.layout,
+        oem: args.oem.as_deref().map(OemSource::parse).transpose()?,
+        version: args.version,
+        group: args.group,
+        board: args.board,
+    };
+    let built = build(&req, &args.output, ui)?;
+    println!("{}", built.image.display());
+    println!("version {}", built.version);
+    if !built.verity_root_hash.is_empty() {
+        println!("verity root hash {}", built.verity_root_hash);
+    }
+    Ok(())
 }

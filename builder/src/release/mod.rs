@@ -1,9 +1,298 @@
-//! `coreos-build release` (not built yet).
+//! `coreos-build release`: build the production image and write the signed, compressed mirror
+//! tree `MIRROR/<board>/<version>/` (see `mirror.rs` for the atomic writes).
+//!
+//! Without `--signing-key` the release is unsigned (no `.sig`, no `.DIGESTS.asc`) and a warning
+//! says so: `coreos-install` refuses such images unless given `--insecure`, so an unsigned
+//! mirror is only useful for local testing.
+
+mod bmap;
+mod compress;
+mod digests;
+mod mirror;
+
+use crate::image::{self, ImageRequest, OemSource};
+use crate::progress::Ui;
+use anyhow::{bail, Context, Result};
+use compress::{ChunkCache, Compressed};
+use digests::FileDigests;
+use std::path::{Path, PathBuf};
+
+/// The OEM trees the builder ships (`oem/<name>/`, embedded by `image`); one image per OEM is released.
+pub const OEMS: &[&str] = &["vagrant", "virtualbox", "gce", "ec2", "metal"];
+const IMAGE: &str = "coreos_production_image.bin";
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The USR tree (a folder holding the OS's /usr).
+    #[arg(long, required_unless_present = "from_image")]
+    usr: Option<PathBuf>,
+    /// Mirror root; files go to MIRROR/<board>/<version>/.
+    #[arg(long)]
+    output: PathBuf,
+    /// Armored or binary OpenPGP secret key (unprotected), e.g. from `coreos-build keygen`.
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+    /// X.Y.Z (default: days since 2013-07-01 of SOURCE_DATE_EPOCH or now, as N.0.0).
+    #[arg(long)]
+    version: Option<String>,
+    #[arg(long, default_value = "developer")]
+    group: String,
+    #[arg(long, default_value = "amd64-usr")]
+    board: String,
+    /// Release these OEMs (repeatable; default: every built-in OEM).
+    #[arg(long = "oem")]
+    oems: Vec<String>,
+    /// Release only the generic image, no per-OEM images.
+    #[arg(long, conflicts_with = "oems")]
+    no_oem: bool,
+    /// Where the raw images are built (default: a temp folder beside MIRROR, removed afterwards).
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Also put the raw image into the version folder (a sparse copy).
+    #[arg(long)]
+    include_raw: bool,
+    /// Release an already-built raw image instead of building one from --usr (needs --version;
+    /// the verity and contents files are copied when they lie beside it).
+    #[arg(long, requires = "version")]
+    from_image: Option<PathBuf>,
+}
 
-pub fn run(args: Args, ui: &crate::progress::Ui) -> anyhow::Result<()> {
-    let _ = (args, ui);
-    anyhow::bail!("coreos-build release is not built yet")
+pub fn run(args: Args, ui: &Ui) -> Result<()> {
+    // Everything that can fail on bad input is checked before a single file is written.
+    let key = match &args.signing_key {
+        Some(p) => {
+            let k = keys::SecretKey::from_file(p)
+                .with_context(|| format!("signing key {}", p.display()))?;
+            tracing::info!("signing with key {} ({})", k.key_id(), k.fingerprint());
+            Some(k)
+        }
+        None => {
+            tracing::warn!(
+                "NO --signing-key: this release is UNSIGNED (no .sig, no .DIGESTS.asc); coreos-install refuses it without --insecure"
+            );
+            None
+        }
+    };
+    if let Some(v) = &args.version {
+        check_version(v)?;
+    }
+    if args.board.contains('/') || args.board.starts_with('.') {
+        bail!("--board {:?} must be a plain name", args.board);
+    }
+    let oem_args: Vec<String> = match (args.no_oem, args.oems.is_empty()) {
+        (true, _) => Vec::new(),
+        (false, true) => OEMS.iter().map(|s| s.to_string()).collect(),
+        (false, false) => args.oems.clone(),
+    };
+    let mut oems = Vec::new();
+    for a in &oem_args {
+        let src = OemSource::parse(a)?;
+        let name = match &src {
+            OemSource::Builtin(n) => n.clone(),
+            OemSource::Dir(p) => digests::file_name(p),
+        };
+        oems.push((name, src));
+    }
+    std::fs::create_dir_all(&args.output)
+        .with_context(|| format!("creating {}", args.output.display()))?;
+    let output = args.output.canonicalize()?;
+    let (work, _work_guard) = work_dir(&args, &output)?;
+
+    let built = match &args.from_image {
+        Some(raw) => {
+            Built::from_image(raw, args.version.clone().expect("clap requires --version"))?
+        }
+        None => {
+            let req = ImageRequest {
+                usr: args.usr.clone().expect("clap requires --usr"),
+                layout: "base".into(),
+                oem: None,
+                version: args.version.clone(),
+                group: args.group.clone(),
+                board: args.board.clone(),
+            };
+            let b = image::build(&req, &work, ui).context("building the production image")?;
+            Built {
+                image: b.image,
+                version: b.version,
+                extras: vec![b.verity_txt, b.contents_txt],
+                version_txt: Some(b.version_txt),
+            }
+        }
+    };
+    check_version(&built.version)?;
+
+    let board_dir = output.join(&args.board);
+    let dir = board_dir.join(&built.version);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let cache = ChunkCache::default();
+
+    // The bmap hashes the raw image while the compressor works on it (both read page cache).
+    let (main, bmap) = std::thread::scope(|s| {
+        let bmap = s.spawn(|| bmap::create(&built.image));
+        let main = release_image(
+            &built.image,
+            &dir.join(format!("{IMAGE}.bz2")),
+            key.as_ref(),
+            &cache,
+            ui,
+            &built.extras,
+        );
+        (main, bmap.join().expect("bmap thread panicked"))
+    });
+    let main = main?;
+    mirror::write_atomic(
+        &dir.join("coreos_production_image.bin.bmap"),
+        bmap?.as_bytes(),
+    )?;
+    for extra in &built.extras {
+        mirror::copy_atomic(extra, &dir.join(digests::file_name(extra)))?;
+    }
+    let version_txt = match &built.version_txt {
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+        }
+        None => version_txt(&built.version, &args.group, &args.board),
+    };
+    mirror::write_atomic(&dir.join("version.txt"), version_txt.as_bytes())?;
+    if args.include_raw {
+        mirror::sparse_copy(&built.image, &dir.join(format!(".{IMAGE}.tmp")))?;
+        std::fs::rename(dir.join(format!(".{IMAGE}.tmp")), dir.join(IMAGE))?;
+    }
+    tracing::info!(
+        "{}: {} bytes in {} chunks",
+        main.path.display(),
+        main.len,
+        main.chunks
+    );
+
+    for (oem, src) in &oems {
+        let raw = work.join(format!("coreos_production_{oem}_image.bin"));
+        mirror::sparse_copy(&built.image, &raw)?;
+        image::replace_oem(&raw, src, ui)
+            .with_context(|| format!("putting OEM {oem} into partition 6"))?;
+        let out = dir.join(format!("coreos_production_{oem}_image.bin.bz2"));
+        let c = release_image(&raw, &out, key.as_ref(), &cache, ui, &[])?;
+        tracing::info!(
+            "{}: {} of {} chunks reused",
+            out.display(),
+            c.reused,
+            c.chunks
+        );
+        std::fs::remove_file(&raw).ok();
+    }
+    let current = mirror::update_current(&board_dir)?;
+    tracing::info!(
+        "release {} written to {}; current -> {current}",
+        built.version,
+        dir.display()
+    );
+    Ok(())
+}
+
+/// The raw image to release and what goes beside it.
+struct Built {
+    image: PathBuf,
+    version: String,
+    extras: Vec<PathBuf>,
+    version_txt: Option<PathBuf>,
+}
+
+impl Built {
+    fn from_image(raw: &Path, version: String) -> Result<Built> {
+        std::fs::metadata(raw).with_context(|| format!("raw image {}", raw.display()))?;
+        let dir = raw.parent().unwrap_or(Path::new("."));
+        let extras = [
+            "coreos_production_image_verity.txt",
+            "coreos_production_image_contents.txt",
+        ]
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| p.exists())
+        .collect();
+        Ok(Built {
+            image: raw.to_path_buf(),
+            version,
+            extras,
+            version_txt: None,
+        })
+    }
+}
+
+/// `<name>.bz2`, its `.sig`, `.DIGESTS` and (signed) `.DIGESTS.asc`.
+fn release_image(
+    raw: &Path,
+    out: &Path,
+    key: Option<&keys::SecretKey>,
+    cache: &ChunkCache,
+    ui: &Ui,
+    also_digest: &[PathBuf],
+) -> Result<Compressed> {
+    let name = digests::file_name(out);
+    let signer = key.map(keys::DetachedSigner::new).transpose()?;
+    let pb = ui.bytes(&short(&name), 0);
+    let c = compress::compress(raw, out, cache, signer, &pb)?;
+    pb.finish_and_clear();
+    let mut files = vec![FileDigests {
+        name: name.clone(),
+        md5: c.md5,
+        sha1: c.sha1,
+        sha512: c.sha512,
+    }];
+    for p in also_digest {
+        files.push(FileDigests::of_file(p)?);
+    }
+    let text = digests::render(&files);
+    let with_ext = |ext: &str| out.with_file_name(format!("{name}{ext}"));
+    if let (Some(sig), Some(key)) = (&c.signature, key) {
+        mirror::write_atomic(&with_ext(".sig"), sig)?;
+        mirror::write_atomic(
+            &with_ext(".DIGESTS.asc"),
+            keys::clearsign(key, &text)?.as_bytes(),
+        )?;
+    }
+    mirror::write_atomic(&with_ext(".DIGESTS"), text.as_bytes())?;
+    Ok(c)
+}
+
+fn short(name: &str) -> String {
+    name.trim_start_matches("coreos_production_")
+        .trim_end_matches(".bin.bz2")
+        .to_string()
+}
+
+fn check_version(v: &str) -> Result<()> {
+    let parts: Vec<&str> = v.split('.').collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        bail!("version {v:?} is not X.Y.Z");
+    }
+    Ok(())
+}
+
+/// The image `version.txt` (SDK `build_image`), for images not built here.
+fn version_txt(version: &str, _group: &str, _board: &str) -> String {
+    let p: Vec<&str> = version.split('.').collect();
+    format!(
+        "COREOS_BUILD={}\nCOREOS_BRANCH={}\nCOREOS_PATCH={}\nCOREOS_VERSION={version}\nCOREOS_VERSION_ID={version}\nCOREOS_BUILD_ID=\"\"\nCOREOS_SDK_VERSION={version}\n",
+        p[0], p[1], p[2]
+    )
+}
+
+/// The work folder and, for a default one, the guard that removes it.
+fn work_dir(args: &Args, output: &Path) -> Result<(PathBuf, Option<tempfile::TempDir>)> {
+    if let Some(w) = &args.work_dir {
+        std::fs::create_dir_all(w).with_context(|| format!("creating {}", w.display()))?;
+        return Ok((w.clone(), None));
+    }
+    // Beside the mirror, not in it: same filesystem (cheap sparse copies), never served.
+    let parent = output.parent().unwrap_or(Path::new("/tmp"));
+    let t = tempfile::Builder::new()
+        .prefix(".coreos-release-")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a work folder in {}", parent.display()))?;
+    Ok((t.path().to_path_buf(), Some(t)))
 }

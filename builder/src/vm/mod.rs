@@ -1,9 +1,345 @@
-//! `coreos-build vm` (not built yet).
+//! `coreos-build vm`: a production image turned into a platform artifact, as CoreOS's
+//! `image_to_vm.sh` did: copy the image, grow it to the format's layout, put the platform's OEM
+//! tree into the OEM partition, then write the format's files (each under a temporary name,
+//! renamed when complete).
+//!
+//! CONTRACT (release calls it): `build_artifacts(format, raw_image, outdir, ui)`.
+
+mod gce;
+mod gzip;
+mod output_file;
+mod ovf;
+mod qemu;
+mod tar_stream;
+mod vagrant;
+mod work_image;
+
+use crate::image::OemSource;
+use crate::progress::Ui;
+use anyhow::{bail, Context};
+use disk::vmdk::{AdapterType, ContentId, StreamOptions};
+use output_file::OutputFile;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+/// The formats, named as image_to_vm.sh named them.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Virtualbox,
+    Vagrant,
+    Gce,
+    Ami,
+    #[value(name = "ami_vmdk")]
+    AmiVmdk,
+    Qemu,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Virtualbox => "virtualbox",
+            Format::Vagrant => "vagrant",
+            Format::Gce => "gce",
+            Format::Ami => "ami",
+            Format::AmiVmdk => "ami_vmdk",
+            Format::Qemu => "qemu",
+        }
+    }
+
+    /// The layout the disk is grown to (CoreOS `vm_image_util.sh`); None keeps `base`.
+    fn layout(self) -> Option<&'static str> {
+        match self {
+            Format::Virtualbox | Format::Gce | Format::Qemu => Some("vm"),
+            Format::Vagrant => Some("vagrant"),
+            Format::Ami | Format::AmiVmdk => None,
+        }
+    }
+
+    /// The OEM tree the format gets; qemu (as in CoreOS) keeps the image's own.
+    fn default_oem(self) -> Option<&'static str> {
+        match self {
+            Format::Virtualbox => Some("virtualbox"),
+            Format::Vagrant => Some("vagrant"),
+            Format::Gce => Some("gce"),
+            Format::Ami | Format::AmiVmdk => Some("ec2"),
+            Format::Qemu => None,
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> anyhow::Result<Format> {
+        <Format as clap::ValueEnum>::from_str(s, true)
+            .map_err(|_| anyhow::anyhow!("unknown VM format {s:?} (virtualbox, vagrant, gce, ami, ami_vmdk, qemu)"))
+    }
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// The artifact to make.
+    #[arg(long, value_enum)]
+    pub format: Format,
+    /// The production image (coreos_production_image.bin, raw).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Folder for the artifacts.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// OEM tree for the OEM partition: a built-in name (oem/<name>) or a folder
+    /// [default: the format's platform; qemu keeps the image's].
+    #[arg(long)]
+    pub oem: Option<String>,
+    /// Write the artifacts from the image as it is: no copy, no resize, no OEM change
+    /// (for an image already prepared; gce then needs a whole number of GiB).
+    #[arg(long)]
+    pub as_is: bool,
+    /// Guest memory in MiB for the OVF and the qemu launcher.
+    #[arg(long, default_value_t = 1024)]
+    pub memory: u32,
+    /// URL of the box in the Vagrant catalog JSON [default: file:// URL of the output folder].
+    #[arg(long)]
+    pub box_url: Option<String>,
+}
 
-pub fn run(args: Args, ui: &crate::progress::Ui) -> anyhow::Result<()> {
-    let _ = (args, ui);
-    anyhow::bail!("coreos-build vm is not built yet")
+pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
+    let oem = args.oem.as_deref().map(OemSource::parse).transpose()?;
+    let req = Request {
+        format: args.format,
+        image: &args.image,
+        outdir: &args.output,
+        oem,
+        as_is: args.as_is,
+        memory_mib: args.memory,
+        box_url: args.box_url,
+    };
+    for p in build(&req, ui)? {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+/// Make `format`'s artifacts from `raw_image` in `outdir` with the defaults (the platform's
+/// OEM tree, 1 GiB guests); returns the files written.
+#[allow(dead_code)] // called by `release --formats` (release engineer's module)
+pub fn build_artifacts(format: Format, raw_image: &Path, outdir: &Path, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
+    let req = Request { format, image: raw_image, outdir, oem: None, as_is: false, memory_mib: 1024, box_url: None };
+    build(&req, ui)
+}
+
+struct Request<'a> {
+    format: Format,
+    image: &'a Path,
+    outdir: &'a Path,
+    oem: Option<OemSource>,
+    as_is: bool,
+    memory_mib: u32,
+    box_url: Option<String>,
+}
+
+fn artifact(outdir: &Path, format: Format, suffix: &str) -> PathBuf {
+    outdir.join(format!("coreos_production_{}{suffix}", format.name()))
+}
+
+/// SOURCE_DATE_EPOCH, or 0: the time stamped into archives.
+fn source_date_epoch() -> anyhow::Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) => s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
+        Err(_) => Ok(0),
+    }
+}
+
+/// `COREOS_VERSION` from the `version.txt` beside the image, if there is one.
+fn image_version(image: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(image.parent()?.join("version.txt")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("COREOS_VERSION="))
+        .map(|v| v.trim().trim_matches('"').to_string())
+}
+
+fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
+    let format = req.format;
+    work_image::check_coreos(req.image)?;
+    std::fs::create_dir_all(req.outdir).with_context(|| format!("creating {}", req.outdir.display()))?;
+    let workers = disk::ordered_map::default_workers();
+
+    // The working copy: for ami it is the artifact itself, for the others it is removed at the end.
+    let mut work_out = None;
+    let work_path: PathBuf = if req.as_is {
+        if format == Format::Ami {
+            bail!("--as-is with --format ami would only copy the image; copy it instead");
+        }
+        req.image.to_path_buf()
+    } else {
+        let (out, work) = OutputFile::create(&artifact(req.outdir, format, "_image.bin"))?;
+        let src = File::open(req.image).with_context(|| format!("opening {}", req.image.display()))?;
+        let pb = ui.bytes("copy", src.metadata()?.len());
+        work_image::sparse_copy(&src, &work, &|n| pb.set_position(n))?;
+        pb.finish_and_clear();
+        if let Some(name) = format.layout() {
+            let layout = disk::layout::Layout::builtin(name).with_context(|| format!("layout {name}"))?;
+            work_image::grow_to_layout(&work, &layout)?;
+        }
+        let oem = req.oem.clone().or_else(|| format.default_oem().map(|o| OemSource::Builtin(o.into())));
+        if let Some(oem) = &oem {
+            crate::image::replace_oem(out.tmp_path(), oem, ui).with_context(|| format!("putting OEM {oem:?} into the image"))?;
+        }
+        if format == Format::Gce {
+            work_image::pad_to(&work, gce::GIB)?;
+        }
+        let path = out.tmp_path().to_path_buf();
+        work_out = Some((out, work));
+        path
+    };
+    let work = File::open(&work_path)?;
+    let seed = work_image::fingerprint(&work, format.name())?;
+    let version = image_version(req.image).unwrap_or_else(|| "0.0.0".into());
+    let vm_name = format!("coreos_production_{}-{}", format.name(), version.replace(['.', '+'], "-"));
+
+    let mut written = Vec::new();
+    match format {
+        Format::Ami => {
+            let (out, f) = work_out.take().expect("ami always has a work copy");
+            written.push(out.commit(f)?);
+        }
+        Format::AmiVmdk => {
+            let dest = artifact(req.outdir, format, "_image.vmdk");
+            let (out, f, _) = write_vmdk(&work, &dest, AdapterType::LsiLogic, &seed, workers, ui)?;
+            written.push(out.commit(f)?);
+        }
+        Format::Virtualbox => {
+            let dest = artifact(req.outdir, format, "_image.vmdk");
+            let (out, f, capacity) = write_vmdk(&work, &dest, AdapterType::Ide, &seed, workers, ui)?;
+            let vmdk = out.commit(f)?;
+            let ids = ovf::MachineIds::from_seed(&seed);
+            let text = ovf::render(&ovf::OvfParams {
+                vm_name: &vm_name,
+                vmdk_file: &file_name(&vmdk),
+                capacity,
+                memory_mib: req.memory_mib,
+                cpus: 1,
+                ids: &ids,
+            });
+            written.push(vmdk);
+            written.push(write_text(&artifact(req.outdir, format, ".ovf"), &text, 0o644)?);
+        }
+        Format::Vagrant => written.extend(write_vagrant(req, &work, &seed, &vm_name, &version, workers, ui)?),
+        Format::Gce => {
+            if work.metadata()?.len() % gce::GIB != 0 {
+                bail!("{} is not a whole number of GiB, as GCE requires of disk.raw", work_path.display());
+            }
+            let dest = artifact(req.outdir, format, ".tar.gz");
+            written.push(gce::write_archive(&work_path, &dest, source_date_epoch()?, workers, ui)?);
+        }
+        Format::Qemu => {
+            let dest = artifact(req.outdir, format, "_image.img");
+            let (out, f) = OutputFile::create(&dest)?;
+            let pb = ui.bytes("qcow2", work.metadata()?.len());
+            disk::qcow2::write_qcow2(&work, &f, workers, &|n| pb.set_position(n))?;
+            pb.finish_and_clear();
+            let img = out.commit(f)?;
+            let script = qemu::launcher(&file_name(&img), &vm_name, req.memory_mib);
+            written.push(img);
+            written.push(write_text(&artifact(req.outdir, format, ".sh"), &script, 0o755)?);
+        }
+    }
+    Ok(written)
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn write_text(dest: &Path, text: &str, mode: u32) -> anyhow::Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let (out, mut f) = OutputFile::create(dest)?;
+    f.write_all(text.as_bytes())?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    out.commit(f)
+}
+
+/// Write the stream-optimized VMDK (not yet renamed); returns its virtual size.
+fn write_vmdk(
+    src: &File,
+    dest: &Path,
+    adapter: AdapterType,
+    seed: &[u8],
+    workers: usize,
+    ui: &Ui,
+) -> anyhow::Result<(OutputFile, File, u64)> {
+    let (out, f) = OutputFile::create(dest)?;
+    let opts = StreamOptions {
+        adapter,
+        content_id: ContentId::from_seed(seed),
+        extent_file: file_name(dest),
+        level: VMDK_LEVEL,
+        workers,
+    };
+    let pb = ui.bytes("vmdk", src.metadata()?.len());
+    let report = disk::vmdk::write_stream_optimized(src, BufWriter::with_capacity(1 << 20, &f), &opts, &|n| pb.set_position(n))
+        .with_context(|| format!("writing {}", dest.display()))?;
+    pb.finish_and_clear();
+    Ok((out, f, report.capacity_bytes))
+}
+
+/// zlib level of VMDK grains: qemu-img's (zlib's default).
+const VMDK_LEVEL: u32 = 6;
+/// The box's VMDK is compressed already; a higher gzip level would spend time for nothing.
+const BOX_GZIP_LEVEL: u32 = 1;
+
+fn write_vagrant(
+    req: &Request,
+    work: &File,
+    seed: &[u8],
+    vm_name: &str,
+    version: &str,
+    workers: usize,
+    ui: &Ui,
+) -> anyhow::Result<Vec<PathBuf>> {
+    use tar_stream::{Member, Source};
+    let vmdk_name = "coreos_production_vagrant_image.vmdk";
+    // The VMDK lives only inside the box: its temporary file goes when `vmdk_out` drops.
+    let (vmdk_out, f, capacity) = write_vmdk(work, &req.outdir.join(vmdk_name), AdapterType::Ide, seed, workers, ui)?;
+    f.sync_all()?;
+    let ids = ovf::MachineIds::from_seed(seed);
+    let box_ovf = ovf::render(&ovf::OvfParams {
+        vm_name,
+        vmdk_file: vmdk_name,
+        capacity,
+        memory_mib: req.memory_mib,
+        cpus: 1,
+        ids: &ids,
+    });
+    let members = vec![
+        Member { name: "metadata.json".into(), mode: 0o644, source: Source::Bytes(vagrant::METADATA_JSON.into()) },
+        Member { name: "Vagrantfile".into(), mode: 0o644, source: Source::Bytes(vagrant::vagrantfile(&ids.mac).into()) },
+        Member { name: "box.ovf".into(), mode: 0o644, source: Source::Bytes(box_ovf.into()) },
+        Member { name: vmdk_name.into(), mode: 0o644, source: Source::File(vmdk_out.tmp_path().to_path_buf()) },
+    ];
+    let pieces = tar_stream::pieces(members, source_date_epoch()?)?;
+    let dest = artifact(req.outdir, Format::Vagrant, ".box");
+    let (box_out, bf) = OutputFile::create(&dest)?;
+    let pb = ui.bytes("box", pieces.iter().map(|p| p.len()).sum());
+    let mut w = BufWriter::with_capacity(1 << 20, &bf);
+    gzip::write_gzip(pieces, &mut w, BOX_GZIP_LEVEL, workers, &|n| pb.set_position(n))?;
+    drop(w);
+    pb.finish_and_clear();
+    drop(vmdk_out);
+    let box_path = box_out.commit(bf)?;
+
+    let sha = {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        std::io::copy(&mut File::open(&box_path)?, &mut h)?;
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+    };
+    let url = match &req.box_url {
+        Some(u) => u.clone(),
+        None => format!("file://{}", std::fs::canonicalize(&box_path)?.display()),
+    };
+    let catalog = vagrant::catalog("coreos", version, &url, &sha);
+    let json = write_text(&artifact(req.outdir, Format::Vagrant, ".json"), &catalog, 0o644)?;
+    Ok(vec![box_path, json])
 }

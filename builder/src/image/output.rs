@@ -1,0 +1,54 @@
+//! Artifacts written under a temporary name in the output folder and renamed only when the
+//! whole build succeeded, so a failure never leaves a half-written file under a final name.
+
+use anyhow::Context;
+use std::fs::{File, OpenOptions};
+use std::path::{Path, PathBuf};
+
+/// One artifact being written: `.NAME.partial` beside `NAME`, removed on drop unless renamed.
+pub struct Pending {
+    pub file: File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    done: bool,
+}
+
+impl Pending {
+    pub fn create(dir: &Path, name: &str) -> anyhow::Result<Pending> {
+        let tmp = dir.join(format!(".{name}.partial"));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
+        Ok(Pending { file, tmp, dest: dir.join(name), done: false })
+    }
+
+    /// A small text artifact, complete at once.
+    pub fn text(dir: &Path, name: &str, text: &str) -> anyhow::Result<Pending> {
+        let p = Pending::create(dir, name)?;
+        std::fs::write(&p.tmp, text).with_context(|| format!("writing {}", p.tmp.display()))?;
+        Ok(p)
+    }
+
+    pub fn dest(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Give the artifact its final name.
+    pub fn commit(mut self) -> anyhow::Result<PathBuf> {
+        std::fs::rename(&self.tmp, &self.dest).with_context(|| format!("renaming to {}", self.dest.display()))?;
+        self.done = true;
+        Ok(self.dest.clone())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Filesystems written straight into the partitions of the image file: USR-A (+ verity),
+//! OEM, empty ext4 ones (ROOT), and the ESP.
+
+use anyhow::Context;
+use disk::ext4::{self, Ext4Error, Ext4Params, Flavor, Override};
+use disk::layout::Partition;
+use disk::verity::{self, VerityParams, VerityTree};
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// The filesystem UUID of a partition: its partition GUID (fixed for USR-A by the layout,
+/// derived for the others), so the bytes depend only on the layout.
+pub fn fs_uuid(p: &Partition) -> [u8; 16] {
+    *p.part_guid.as_bytes()
+}
+
+fn params(p: &Partition, flavor: Flavor, epoch: i64) -> Ext4Params {
+    Ext4Params {
+        size: p.fs_bytes(),
+        label: p.label.clone(),
+        uuid: fs_uuid(p),
+        timestamp: epoch.clamp(0, u32::MAX as i64) as u32,
+        flavor,
+        read_only_marker: false,
+        inode_size: p.fs_inode_size,
+        bytes_per_inode: p.fs_bytes_per_inode,
+        overrides: Vec::new(),
+    }
+}
+
+fn flavor(p: &Partition) -> Flavor {
+    match p.fs_type.as_deref() {
+        Some("ext2") => Flavor::Ext2Compat,
+        _ => Flavor::Ext4,
+    }
+}
+
+fn ext4_context(e: Ext4Error, p: &Partition, what: &str) -> anyhow::Error {
+    match e {
+        Ext4Error::TooLarge { needed, available, short } => anyhow::anyhow!(
+            "{what} does not fit in partition {} ({}): it needs {needed} bytes but the filesystem has {available} bytes (short by {short} bytes)",
+            p.number,
+            p.label
+        ),
+        other => anyhow::Error::new(other).context(format!("writing {what} into partition {} ({})", p.number, p.label)),
+    }
+}
+
+/// Byte of the ext superblock's `s_feature_ro_compat` top byte, relative to the filesystem
+/// (superblock at 1024, field at +0x64, top byte +3): 0xff there and no kernel mounts it
+/// read-write (S16 `disk_util` `Tune2fsReadWrite`).
+pub const RO_MARKER_OFFSET: u64 = 0x467;
+
+/// USR-A: the tree, then the stamped release files added with the ext4 editor (the input
+/// tree stays untouched and the writer's contract stays one source folder), then the
+/// read-only marker, then the verity tree after `fs_blocks` when the partition has the
+/// `verity` feature.
+pub fn write_usr(out: &File, p: &Partition, usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64, salt: Vec<u8>) -> anyhow::Result<Option<VerityTree>> {
+    let prm = params(p, flavor(p), epoch);
+    let t = std::time::Instant::now();
+    ext4::write_tree(Some(usr), out, p.offset(), &prm).map_err(|e| ext4_context(e, p, &format!("the USR tree {}", usr.display())))?;
+    tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
+    let t = std::time::Instant::now();
+    let meta = ext4::edit::NewFile { mode: 0o644, uid: 0, gid: 0, mtime: prm.timestamp };
+    for (path, data) in stamped {
+        let abs = format!("/{}", path.display());
+        ext4::edit::add_file(out, p.offset(), p.fs_bytes(), &abs, data, meta)
+            .with_context(|| format!("stamping {abs} into partition {} ({})", p.number, p.label))?;
+    }
+    tracing::debug!(elapsed = ?t.elapsed(), "release files stamped");
+    out.write_all_at(&[0xff], p.offset() + RO_MARKER_OFFSET).context("setting the read-only marker of USR-A")?;
+    let t = std::time::Instant::now();
+    if !p.verity {
+        return Ok(None);
+    }
+    let vp = VerityParams {
+        data_offset: p.offset(),
+        data_blocks: p.fs_blocks,
+        hash_offset: p.offset() + p.fs_bytes(),
+        hash_area_bytes: p.bytes() - p.fs_bytes(),
+        uuid: verity::uuid_for(&salt),
+        salt,
+    };
+    let tree = verity::format(out, &vp).with_context(|| format!("dm-verity for partition {} ({})", p.number, p.label))?;
+    tracing::debug!(elapsed = ?t.elapsed(), "verity tree written");
+    Ok(Some(tree))
+}
+
+/// An ext4 filesystem from a folder (OEM), root-owned per `overrides`.
+pub fn write_tree_fs(out: &File, p: &Partition, tree: Option<&Path>, overrides: Vec<Override>, epoch: i64) -> anyhow::Result<()> {
+    let mut prm = params(p, flavor(p), epoch);
+    prm.overrides = overrides;
+    let what = tree.map(|t| format!("the tree {}", t.display())).unwrap_or_else(|| "an empty filesystem".into());
+    ext4::write_tree(tree, out, p.offset(), &prm).map_err(|e| ext4_context(e, p, &what))?;
+    Ok(())
+}
+
+/// The ESP's FAT volume.
+pub fn write_esp(out: &File, p: &Partition, files: &[(String, Vec<u8>)], epoch: i64) -> anyhow::Result<()> {
+    let g = p.part_guid.as_bytes();
+    let params = disk::fat::FatParams { label: p.label.clone(), volume_id: u32::from_le_bytes([g[0], g[1], g[2], g[3]]), timestamp: epoch };
+    disk::fat::write_fat(out, p.offset(), p.bytes(), &params, files).with_context(|| format!("writing the FAT filesystem of partition {} ({})", p.number, p.label))
+}

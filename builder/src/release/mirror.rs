@@ -1,0 +1,121 @@
+//! The mirror tree: `MIRROR/<board>/<version>/` files written under temp names and renamed when
+//! complete, and `MIRROR/<board>/current`, a symlink replaced atomically.
+
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Write `bytes` to `path` via `.<name>.tmp` in the same folder, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_name(path);
+    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    f.sync_all().ok();
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Copy a file into place atomically.
+pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    write_atomic(to, &bytes)
+}
+
+fn temp_name(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// `X.Y.Z` as numbers, for "newest"; anything else sorts first.
+fn version_key(v: &str) -> Option<Vec<u64>> {
+    v.split(['.', '+', '-'])
+        .take(3)
+        .map(|p| p.parse().ok())
+        .collect()
+}
+
+/// Point `board_dir/current` at the newest version folder in `board_dir`.
+pub fn update_current(board_dir: &Path) -> Result<String> {
+    let mut newest: Option<(Vec<u64>, String)> = None;
+    for e in
+        std::fs::read_dir(board_dir).with_context(|| format!("listing {}", board_dir.display()))?
+    {
+        let e = e?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !e.file_type()?.is_dir() || name.starts_with('.') {
+            continue;
+        }
+        if let Some(k) = version_key(&name) {
+            if newest.as_ref().is_none_or(|(nk, _)| k > *nk) {
+                newest = Some((k, name));
+            }
+        }
+    }
+    let (_, name) =
+        newest.with_context(|| format!("no version folder in {}", board_dir.display()))?;
+    let link = board_dir.join("current");
+    let tmp = board_dir.join(".current.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(&name, &tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    std::fs::rename(&tmp, &link).with_context(|| format!("replacing {}", link.display()))?;
+    Ok(name)
+}
+
+/// A sparse copy: only the data ranges are copied (copy_file_range), the rest stays holes.
+pub fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let src = File::open(from).with_context(|| format!("opening {}", from.display()))?;
+    let dst = File::create(to).with_context(|| format!("creating {}", to.display()))?;
+    let len = src.metadata()?.len();
+    dst.set_len(len)?;
+    for r in disk::sparse::data_ranges(&src)? {
+        let (mut off_in, mut off_out) = (r.start as i64, r.start as i64);
+        let mut left = (r.end - r.start) as usize;
+        while left > 0 {
+            // SAFETY: both descriptors are open files; the offsets are ours.
+            let n = unsafe {
+                libc::copy_file_range(
+                    src.as_raw_fd(),
+                    &mut off_in,
+                    dst.as_raw_fd(),
+                    &mut off_out,
+                    left,
+                    0,
+                )
+            };
+            if n <= 0 {
+                return Err(std::io::Error::last_os_error()).with_context(|| {
+                    format!("copying {} to {} at {off_in}", from.display(), to.display())
+                });
+            }
+            left -= n as usize;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn current_points_at_the_newest_version() {
+        let d = tempfile::tempdir().unwrap();
+        for v in ["9.0.0", "10.0.0", "10.0.1", ".work"] {
+            std::fs::create_dir(d.path().join(v)).unwrap();
+        }
+        assert_eq!(update_current(d.path()).unwrap(), "10.0.1");
+        assert_eq!(
+            std::fs::read_link(d.path().join("current")).unwrap(),
+            Path::new("10.0.1")
+        );
+        std::fs::create_dir(d.path().join("11.0.0")).unwrap();
+        assert_eq!(update_current(d.path()).unwrap(), "11.0.0");
+    }
+}

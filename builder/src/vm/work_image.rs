@@ -1,0 +1,190 @@
+//! The working copy of the production image that a format changes (as image_to_vm.sh did):
+//! checked to be a CoreOS disk, copied sparsely, grown to the format's layout, given the
+//! platform's OEM tree.
+
+use anyhow::{bail, Context};
+use disk::layout::Layout;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+const SECTOR: u64 = disk::SECTOR;
+/// Copy granularity: all-zero blocks of this size are left as holes in the copy.
+const COPY_BLOCK: usize = 64 << 10;
+/// GPT header fields (UEFI 2.x §5.3.2) patched when a partition grows.
+const GPT_HEADER_LBA: u64 = 1;
+const HDR_SIZE: usize = 12;
+const HDR_CRC: usize = 16;
+const HDR_ENTRIES_LBA: usize = 72;
+const HDR_NUM_ENTRIES: usize = 80;
+const HDR_ENTRY_SIZE: usize = 84;
+const HDR_ENTRIES_CRC: usize = 88;
+const ENTRY_LAST_LBA: usize = 40;
+/// Partitions a CoreOS image must have for the VM formats to make sense of it.
+pub const REQUIRED: [(u32, &str); 3] = [(3, "USR-A"), (6, "OEM"), (9, "ROOT")];
+
+/// Read the table of `path` and check that it is a CoreOS disk.
+pub fn check_coreos(path: &Path) -> anyhow::Result<Layout> {
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let table = disk::gpt::read_table(&f)
+        .with_context(|| format!("{} is not a CoreOS image: no readable GPT partition table", path.display()))?;
+    for (number, label) in REQUIRED {
+        match table.by_number(number) {
+            Some(p) if p.label == label => {}
+            Some(p) => bail!(
+                "{} is not a CoreOS image: partition {number} is labelled {:?}, expected {label}",
+                path.display(),
+                p.label
+            ),
+            None => bail!("{} is not a CoreOS image: it has no partition {number} ({label})", path.display()),
+        }
+    }
+    Ok(table)
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+/// Copy the data of `src` into `dst` (same size), leaving holes and all-zero blocks unwritten.
+pub fn sparse_copy(src: &File, dst: &File, progress: &dyn Fn(u64)) -> anyhow::Result<()> {
+    let len = src.metadata()?.len();
+    dst.set_len(0)?;
+    dst.set_len(len)?;
+    let mut buf = vec![0u8; 16 * COPY_BLOCK];
+    let mut done = 0u64;
+    for r in disk::sparse::data_ranges(src).context("mapping the source image")? {
+        let mut at = r.start - r.start % COPY_BLOCK as u64;
+        while at < r.end {
+            let n = ((r.end.next_multiple_of(COPY_BLOCK as u64) - at) as usize).min(buf.len()).min((len - at) as usize);
+            src.read_exact_at(&mut buf[..n], at).with_context(|| format!("reading the source image at byte {at}"))?;
+            for (i, block) in buf[..n].chunks(COPY_BLOCK).enumerate() {
+                if !is_zero(block) {
+                    let off = at + (i * COPY_BLOCK) as u64;
+                    dst.write_all_at(block, off).with_context(|| format!("writing the work copy at byte {off}"))?;
+                }
+            }
+            at += n as u64;
+            done += n as u64;
+            progress(done);
+        }
+    }
+    Ok(())
+}
+
+/// Grow the disk and ROOT (partition 9) to `layout`'s size, as `disk_util update` did, moving the
+/// backup GPT to the new end. ROOT's filesystem keeps its size (CoreOS grows it on first boot).
+pub fn grow_to_layout(work: &File, layout: &Layout) -> anyhow::Result<()> {
+    let table = disk::gpt::read_table(work).context("reading the work copy's GPT")?;
+    let root = table.by_number(9).context("the image has no ROOT partition")?;
+    let want = layout.by_number(9).context("the layout has no ROOT partition")?;
+    if root.sectors >= want.sectors {
+        return Ok(());
+    }
+    let new_last = root.first_lba + want.sectors - 1;
+    // The table needs 33 sectors after the last partition; CoreOS aligns disks to 258048 sectors.
+    let disk_sectors = layout.disk_sectors.max((new_last + 1 + 34).next_multiple_of(258048));
+    let old_bytes = work.metadata()?.len();
+    if disk_sectors * SECTOR > old_bytes {
+        work.set_len(disk_sectors * SECTOR)?;
+    }
+    grow_entry(work, 9, new_last).context("growing ROOT's GPT entry")?;
+    disk::gpt::relocate_backup(work, disk_sectors * SECTOR).context("moving the backup GPT")?;
+    Ok(())
+}
+
+/// Pad the disk to a whole multiple of `unit` bytes and move the backup GPT to the new end.
+pub fn pad_to(work: &File, unit: u64) -> anyhow::Result<u64> {
+    let len = work.metadata()?.len();
+    let padded = len.next_multiple_of(unit);
+    if padded != len {
+        disk::gpt::relocate_backup(work, padded).context("moving the backup GPT")?;
+        work.set_len(padded)?;
+    }
+    Ok(padded)
+}
+
+/// Set the last LBA of partition `number` in the primary GPT and fix both checksums;
+/// `relocate_backup` then writes the backup from the primary. (The `gpt` crate's writer packs
+/// entries into the first slots, which would renumber OEM and ROOT.)
+fn grow_entry(f: &File, number: u32, last_lba: u64) -> anyhow::Result<()> {
+    let mut hdr = [0u8; 512];
+    f.read_exact_at(&mut hdr, GPT_HEADER_LBA * SECTOR)?;
+    if &hdr[0..8] != b"EFI PART" {
+        bail!("no primary GPT header at LBA 1");
+    }
+    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let entries_lba = u64::from_le_bytes(hdr[HDR_ENTRIES_LBA..HDR_ENTRIES_LBA + 8].try_into()?);
+    let (count, size) = (u32_at(&hdr, HDR_NUM_ENTRIES) as usize, u32_at(&hdr, HDR_ENTRY_SIZE) as usize);
+    if number as usize > count || size < 128 {
+        bail!("GPT has {count} entries of {size} bytes; cannot hold partition {number}");
+    }
+    let mut entries = vec![0u8; count * size];
+    f.read_exact_at(&mut entries, entries_lba * SECTOR)?;
+    let at = (number as usize - 1) * size + ENTRY_LAST_LBA;
+    entries[at..at + 8].copy_from_slice(&last_lba.to_le_bytes());
+    f.write_all_at(&entries, entries_lba * SECTOR)?;
+    hdr[HDR_ENTRIES_CRC..HDR_ENTRIES_CRC + 4].copy_from_slice(&crc32fast::hash(&entries).to_le_bytes());
+    let hsize = u32_at(&hdr, HDR_SIZE) as usize;
+    hdr[HDR_CRC..HDR_CRC + 4].fill(0);
+    let crc = crc32fast::hash(&hdr[..hsize.min(512)]);
+    hdr[HDR_CRC..HDR_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    f.write_all_at(&hdr, GPT_HEADER_LBA * SECTOR)?;
+    Ok(())
+}
+
+/// A seed for the artifacts' IDs (VMDK CID, MAC, OVF UUID) that depends only on the disk:
+/// its size, where it holds data, its partition table and the OEM partition's data.
+pub fn fingerprint(work: &File, format: &str) -> anyhow::Result<Vec<u8>> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(format.as_bytes());
+    let len = work.metadata()?.len();
+    h.update(len.to_le_bytes());
+    let ranges = disk::sparse::data_ranges(work)?;
+    for r in &ranges {
+        h.update(r.start.to_le_bytes());
+        h.update(r.end.to_le_bytes());
+    }
+    let mut head = vec![0u8; (1 << 20).min(len as usize)];
+    work.read_exact_at(&mut head, 0)?;
+    h.update(&head);
+    let table = disk::gpt::read_table(work)?;
+    for (number, _) in REQUIRED.iter().filter(|(n, _)| *n != 9) {
+        let p = table.by_number(*number).context("partition checked earlier")?;
+        // USR-A's first MiB (superblock, UUIDs) and all of OEM's data.
+        let span = if *number == 6 { p.bytes() } else { 1 << 20 };
+        let mut buf = vec![0u8; 1 << 20];
+        for r in ranges.iter().filter(|r| r.start < p.offset() + span && r.end > p.offset()) {
+            let (mut at, end) = (r.start.max(p.offset()), r.end.min(p.offset() + span));
+            while at < end {
+                let n = ((end - at) as usize).min(buf.len());
+                work.read_exact_at(&mut buf[..n], at)?;
+                h.update(&buf[..n]);
+                at += n as u64;
+            }
+        }
+    }
+    Ok(h.finalize().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparse_copy_keeps_data_and_skips_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(dir.path().join("s")).unwrap();
+        src.set_len(8 << 20).unwrap();
+        src.write_all_at(&[7u8; 5000], 100_000).unwrap();
+        src.write_all_at(&vec![0u8; 1 << 20], 4 << 20).unwrap();
+        src.write_all_at(&[9u8; 10], (8 << 20) - 10).unwrap();
+        let dst = File::create(dir.path().join("d")).unwrap();
+        sparse_copy(&src, &dst, &|_| ()).unwrap();
+        let (a, b) = (std::fs::read(dir.path().join("s")).unwrap(), std::fs::read(dir.path().join("d")).unwrap());
+        assert!(a == b);
+        let data: u64 = disk::sparse::data_ranges(&dst).unwrap().iter().map(|r| r.end - r.start).sum();
+        assert!(data <= 3 * COPY_BLOCK as u64, "zeros were written: {data}");
+    }
+}

@@ -1,0 +1,318 @@
+//! Property tests: random trees written by `write_tree`, judged by e2fsck and read back
+//! with debugfs (no mount, no root needed), plus writing into the middle of a larger file.
+
+use super::*;
+use proptest::prelude::*;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileExt;
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+enum Item {
+    File(Vec<u8>, u64, bool),
+    Dir,
+    Symlink(Vec<u8>),
+    HardLink(usize),
+}
+
+fn name() -> impl Strategy<Value = Vec<u8>> {
+    // Any byte but '/' and NUL, biased towards short readable names; some up to 255 bytes.
+    prop_oneof![
+        proptest::collection::vec(b'a'..=b'z', 1..12),
+        proptest::collection::vec(1u8..=255, 1..40).prop_map(|v| v
+            .into_iter()
+            .map(|b| if b == b'/' { b'_' } else { b })
+            .collect()),
+        (200usize..=255).prop_map(|n| vec![b'L'; n]),
+    ]
+    .prop_filter("not . or ..", |n| n != b"." && n != b"..")
+}
+
+fn item() -> impl Strategy<Value = Item> {
+    prop_oneof![
+        4 => (proptest::collection::vec(any::<u8>(), 0..64), prop_oneof![Just(0u64), Just(1), Just(4095), Just(4096), Just(4097), 0u64..300_000], any::<bool>())
+            .prop_map(|(seed, size, sparse)| Item::File(seed, size, sparse)),
+        2 => Just(Item::Dir),
+        1 => proptest::collection::vec(b'a'..=b'z', 1..120).prop_map(Item::Symlink),
+        1 => (0usize..64).prop_map(Item::HardLink),
+    ]
+}
+
+/// Build the tree: items go into the directory made most recently (or the root).
+fn make(root: &Path, items: &[(Vec<u8>, Item)]) {
+    let mut dirs = vec![root.to_path_buf()];
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (i, (n, it)) in items.iter().enumerate() {
+        let parent = dirs[i % dirs.len()].clone();
+        let p = parent.join(std::ffi::OsStr::from_bytes(n));
+        if fs::symlink_metadata(&p).is_ok() {
+            continue;
+        }
+        match it {
+            Item::File(seed, size, sparse) => {
+                let f = fs::File::create(&p).unwrap();
+                f.set_len(*size).unwrap();
+                if *size > 0 && !seed.is_empty() {
+                    let chunk: Vec<u8> = seed.iter().cycle().take(3000).cloned().collect();
+                    let step = if *sparse { 65536 } else { 3000 };
+                    let mut off = 0;
+                    while off < *size {
+                        let n = chunk.len().min((*size - off) as usize);
+                        f.write_all_at(&chunk[..n], off).unwrap();
+                        off += step;
+                    }
+                }
+                files.push(p);
+            }
+            Item::Dir => {
+                fs::create_dir(&p).unwrap();
+                dirs.push(p);
+            }
+            Item::Symlink(t) => {
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(t), &p).unwrap()
+            }
+            Item::HardLink(k) => {
+                if let Some(t) = files.get(k % files.len().max(1)) {
+                    fs::hard_link(t, &p).unwrap();
+                }
+            }
+        }
+    }
+}
+
+fn params(flavor: Flavor) -> Ext4Params {
+    Ext4Params {
+        size: 64 << 20,
+        label: "prop".into(),
+        uuid: [0x42; 16],
+        timestamp: 1_700_000_000,
+        flavor,
+        read_only_marker: false,
+        inode_size: if flavor == Flavor::Ext4 { 256 } else { 128 },
+        bytes_per_inode: 4096,
+        overrides: Vec::new(),
+    }
+}
+
+fn fsck(img: &Path) {
+    let out = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(img)
+        .output()
+        .expect("e2fsck is installed (ci/install-deps)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !text.contains("Fix"),
+        "e2fsck:\n{text}"
+    );
+}
+
+/// Names, kinds, content and link targets of `a` and `b` agree (ignoring lost+found in b).
+fn same_tree(a: &Path, b: &Path, top: bool) {
+    let list = |d: &Path| {
+        let mut v: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut bl = list(b);
+    if top {
+        bl.retain(|n| n != "lost+found");
+    }
+    assert_eq!(list(a), bl, "entries of {}", a.display());
+    for n in list(a) {
+        let (pa, pb) = (a.join(&n), b.join(&n));
+        let (ma, mb) = (
+            fs::symlink_metadata(&pa).unwrap(),
+            fs::symlink_metadata(&pb).unwrap(),
+        );
+        assert_eq!(ma.file_type(), mb.file_type(), "{}", pa.display());
+        if ma.is_dir() {
+            same_tree(&pa, &pb, false);
+        } else if ma.file_type().is_symlink() {
+            assert_eq!(fs::read_link(&pa).unwrap(), fs::read_link(&pb).unwrap());
+        } else {
+            assert!(
+                fs::read(&pa).unwrap() == fs::read(&pb).unwrap(),
+                "content of {}",
+                pa.display()
+            );
+        }
+    }
+}
+
+fn check(items: &[(Vec<u8>, Item)], flavor: Flavor) {
+    let src = tempfile::tempdir().unwrap();
+    make(src.path(), items);
+    let work = tempfile::tempdir().unwrap();
+    let img = work.path().join("fs.img");
+    let f = fs::File::create(&img).unwrap();
+    write_tree(Some(src.path()), &f, 0, &params(flavor)).unwrap();
+    drop(f);
+    fsck(&img);
+    let out = work.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let r = Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("rdump / {}", out.display()))
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success(),
+        "debugfs: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    same_tree(src.path(), &out, true);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_trees_ext4(items in proptest::collection::vec((name(), item()), 0..80)) {
+        check(&items, Flavor::Ext4);
+    }
+
+    #[test]
+    fn random_trees_ext2compat(items in proptest::collection::vec((name(), item()), 0..80)) {
+        check(&items, Flavor::Ext2Compat);
+    }
+}
+
+#[test]
+fn writes_only_its_byte_range_and_ignores_old_content() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("hello"), b"hello world").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let disk = work.path().join("disk.img");
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(true)
+        .open(&disk)
+        .unwrap();
+    // Old garbage everywhere: the filesystem must not depend on it.
+    f.write_all_at(&vec![0xA5u8; 24 << 20], 0).unwrap();
+    let (offset, size) = (4u64 << 20, 16u64 << 20);
+    let mut p = params(Flavor::Ext4);
+    p.size = size;
+    write_tree(Some(src.path()), &f, offset, &p).unwrap();
+    let all = fs::read(&disk).unwrap();
+    assert_eq!(all.len(), 24 << 20, "the file must keep its size");
+    assert!(
+        all[..offset as usize].iter().all(|&b| b == 0xA5),
+        "bytes before the range changed"
+    );
+    assert!(
+        all[(offset + size) as usize..].iter().all(|&b| b == 0xA5),
+        "bytes after the range changed"
+    );
+    let part = work.path().join("part.img");
+    fs::write(&part, &all[offset as usize..(offset + size) as usize]).unwrap();
+    fsck(&part);
+}
+
+#[test]
+fn too_large_is_detected_before_writing() {
+    let src = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("big"), vec![1u8; 2 << 20]).unwrap();
+    let f = tempfile::tempfile().unwrap();
+    let mut p = params(Flavor::Ext4);
+    p.size = 1 << 20;
+    let err = write_tree(Some(src.path()), &f, 0, &p).unwrap_err();
+    match err {
+        Ext4Error::TooLarge {
+            needed,
+            available,
+            short,
+        } => {
+            assert_eq!(available, 1 << 20);
+            assert_eq!(needed - available, short);
+            assert!(short >= 1 << 20, "{short}");
+        }
+        e => panic!("expected TooLarge, got {e}"),
+    }
+    assert_eq!(f.metadata().unwrap().len(), 0, "nothing may be written");
+}
+
+#[test]
+fn missing_source_is_named() {
+    let src = tempfile::tempdir().unwrap();
+    let target = src.path().join("missing-dir");
+    let err = Tree::scan(&target, &[]).unwrap_err();
+    assert!(err.to_string().contains("missing-dir"), "{err}");
+}
+
+#[test]
+fn unreadable_directory_is_named() {
+    // A directory the process cannot list must be reported by path.
+    let src = tempfile::tempdir().unwrap();
+    let locked = src.path().join("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::write(locked.join("secret"), b"x").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    let f = tempfile::tempfile().unwrap();
+    let r = write_tree(Some(src.path()), &f, 0, &params(Flavor::Ext4));
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    // Root reads through permissions; everyone else must get an error naming the directory.
+    if unsafe { libc::geteuid() } != 0 {
+        let err = r.unwrap_err();
+        assert!(err.to_string().contains("locked"), "{err}");
+    } else {
+        r.unwrap();
+    }
+}
+
+#[test]
+fn inode_exhaustion_is_reported() {
+    let src = tempfile::tempdir().unwrap();
+    for i in 0..300 {
+        fs::write(src.path().join(format!("f{i}")), b"").unwrap();
+    }
+    let f = tempfile::tempfile().unwrap();
+    let mut p = params(Flavor::Ext4);
+    p.size = 1 << 20;
+    p.bytes_per_inode = 1 << 20;
+    let err = write_tree(Some(src.path()), &f, 0, &p).unwrap_err();
+    assert!(matches!(err, Ext4Error::TooManyInodes { .. }), "{err}");
+}
+
+use scan::Tree;
+
+#[test]
+fn fragmented_sparse_file_gets_a_deep_extent_tree() {
+    // 2000 islands of data: 2000 extents, more than one level of leaves holds.
+    let src = tempfile::tempdir().unwrap();
+    let f = fs::File::create(src.path().join("islands")).unwrap();
+    f.set_len(2000 * 65536).unwrap();
+    for i in 0..2000u64 {
+        f.write_all_at(&[(i % 250) as u8 + 1; 4096], i * 65536)
+            .unwrap();
+    }
+    drop(f);
+    for flavor in [Flavor::Ext4, Flavor::Ext2Compat] {
+        let work = tempfile::tempdir().unwrap();
+        let img = work.path().join("fs.img");
+        let out = fs::File::create(&img).unwrap();
+        write_tree(Some(src.path()), &out, 0, &params(flavor)).unwrap();
+        drop(out);
+        fsck(&img);
+        let dump = work.path().join("out");
+        fs::create_dir(&dump).unwrap();
+        let r = Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("rdump / {}", dump.display()))
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(r.status.success());
+        same_tree(src.path(), &dump, true);
+    }
+}

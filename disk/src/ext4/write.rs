@@ -1,0 +1,252 @@
+//! Putting a plan on disk: make the byte range read as zeros without writing zeros (punch a
+//! hole, or BLKZEROOUT on a block device), write metadata in large sequential chunks,
+//! skipping all-zero blocks, and copy file data kernel-side with copy_file_range on two
+//! threads while the metadata is written.
+
+use super::plan::{DataCopy, Plan};
+use super::{Ext4Error, BLOCK_SIZE};
+use std::fs::File;
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Largest single metadata write.
+const CHUNK: usize = 8 << 20;
+/// `_IO(0x12, 127)`: zero a byte range of a block device.
+const BLKZEROOUT: libc::c_ulong = 0x127F;
+
+fn out_err(what: &str, source: std::io::Error) -> Ext4Error {
+    Ext4Error::Io {
+        path: PathBuf::from(format!("<output: {what}>")),
+        source,
+    }
+}
+
+/// Reports (bytes just copied, total bytes to copy).
+pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+pub fn write(
+    plan: Plan,
+    out: &File,
+    offset: u64,
+    threads: usize,
+    progress: Progress,
+) -> Result<(), Ext4Error> {
+    let len = plan.blocks_count * BLOCK_SIZE;
+    zero_range(out, offset, len)?;
+    let Plan {
+        mut metadata,
+        copies,
+        ..
+    } = plan;
+    let total: u64 = copies.iter().map(|c| c.size).sum();
+    progress(0, total);
+    let shares = split(&copies, threads.max(1));
+    std::thread::scope(|s| {
+        let workers: Vec<_> = shares
+            .iter()
+            .map(|share| s.spawn(move || copy_all(share, out, offset, &|n| progress(n, total))))
+            .collect();
+        let meta = write_metadata(&mut metadata, out, offset);
+        let mut result = meta;
+        for w in workers {
+            let r = w
+                .join()
+                .unwrap_or_else(|_| Err(Ext4Error::Invalid("a data copy thread panicked".into())));
+            if result.is_ok() {
+                result = r;
+            }
+        }
+        result
+    })
+}
+
+/// Make [offset, offset+len) read as zeros without writing zero bytes.
+fn zero_range(out: &File, offset: u64, len: u64) -> Result<(), Ext4Error> {
+    let meta = out.metadata().map_err(|e| out_err("stat", e))?;
+    let fd = out.as_raw_fd();
+    if meta.file_type().is_block_device() {
+        let range: [u64; 2] = [offset, len];
+        // SAFETY: BLKZEROOUT reads two u64 from the pointer.
+        let rc = unsafe { libc::ioctl(fd, BLKZEROOUT, range.as_ptr()) };
+        if rc != 0 {
+            return Err(out_err("BLKZEROOUT", std::io::Error::last_os_error()));
+        }
+        return Ok(());
+    }
+    let cur = meta.len();
+    if offset < cur {
+        let end = (offset + len).min(cur);
+        // SAFETY: fallocate on a valid descriptor.
+        let rc = unsafe {
+            libc::fallocate(
+                fd,
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                offset as i64,
+                (end - offset) as i64,
+            )
+        };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.raw_os_error() != Some(libc::EOPNOTSUPP) {
+                return Err(out_err("punch hole", err));
+            }
+            // No hole punching here: write zeros, the only other way to be sure.
+            let zeros = vec![0u8; CHUNK];
+            let mut pos = offset;
+            while pos < end {
+                let n = (end - pos).min(CHUNK as u64) as usize;
+                out.write_all_at(&zeros[..n], pos)
+                    .map_err(|e| out_err("zeroing", e))?;
+                pos += n as u64;
+            }
+        }
+    }
+    if offset + len > cur {
+        out.set_len(offset + len)
+            .map_err(|e| out_err("extend", e))?;
+    }
+    Ok(())
+}
+
+fn write_metadata(
+    metadata: &mut [(u64, Vec<u8>)],
+    out: &File,
+    offset: u64,
+) -> Result<(), Ext4Error> {
+    metadata.sort_by_key(|(b, _)| *b);
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut start = 0u64;
+    let mut next = 0u64;
+    let flush = |buf: &mut Vec<u8>, start: u64| -> Result<(), Ext4Error> {
+        if !buf.is_empty() {
+            out.write_all_at(buf, offset + start * BLOCK_SIZE)
+                .map_err(|e| out_err("metadata write", e))?;
+            buf.clear();
+        }
+        Ok(())
+    };
+    for (blk, data) in metadata.iter() {
+        if data.iter().all(|&b| b == 0) {
+            continue;
+        }
+        if buf.is_empty() || *blk != next || buf.len() + data.len() > CHUNK {
+            flush(&mut buf, start)?;
+            start = *blk;
+        }
+        buf.extend_from_slice(data);
+        next = blk + 1;
+    }
+    flush(&mut buf, start)
+}
+
+/// Divide the copies into `n` contiguous shares of about equal bytes, so each thread writes
+/// one ascending region of the image.
+fn split(copies: &[DataCopy], n: usize) -> Vec<&[DataCopy]> {
+    let total: u64 = copies
+        .iter()
+        .map(|c| c.maps.iter().map(|m| m.len).sum::<u64>())
+        .sum();
+    let mut out = Vec::new();
+    let mut from = 0;
+    let mut acc = 0u64;
+    for (i, c) in copies.iter().enumerate() {
+        acc += c.maps.iter().map(|m| m.len).sum::<u64>();
+        if out.len() + 1 < n && acc * n as u64 >= total * (out.len() as u64 + 1) {
+            out.push(&copies[from..=i]);
+            from = i + 1;
+        }
+    }
+    out.push(&copies[from..]);
+    out
+}
+
+fn copy_all(
+    copies: &[DataCopy],
+    out: &File,
+    offset: u64,
+    copied: &dyn Fn(u64),
+) -> Result<(), Ext4Error> {
+    let mut fallback: Option<Vec<u8>> = None;
+    for c in copies {
+        let src = File::open(&c.source).map_err(|e| src_err(&c.source, e))?;
+        for m in &c.maps {
+            let from = m.logical * BLOCK_SIZE;
+            let end = ((m.logical + m.len) * BLOCK_SIZE).min(c.size);
+            if end <= from {
+                continue;
+            }
+            let to = offset + m.physical * BLOCK_SIZE;
+            copy_range(&src, &c.source, from, end - from, out, to, &mut fallback)?;
+        }
+        copied(c.size);
+    }
+    Ok(())
+}
+
+fn src_err(path: &Path, source: std::io::Error) -> Ext4Error {
+    Ext4Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Copy `len` bytes kernel-side; fall back to read/pwrite where copy_file_range cannot go.
+fn copy_range(
+    src: &File,
+    path: &Path,
+    mut from: u64,
+    mut len: u64,
+    out: &File,
+    mut to: u64,
+    fallback: &mut Option<Vec<u8>>,
+) -> Result<(), Ext4Error> {
+    while len > 0 && fallback.is_none() {
+        let mut off_in = from as i64;
+        let mut off_out = to as i64;
+        // SAFETY: valid descriptors and offset pointers.
+        let n = unsafe {
+            libc::copy_file_range(
+                src.as_raw_fd(),
+                &mut off_in,
+                out.as_raw_fd(),
+                &mut off_out,
+                len as usize,
+                0,
+            )
+        };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EXDEV | libc::ENOSYS | libc::EOPNOTSUPP | libc::EINVAL) => {
+                    *fallback = Some(vec![0u8; 1 << 20]);
+                    break;
+                }
+                Some(libc::EINTR) => continue,
+                _ => return Err(src_err(path, err)),
+            }
+        }
+        if n == 0 {
+            return Err(Ext4Error::Invalid(format!(
+                "{}: file shrank while being copied",
+                path.display()
+            )));
+        }
+        from += n as u64;
+        to += n as u64;
+        len -= n as u64;
+    }
+    if let Some(buf) = fallback.as_mut() {
+        while len > 0 {
+            let n = (len as usize).min(buf.len());
+            src.read_exact_at(&mut buf[..n], from)
+                .map_err(|e| src_err(path, e))?;
+            out.write_all_at(&buf[..n], to)
+                .map_err(|e| out_err("data write", e))?;
+            from += n as u64;
+            to += n as u64;
+            len -= n as u64;
+        }
+    }
+    Ok(())
+}

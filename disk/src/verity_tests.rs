@@ -1,0 +1,93 @@
+use super::*;
+use std::process::Command;
+
+/// A partition-like file: `blocks` data blocks with some content and a hole, then room for
+/// the tree.
+fn sample(blocks: u64) -> (tempfile::NamedTempFile, VerityParams) {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    let total = blocks * VERITY_BLOCK_SIZE + (blocks / 100 + 8) * VERITY_BLOCK_SIZE;
+    f.as_file().set_len(total).unwrap();
+    for i in (0..blocks).step_by(7) {
+        if i > blocks / 3 && i < blocks / 2 {
+            continue; // leave a hole
+        }
+        f.as_file().write_all_at(&[(i % 251) as u8 + 1; 4096], i * VERITY_BLOCK_SIZE).unwrap();
+    }
+    let salt = salt_for("1.2.3");
+    let p = VerityParams {
+        data_offset: 0,
+        data_blocks: blocks,
+        hash_offset: blocks * VERITY_BLOCK_SIZE,
+        hash_area_bytes: total - blocks * VERITY_BLOCK_SIZE,
+        uuid: uuid_for(&salt),
+        salt,
+    };
+    (f, p)
+}
+
+fn veritysetup(args: &[&str]) -> String {
+    let out = Command::new("veritysetup").args(args).output().expect("veritysetup is not installed (ci/install-deps)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "veritysetup {args:?}: {text}");
+    text
+}
+
+#[test]
+fn same_bytes_and_root_hash_as_veritysetup() {
+    for blocks in [1000u64, 16384 + 5] {
+        let (ours, p) = sample(blocks);
+        let tree = format(ours.as_file(), &p).unwrap();
+        // The same data, formatted by veritysetup with our salt and uuid.
+        let (theirs, _) = sample(blocks);
+        let uuid = uuid::Uuid::from_bytes(p.uuid).to_string();
+        let path = theirs.path().to_str().unwrap();
+        let out = veritysetup(&[
+            "format", "--hash=sha256", "--data-block-size=4096", "--hash-block-size=4096",
+            &format!("--data-blocks={blocks}"), &format!("--hash-offset={}", p.hash_offset),
+            &format!("--salt={}", tree.salt_hex()), &format!("--uuid={uuid}"), path, path,
+        ]);
+        assert!(out.contains(&tree.root_hash_hex()), "{blocks} blocks: ours {} vs\n{out}", tree.root_hash_hex());
+        let a = std::fs::read(ours.path()).unwrap();
+        let b = std::fs::read(theirs.path()).unwrap();
+        assert!(a == b, "{blocks} blocks: hash area differs from veritysetup's");
+        let ours_path = ours.path().to_str().unwrap();
+        veritysetup(&["verify", &format!("--hash-offset={}", p.hash_offset), ours_path, ours_path, &tree.root_hash_hex()]);
+    }
+}
+
+#[test]
+fn verify_rejects_a_changed_byte() {
+    let (f, p) = sample(3000);
+    let tree = format(f.as_file(), &p).unwrap();
+    f.as_file().write_all_at(&[0x5a], 4096 * 1234 + 17).unwrap();
+    let path = f.path().to_str().unwrap();
+    let out = Command::new("veritysetup")
+        .args(["verify", &format!("--hash-offset={}", p.hash_offset), path, path, &tree.root_hash_hex()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "veritysetup accepted corrupted data");
+}
+
+#[test]
+fn refuses_when_the_tree_does_not_fit() {
+    let (f, mut p) = sample(3000);
+    p.hash_area_bytes = 4096 * 10;
+    let e = format(f.as_file(), &p).unwrap_err().to_string();
+    assert!(e.contains("needs 106496 bytes") && e.contains("40960"), "{e}");
+}
+
+#[test]
+fn levels_for_usr_a() {
+    // 260094 blocks: 2032+16+1 blocks in the tree, plus the superblock's = 2050, the rest of 1 GiB.
+    assert_eq!(level_sizes(260094), vec![2032, 16, 1]);
+}
+
+#[test]
+fn reads_back_superblock_and_root_hash() {
+    let (f, p) = sample(2000);
+    let tree = format(f.as_file(), &p).unwrap();
+    assert_eq!(root_hash(f.as_file(), &p).unwrap(), tree.root_hash);
+    let sb = read_superblock(f.as_file(), p.hash_offset).unwrap().unwrap();
+    assert_eq!((sb.data_blocks, sb.salt.clone(), sb.algorithm.as_str(), sb.hash_type), (2000, p.salt.clone(), "sha256", 1));
+    assert_eq!(read_superblock(f.as_file(), 0).unwrap(), None);
+}

@@ -1,0 +1,8 @@
+//! The user's configuration: checked before anything is written (`UserConfig::load`), then
+//! put into the installed filesystems without mounting them (`inject`).
+
+mod inject;
+mod validate;
+
+pub use inject::inject;
+pub use validate::UserConfig;

@@ -1,0 +1,49 @@
+//! Finding the release on a mirror: `<base>/<version>/version.txt` is read first and its
+//! COREOS_VERSION pins every later URL, so the image and its signature come from the same
+//! release even while a CDN replicates (coreos/init 537b77c).
+
+use crate::source::HttpClient;
+use anyhow::{bail, Result};
+
+pub const IMAGE_NAME: &str = "coreos_production_image.bin.bz2";
+
+pub fn oem_image_name(oem: &str) -> String {
+    format!("coreos_production_{oem}_image.bin.bz2")
+}
+
+/// `version` resolved through version.txt.
+pub fn resolve_version(http: &HttpClient, base: &str, version: &str) -> Result<String> {
+    let url = format!("{base}/{version}/version.txt");
+    let Some(text) = http.get_optional(&url)? else {
+        bail!("version.txt unavailable: {url}: HTTP 404 Not Found");
+    };
+    let text = String::from_utf8_lossy(&text);
+    match parse_version_txt(&text) {
+        Some(v) => Ok(v),
+        None => bail!("version.txt at {url} has no COREOS_VERSION= line"),
+    }
+}
+
+fn parse_version_txt(text: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("COREOS_VERSION="))
+        .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
+        .find(|v| !v.is_empty() && !v.contains('/') && v != "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_txt() {
+        let t = "COREOS_BUILD=1\nCOREOS_VERSION=1234.5.0\nCOREOS_VERSION_ID=1234.5.0\n";
+        assert_eq!(parse_version_txt(t).as_deref(), Some("1234.5.0"));
+        assert_eq!(
+            parse_version_txt("COREOS_VERSION=\"9.9.9\"\n").as_deref(),
+            Some("9.9.9")
+        );
+        assert_eq!(parse_version_txt("COREOS_BUILD=1\n"), None);
+        assert_eq!(parse_version_txt("COREOS_VERSION=../x\n"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! After writing: make the kernel see the new partition table (BLKRRPART with retries, BLKPG
+//! for partitions it did not create, as `partx -a`), then let udev settle when it runs.
+
+use crate::image::gpt_header::Partition;
+use anyhow::Result;
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+/// linux/fs.h: `#define BLKRRPART _IO(0x12,95)`.
+const BLKRRPART: libc::c_ulong = 0x125f;
+/// linux/fs.h: `#define BLKPG _IO(0x12,105)`.
+const BLKPG: libc::c_ulong = 0x1269;
+/// linux/blkpg.h
+const BLKPG_ADD_PARTITION: libc::c_int = 1;
+const BLKPG_DEL_PARTITION: libc::c_int = 2;
+
+#[repr(C)]
+struct BlkpgIoctlArg {
+    op: libc::c_int,
+    flags: libc::c_int,
+    datalen: libc::c_int,
+    data: *mut libc::c_void,
+}
+
+#[repr(C)]
+struct BlkpgPartition {
+    start: libc::c_longlong,
+    length: libc::c_longlong,
+    pno: libc::c_int,
+    devname: [u8; 64],
+    volname: [u8; 64],
+}
+
+/// BLKRRPART, retried while the device is busy (udev may be probing it).
+pub fn reread(dev: &File, name: &str) -> Result<(), std::io::Error> {
+    let mut last = None;
+    for attempt in 0..20 {
+        // SAFETY: BLKRRPART takes no argument; fd is valid.
+        let rc = unsafe { libc::ioctl(dev.as_raw_fd(), BLKRRPART as _, 0) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EBUSY) {
+            return Err(e);
+        }
+        tracing::debug!("BLKRRPART on /dev/{name}: busy (try {attempt})");
+        last = Some(e);
+        std::thread::sleep(Duration::from_millis(100 + 50 * attempt));
+    }
+    Err(last.expect("set in loop"))
+}
+
+fn blkpg(dev: &File, op: libc::c_int, p: &Partition) -> std::io::Result<()> {
+    let mut part = BlkpgPartition {
+        start: p.offset() as i64,
+        length: p.len() as i64,
+        pno: p.number as i32,
+        devname: [0; 64],
+        volname: [0; 64],
+    };
+    let mut arg = BlkpgIoctlArg {
+        op,
+        flags: 0,
+        datalen: std::mem::size_of::<BlkpgPartition>() as i32,
+        data: &mut part as *mut _ as *mut libc::c_void,
+    };
+    // SAFETY: arg and part live across the call; the layout matches linux/blkpg.h.
+    let rc = unsafe { libc::ioctl(dev.as_raw_fd(), BLKPG as _, &mut arg) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Add partition nodes the kernel is missing (after a reread that did not make them).
+pub fn add_missing(dev: &File, disk_name: &str, parts: &[Partition]) -> usize {
+    let mut added = 0;
+    for p in parts {
+        if partition_known(disk_name, p.number) {
+            continue;
+        }
+        match blkpg(dev, BLKPG_ADD_PARTITION, p) {
+            Ok(()) => added += 1,
+            Err(e) => tracing::warn!("BLKPG add partition {} on /dev/{disk_name}: {e}", p.number),
+        }
+    }
+    added
+}
+
+/// Remove stale kernel partitions (numbers the new table does not have).
+pub fn remove_stale(dev: &File, disk_name: &str, parts: &[Partition]) {
+    for n in 1..=128u32 {
+        if partition_known(disk_name, n) && !parts.iter().any(|p| p.number == n) {
+            let p = Partition {
+                number: n,
+                first_lba: 0,
+                last_lba: 0,
+                name: String::new(),
+            };
+            let _ = blkpg(dev, BLKPG_DEL_PARTITION, &p);
+        }
+    }
+}
+
+fn partition_known(disk: &str, n: u32) -> bool {
+    let sep = if disk.chars().last().is_some_and(|c| c.is_ascii_digit()) {
+        "p"
+    } else {
+        ""
+    };
+    Path::new(&format!("/sys/class/block/{disk}/{disk}{sep}{n}")).exists()
+}
+
+/// `udevadm settle` when udev runs (its control socket exists); silent otherwise.
+pub fn udev_settle() {
+    if !Path::new("/run/udev/control").exists() {
+        return;
+    }
+    match std::process::Command::new("udevadm")
+        .args(["settle", "--timeout=30"])
+        .status()
+    {
+        Ok(s) if s.success() => {}
+        Ok(s) => tracing::warn!("udevadm settle: {s}"),
+        Err(e) => tracing::debug!("udevadm: {e}"),
+    }
+}
