@@ -13,7 +13,11 @@ mod vm;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "coreos-build", version, about = "Build CoreOS disk images offline, without root, reproducibly")]
+#[command(
+    name = "coreos-build",
+    version,
+    about = "Build CoreOS disk images offline, without root, reproducibly"
+)]
 struct Cli {
     /// No progress bars; only warnings and errors.
     #[arg(short, long, global = true)]

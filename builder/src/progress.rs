@@ -53,7 +53,10 @@ impl Ui {
     /// A spinner for a step whose size is unknown.
     pub fn step(&self, step: &str) -> ProgressBar {
         let pb = ProgressBar::with_draw_target(None, self.target());
-        pb.set_style(ProgressStyle::with_template("{prefix:>12} {spinner} {msg} {elapsed}").expect("static template"));
+        pb.set_style(
+            ProgressStyle::with_template("{prefix:>12} {spinner} {msg} {elapsed}")
+                .expect("static template"),
+        );
         pb.set_prefix(step.to_string());
         pb.enable_steady_tick(std::time::Duration::from_millis(120));
         pb

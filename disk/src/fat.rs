@@ -49,7 +49,12 @@ pub struct ByteRange<'a> {
 
 impl<'a> ByteRange<'a> {
     pub fn new(file: &'a File, start: u64, len: u64) -> Self {
-        ByteRange { file, start, len, pos: 0 }
+        ByteRange {
+            file,
+            start,
+            len,
+            pos: 0,
+        }
     }
 }
 
@@ -68,7 +73,10 @@ impl Read for ByteRange<'_> {
 impl Write for ByteRange<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.pos + buf.len() as u64 > self.len {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "write beyond the end of the partition"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "write beyond the end of the partition",
+            ));
         }
         self.file.write_all_at(buf, self.start + self.pos)?;
         self.pos += buf.len() as u64;
@@ -87,7 +95,10 @@ impl Seek for ByteRange<'_> {
             SeekFrom::Current(d) => self.pos as i128 + d as i128,
         };
         if pos < 0 || pos > self.len as i128 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek outside the partition"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek outside the partition",
+            ));
         }
         self.pos = pos as u64;
         Ok(self.pos)
@@ -113,12 +124,33 @@ pub fn dos_datetime(unix: i64) -> DateTime {
     let secs = unix.rem_euclid(86400);
     let (y, m, d) = civil_from_days(days);
     if y < 1980 {
-        return DateTime { date: Date { year: 1980, month: 1, day: 1 }, time: Time { hour: 0, min: 0, sec: 0, millis: 0 } };
+        return DateTime {
+            date: Date {
+                year: 1980,
+                month: 1,
+                day: 1,
+            },
+            time: Time {
+                hour: 0,
+                min: 0,
+                sec: 0,
+                millis: 0,
+            },
+        };
     }
     let y = y.min(2107);
     DateTime {
-        date: Date { year: y as u16, month: m as u16, day: d as u16 },
-        time: Time { hour: (secs / 3600) as u16, min: (secs / 60 % 60) as u16, sec: (secs % 60) as u16, millis: 0 },
+        date: Date {
+            year: y as u16,
+            month: m as u16,
+            day: d as u16,
+        },
+        time: Time {
+            hour: (secs / 3600) as u16,
+            min: (secs / 60 % 60) as u16,
+            sec: (secs % 60) as u16,
+            millis: 0,
+        },
     }
 }
 
@@ -141,40 +173,67 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 /// (paths with `/`, parents created). FAT12/16/32 is chosen by size as mkfs.vfat does
 /// (FAT16 for the 128 MiB ESP). The range's previous content does not matter: it is
 /// punched to a hole first.
-pub fn write_fat(out: &File, offset: u64, size: u64, params: &FatParams, files: &[(String, Vec<u8>)]) -> Result<(), FatError> {
-    let io_err = |source| FatError::Io { start: offset, end: offset + size, source };
+pub fn write_fat(
+    out: &File,
+    offset: u64,
+    size: u64,
+    params: &FatParams,
+    files: &[(String, Vec<u8>)],
+) -> Result<(), FatError> {
+    let io_err = |source| FatError::Io {
+        start: offset,
+        end: offset + size,
+        source,
+    };
     if params.label.len() > 11 || !params.label.is_ascii() {
-        return Err(FatError::Invalid(format!("FAT label {:?} is longer than 11 ASCII characters", params.label)));
+        return Err(FatError::Invalid(format!(
+            "FAT label {:?} is longer than 11 ASCII characters",
+            params.label
+        )));
     }
     let mut label = [b' '; 11];
     label[..params.label.len()].copy_from_slice(params.label.to_ascii_uppercase().as_bytes());
     punch_hole(out, offset, size).map_err(io_err)?;
 
-    let opts = FormatVolumeOptions::new().volume_id(params.volume_id).volume_label(label);
+    let opts = FormatVolumeOptions::new()
+        .volume_id(params.volume_id)
+        .volume_label(label);
     fatfs::format_volume(ByteRange::new(out, offset, size), opts).map_err(io_err)?;
 
     // fatfs needs a 'static time provider; one small leak per filesystem written.
     let time: &'static FixedTime = Box::leak(Box::new(FixedTime(dos_datetime(params.timestamp))));
-    let fs = FileSystem::new(ByteRange::new(out, offset, size), FsOptions::new().time_provider(time).update_accessed_date(false))
-        .map_err(io_err)?;
+    let fs = FileSystem::new(
+        ByteRange::new(out, offset, size),
+        FsOptions::new()
+            .time_provider(time)
+            .update_accessed_date(false),
+    )
+    .map_err(io_err)?;
     let mut sorted: Vec<&(String, Vec<u8>)> = files.iter().collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0));
     for (path, data) in sorted {
-        let file_err = |source| FatError::File { path: path.clone(), source };
+        let file_err = |source| FatError::File {
+            path: path.clone(),
+            source,
+        };
         let path = path.trim_start_matches('/');
         let mut dir = fs.root_dir();
         let mut parts: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let name = parts.pop().ok_or_else(|| FatError::Invalid(format!("empty FAT path {path:?}")))?;
+        let name = parts
+            .pop()
+            .ok_or_else(|| FatError::Invalid(format!("empty FAT path {path:?}")))?;
         for p in parts {
             dir = dir.create_dir(p).map_err(file_err)?;
         }
         let mut f = dir.create_file(name).map_err(file_err)?;
         f.truncate().map_err(file_err)?;
         f.write_all(data).map_err(|e| match e.kind() {
-            io::ErrorKind::UnexpectedEof | io::ErrorKind::WriteZero | io::ErrorKind::Other => FatError::Invalid(format!(
-                "{path}: the FAT filesystem of {size} bytes has no room for its {} bytes ({e})",
-                data.len()
-            )),
+            io::ErrorKind::UnexpectedEof | io::ErrorKind::WriteZero | io::ErrorKind::Other => {
+                FatError::Invalid(format!(
+                    "{path}: the FAT filesystem of {size} bytes has no room for its {} bytes ({e})",
+                    data.len()
+                ))
+            }
             _ => file_err(e),
         })?;
         f.flush().map_err(file_err)?;
@@ -204,11 +263,15 @@ pub fn probe(file: &File, offset: u64) -> io::Result<Option<FatInfo>> {
     // The extended BPB sits at 36 (FAT12/16) or 64 (FAT32); its type string 18 bytes in.
     for (ebpb, fat32) in [(36usize, false), (64usize, true)] {
         if &b[ebpb + 18..ebpb + 21] == b"FAT" {
-            let fat_type = String::from_utf8_lossy(&b[ebpb + 18..ebpb + 26]).trim().to_string();
+            let fat_type = String::from_utf8_lossy(&b[ebpb + 18..ebpb + 26])
+                .trim()
+                .to_string();
             let fat_type = if fat32 { "FAT32".to_string() } else { fat_type };
             return Ok(Some(FatInfo {
                 fat_type,
-                label: String::from_utf8_lossy(&b[ebpb + 7..ebpb + 18]).trim_end().to_string(),
+                label: String::from_utf8_lossy(&b[ebpb + 7..ebpb + 18])
+                    .trim_end()
+                    .to_string(),
                 volume_id: u32::from_le_bytes(b[ebpb + 3..ebpb + 7].try_into().unwrap()),
             }));
         }
@@ -225,7 +288,12 @@ fn punch_hole(f: &File, offset: u64, len: u64) -> io::Result<()> {
     }
     // SAFETY: fallocate on a valid descriptor.
     let rc = unsafe {
-        libc::fallocate(f.as_raw_fd(), libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE, offset as i64, len as i64)
+        libc::fallocate(
+            f.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as i64,
+            len as i64,
+        )
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());

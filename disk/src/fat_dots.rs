@@ -34,10 +34,21 @@ fn geometry(dev: &File, base: u64) -> io::Result<Geometry> {
     let reserved = u16_at(14);
     let fats = b[16] as u64;
     let root_entries = u16_at(17);
-    let total = if u16_at(19) != 0 { u16_at(19) } else { u32_at(32) };
-    let fat_size = if u16_at(22) != 0 { u16_at(22) } else { u32_at(36) };
+    let total = if u16_at(19) != 0 {
+        u16_at(19)
+    } else {
+        u32_at(32)
+    };
+    let fat_size = if u16_at(22) != 0 {
+        u16_at(22)
+    } else {
+        u32_at(36)
+    };
     if bps == 0 || spc == 0 {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not a FAT boot sector"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not a FAT boot sector",
+        ));
     }
     let root_sectors = (root_entries * ENTRY as u64).div_ceil(bps);
     let first_data = reserved + fats * fat_size + root_sectors;
@@ -96,7 +107,10 @@ impl Geometry {
         let mut c = Some(first);
         while let Some(cl) = c {
             if out.len() > 1 << 20 {
-                return Err(io::Error::new(io::ErrorKind::InvalidData, "FAT cluster chain loops"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "FAT cluster chain loops",
+                ));
             }
             out.push((self.cluster_offset(cl), self.bytes_per_cluster));
             c = self.next(dev, cl)?;
@@ -118,10 +132,19 @@ pub fn repair_dot_entries(dev: &File, base: u64) -> io::Result<()> {
                     break;
                 }
                 let name = &e[..11];
-                if e[0] == DELETED || e[11] == ATTR_LFN || e[11] & ATTR_DIRECTORY == 0 || name == b".          " || name == b"..         " {
+                if e[0] == DELETED
+                    || e[11] == ATTR_LFN
+                    || e[11] & ATTR_DIRECTORY == 0
+                    || name == b".          "
+                    || name == b"..         "
+                {
                     continue;
                 }
-                let hi = if g.fat_bits == 32 { (u16::from_le_bytes([e[20], e[21]]) as u32) << 16 } else { 0 };
+                let hi = if g.fat_bits == 32 {
+                    (u16::from_le_bytes([e[20], e[21]]) as u32) << 16
+                } else {
+                    0
+                };
                 let cluster = hi | u16::from_le_bytes([e[26], e[27]]) as u32;
                 if cluster >= 2 {
                     fix_first_slots(dev, g.cluster_offset(cluster))?;
@@ -138,7 +161,11 @@ fn fix_first_slots(dev: &File, at: u64) -> io::Result<()> {
     dev.read_exact_at(&mut s, at)?;
     let attr = |i: usize| s[i * ENTRY + 11];
     let name = |i: usize| &s[i * ENTRY..i * ENTRY + 11];
-    if attr(0) == ATTR_LFN && name(1) == b".          " && attr(2) == ATTR_LFN && name(3) == b"..         " {
+    if attr(0) == ATTR_LFN
+        && name(1) == b".          "
+        && attr(2) == ATTR_LFN
+        && name(3) == b"..         "
+    {
         let mut fixed = [0u8; 4 * ENTRY];
         fixed[..ENTRY].copy_from_slice(&s[ENTRY..2 * ENTRY]);
         fixed[ENTRY..2 * ENTRY].copy_from_slice(&s[3 * ENTRY..4 * ENTRY]);

@@ -10,7 +10,9 @@
 //! `Partition::write_to_device` at slot `number - 1`, `Header::write_primary/backup` (which
 //! checksum the entry array as written), and `ProtectiveMBR`/`PartRecord` for the MBR.
 
-use crate::layout::{Layout, Partition, ATTR_LEGACY_BIOS_BOOTABLE, ATTR_PRIORITY_SHIFT, ATTR_SUCCESSFUL};
+use crate::layout::{
+    Layout, Partition, ATTR_LEGACY_BIOS_BOOTABLE, ATTR_PRIORITY_SHIFT, ATTR_SUCCESSFUL,
+};
 use gpt::disk::LogicalBlockSize;
 use gpt::header::{Header, HeaderBuilder};
 use gpt::mbr::{PartRecord, ProtectiveMBR};
@@ -82,7 +84,11 @@ pub fn write_table(file: &File, layout: &Layout) -> Result<(), GptError> {
             )));
         }
     }
-    let entries: Vec<(u32, gpt::partition::Partition)> = layout.partitions.iter().map(|p| (p.number, entry(p))).collect();
+    let entries: Vec<(u32, gpt::partition::Partition)> = layout
+        .partitions
+        .iter()
+        .map(|p| (p.number, entry(p)))
+        .collect();
     write_headers_and_entries(file, primary, &entries)?;
     write_mbr(file, layout.partitions.iter().find(|p| p.hybrid), sectors)
 }
@@ -105,19 +111,35 @@ fn write_headers_and_entries(
     mut primary: Header,
     entries: &[(u32, gpt::partition::Partition)],
 ) -> Result<(), GptError> {
-    let mut backup = HeaderBuilder::from_header(&primary).primary(false).build(LB).map_err(|e| gpt_err("GPT backup header", e))?;
+    let mut backup = HeaderBuilder::from_header(&primary)
+        .primary(false)
+        .build(LB)
+        .map_err(|e| gpt_err("GPT backup header", e))?;
     let mut dev = file;
     for start in [primary.part_start, backup.part_start] {
-        gpt::partition::Partition::write_zero_entries_to_device(&mut dev, 0, GPT_ENTRIES as u64, start, LB, GPT_ENTRY_SIZE)?;
+        gpt::partition::Partition::write_zero_entries_to_device(
+            &mut dev,
+            0,
+            GPT_ENTRIES as u64,
+            start,
+            LB,
+            GPT_ENTRY_SIZE,
+        )?;
         for (number, e) in entries {
             if *number == 0 || *number > GPT_ENTRIES {
-                return Err(GptError::Invalid(format!("partition number {number} is outside 1..={GPT_ENTRIES}")));
+                return Err(GptError::Invalid(format!(
+                    "partition number {number} is outside 1..={GPT_ENTRIES}"
+                )));
             }
             e.write_to_device(&mut dev, (*number - 1) as u64, start, LB, GPT_ENTRY_SIZE)?;
         }
     }
-    backup.write_backup(&mut dev, LB).map_err(|e| gpt_err("writing the backup GPT header", e))?;
-    primary.write_primary(&mut dev, LB).map_err(|e| gpt_err("writing the primary GPT header", e))?;
+    backup
+        .write_backup(&mut dev, LB)
+        .map_err(|e| gpt_err("writing the backup GPT header", e))?;
+    primary
+        .write_primary(&mut dev, LB)
+        .map_err(|e| gpt_err("writing the primary GPT header", e))?;
     Ok(())
 }
 
@@ -129,7 +151,11 @@ fn chs(lba: u64) -> (u8, u8, u8) {
     }
     let head = (lba / CHS_SECTORS) % CHS_HEADS;
     let sector = lba % CHS_SECTORS + 1;
-    (head as u8, (sector as u8) | (((cyl >> 2) & 0xc0) as u8), (cyl & 0xff) as u8)
+    (
+        head as u8,
+        (sector as u8) | (((cyl >> 2) & 0xc0) as u8),
+        (cyl & 0xff) as u8,
+    )
 }
 
 fn record(boot: u8, os_type: u8, first: u64, count: u64) -> PartRecord {
@@ -157,13 +183,17 @@ fn write_mbr(file: &File, hybrid: Option<&Partition>, disk_sectors: u64) -> Resu
     let mut mbr = ProtectiveMBR::with_lb_size(protective_size);
     if let Some(p) = hybrid {
         if p.first_lba + p.sectors > u32::MAX as u64 {
-            return Err(GptError::Invalid(format!("partition {} ({}) is beyond the MBR's 2 TiB reach", p.number, p.label)));
+            return Err(GptError::Invalid(format!(
+                "partition {} ({}) is beyond the MBR's 2 TiB reach",
+                p.number, p.label
+            )));
         }
         mbr.set_partition(0, record(0x80, MBR_TYPE_FAT32_LBA, p.first_lba, p.sectors));
         mbr.set_partition(1, record(0, MBR_TYPE_GPT_PROTECTIVE, 1, p.first_lba - 1));
     }
     let mut dev = file;
-    mbr.update_conservative(&mut dev).map_err(|e| gpt_err("writing the MBR", e))?;
+    mbr.update_conservative(&mut dev)
+        .map_err(|e| gpt_err("writing the MBR", e))?;
     Ok(())
 }
 
@@ -196,7 +226,12 @@ pub fn read_table(file: &File) -> Result<Layout, GptError> {
         });
     }
     let backup = header.current_lba.max(header.backup_lba);
-    Ok(Layout { name: "disk".into(), disk_guid: *disk.guid(), disk_sectors: backup + 1, partitions })
+    Ok(Layout {
+        name: "disk".into(),
+        disk_guid: *disk.guid(),
+        disk_sectors: backup + 1,
+        partitions,
+    })
 }
 
 /// Move the backup GPT to the last sectors of a disk of `new_disk_bytes` (as `sgdisk -e`),
@@ -207,9 +242,16 @@ pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError>
         .logical_block_size(LB)
         .open_from_device(file)
         .map_err(|e| gpt_err("reading the GPT", e))?;
-    let old = disk.primary_header().map_err(|e| gpt_err("the primary GPT header is damaged", e))?.clone();
-    let entries: Vec<(u32, gpt::partition::Partition)> =
-        disk.partitions().iter().filter(|(_, e)| e.is_used()).map(|(n, e)| (*n, e.clone())).collect();
+    let old = disk
+        .primary_header()
+        .map_err(|e| gpt_err("the primary GPT header is damaged", e))?
+        .clone();
+    let entries: Vec<(u32, gpt::partition::Partition)> = disk
+        .partitions()
+        .iter()
+        .filter(|(_, e)| e.is_used())
+        .map(|(n, e)| (*n, e.clone()))
+        .collect();
     let new_sectors = new_disk_bytes / crate::SECTOR;
     let last_end = entries.iter().map(|(_, e)| e.last_lba).max().unwrap_or(0);
     let array_sectors = (old.num_parts as u64 * old.part_size as u64).div_ceil(crate::SECTOR);
@@ -222,7 +264,9 @@ pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError>
         file.set_len(new_disk_bytes)?;
     }
     if device_bytes(file)? < new_disk_bytes {
-        return Err(GptError::Invalid(format!("the device is smaller than {new_disk_bytes} bytes")));
+        return Err(GptError::Invalid(format!(
+            "the device is smaller than {new_disk_bytes} bytes"
+        )));
     }
     // The old backup header would otherwise stay behind as a stale "EFI PART" mid-disk.
     if old.backup_lba != new_sectors - 1 && old.backup_lba > last_end {
@@ -245,7 +289,8 @@ pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError>
     if first[4] == MBR_TYPE_GPT_PROTECTIVE && first[8..12] == 1u32.to_le_bytes() {
         let mbr = ProtectiveMBR::with_lb_size((new_sectors - 1).min(u32::MAX as u64) as u32);
         let mut dev = file;
-        mbr.update_conservative(&mut dev).map_err(|e| gpt_err("writing the MBR", e))?;
+        mbr.update_conservative(&mut dev)
+            .map_err(|e| gpt_err("writing the MBR", e))?;
     }
     Ok(())
 }

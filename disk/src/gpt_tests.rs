@@ -2,8 +2,13 @@ use super::*;
 use std::process::Command;
 
 fn sgdisk(args: &[&str], path: &std::path::Path) -> String {
-    let out = Command::new("sgdisk").args(args).arg(path).output().expect("sgdisk is not installed (ci/install-deps)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new("sgdisk")
+        .args(args)
+        .arg(path)
+        .output()
+        .expect("sgdisk is not installed (ci/install-deps)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "sgdisk {args:?}: {text}");
     text
 }
@@ -12,7 +17,13 @@ fn base_image() -> (tempfile::TempDir, std::path::PathBuf, Layout) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("disk.bin");
     let layout = Layout::builtin("base").unwrap();
-    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
     f.set_len(layout.disk_bytes()).unwrap();
     // Boot code that must survive.
     f.write_all_at(&[0xabu8; 440], 0).unwrap();
@@ -26,15 +37,38 @@ fn sgdisk_accepts_base_table() {
     let v = sgdisk(&["-v"], &path);
     assert!(v.contains("No problems found"), "{v}");
     let p = sgdisk(&["-p"], &path);
-    assert!(p.contains("Disk identifier (GUID): 00000000-0000-0000-0000-000000000001"), "{p}");
+    assert!(
+        p.contains("Disk identifier (GUID): 00000000-0000-0000-0000-000000000001"),
+        "{p}"
+    );
     for part in &layout.partitions {
         let i = sgdisk(&["-i", &part.number.to_string()], &path);
-        assert!(i.contains(&format!("First sector: {} ", part.first_lba)), "{i}");
-        assert!(i.contains(&format!("Last sector: {} ", part.last_lba())), "{i}");
-        assert!(i.contains(&format!("Partition name: '{}'", part.label)), "{i}");
-        assert!(i.to_lowercase().contains(&format!("partition unique guid: {}", part.part_guid)), "{i}");
-        assert!(i.to_lowercase().contains(&format!("partition guid code: {}", part.type_guid)), "{i}");
-        assert!(i.contains(&format!("Attribute flags: {:016X}", part.attributes)), "{i}");
+        assert!(
+            i.contains(&format!("First sector: {} ", part.first_lba)),
+            "{i}"
+        );
+        assert!(
+            i.contains(&format!("Last sector: {} ", part.last_lba())),
+            "{i}"
+        );
+        assert!(
+            i.contains(&format!("Partition name: '{}'", part.label)),
+            "{i}"
+        );
+        assert!(
+            i.to_lowercase()
+                .contains(&format!("partition unique guid: {}", part.part_guid)),
+            "{i}"
+        );
+        assert!(
+            i.to_lowercase()
+                .contains(&format!("partition guid code: {}", part.type_guid)),
+            "{i}"
+        );
+        assert!(
+            i.contains(&format!("Attribute flags: {:016X}", part.attributes)),
+            "{i}"
+        );
     }
     // Reserved numbers have no entry.
     let i5 = sgdisk(&["-i", "5"], &path);
@@ -68,15 +102,47 @@ fn reads_back_what_it_wrote() {
     let t = read_table(&File::open(&path).unwrap()).unwrap();
     assert_eq!(t.disk_guid, layout.disk_guid);
     assert_eq!(t.disk_sectors, layout.disk_sectors);
-    let a: Vec<_> = layout.partitions.iter().map(|p| (p.number, p.first_lba, p.sectors, p.label.clone(), p.part_guid, p.type_guid, p.attributes)).collect();
-    let b: Vec<_> = t.partitions.iter().map(|p| (p.number, p.first_lba, p.sectors, p.label.clone(), p.part_guid, p.type_guid, p.attributes)).collect();
+    let a: Vec<_> = layout
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.first_lba,
+                p.sectors,
+                p.label.clone(),
+                p.part_guid,
+                p.type_guid,
+                p.attributes,
+            )
+        })
+        .collect();
+    let b: Vec<_> = t
+        .partitions
+        .iter()
+        .map(|p| {
+            (
+                p.number,
+                p.first_lba,
+                p.sectors,
+                p.label.clone(),
+                p.part_guid,
+                p.type_guid,
+                p.attributes,
+            )
+        })
+        .collect();
     assert_eq!(a, b);
 }
 
 #[test]
 fn relocates_backup_like_sgdisk_e() {
     let (_d, path, layout) = base_image();
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
     let new_bytes = layout.disk_bytes() + (1 << 30);
     relocate_backup(&f, new_bytes).unwrap();
     assert_eq!(f.metadata().unwrap().len(), new_bytes);
@@ -87,7 +153,8 @@ fn relocates_backup_like_sgdisk_e() {
     assert_eq!(t.partitions.len(), 7);
     // The old backup header is gone.
     let mut old = [0u8; 8];
-    f.read_exact_at(&mut old, layout.disk_bytes() - 512).unwrap();
+    f.read_exact_at(&mut old, layout.disk_bytes() - 512)
+        .unwrap();
     assert_ne!(&old, b"EFI PART");
 }
 

@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 /// How many workers to use: the machine's cores (at least 1).
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 /// Run `work` over every item of `items` on `workers` threads and hand each result to `sink`
@@ -81,7 +83,9 @@ where
         let mut pending = BTreeMap::new();
         let mut next = 0u64;
         let result = 'consume: loop {
-            let Ok((seq, out)) = done_rx.recv() else { break Ok(()) };
+            let Ok((seq, out)) = done_rx.recv() else {
+                break Ok(());
+            };
             pending.insert(seq, out);
             while let Some(out) = pending.remove(&next) {
                 next += 1;
@@ -129,14 +133,34 @@ mod tests {
     #[test]
     fn first_error_stops() {
         let mut seen = 0;
-        let items = (0..100u32).map(|i| if i == 50 { Err(format!("bad item {i}")) } else { Ok(i) });
-        let r = ordered_map(items, 2, 3, || (), |_, i| Ok(i), |_| {
-            seen += 1;
-            Ok(())
+        let items = (0..100u32).map(|i| {
+            if i == 50 {
+                Err(format!("bad item {i}"))
+            } else {
+                Ok(i)
+            }
         });
+        let r = ordered_map(
+            items,
+            2,
+            3,
+            || (),
+            |_, i| Ok(i),
+            |_| {
+                seen += 1;
+                Ok(())
+            },
+        );
         assert_eq!(r, Err("bad item 50".to_string()));
         assert_eq!(seen, 50);
-        let r = ordered_map((0..100u32).map(Ok), 2, 3, || (), |_, i| Ok(i), |i| if i == 10 { Err(i) } else { Ok(()) });
+        let r = ordered_map(
+            (0..100u32).map(Ok),
+            2,
+            3,
+            || (),
+            |_, i| Ok(i),
+            |i| if i == 10 { Err(i) } else { Ok(()) },
+        );
         assert_eq!(r, Err(10));
     }
 }

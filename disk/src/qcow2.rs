@@ -83,8 +83,11 @@ impl Plan {
         let refcount_table_offset = l1_offset + l1_clusters * CLUSTER_SIZE;
         let refcount_blocks_offset = refcount_table_offset + table_clusters * CLUSTER_SIZE;
         let l2_start = refcount_blocks_offset + blocks * CLUSTER_SIZE;
-        let l2_clusters =
-            l1_indices.iter().enumerate().map(|(i, &l1)| (l1, l2_start + i as u64 * CLUSTER_SIZE)).collect();
+        let l2_clusters = l1_indices
+            .iter()
+            .enumerate()
+            .map(|(i, &l1)| (l1, l2_start + i as u64 * CLUSTER_SIZE))
+            .collect();
         Plan {
             l1_entries,
             l1_offset,
@@ -120,7 +123,10 @@ fn header(virtual_size: u64, plan: &Plan) -> Vec<u8> {
 
 /// Clusters (indices into the virtual disk) that the source's data ranges touch.
 fn touched_clusters(src: &File, virtual_size: u64) -> Result<Vec<u64>, Qcow2Error> {
-    let ranges = crate::sparse::data_ranges(src).map_err(|e| Qcow2Error::Read { offset: 0, source: e })?;
+    let ranges = crate::sparse::data_ranges(src).map_err(|e| Qcow2Error::Read {
+        offset: 0,
+        source: e,
+    })?;
     let mut out: Vec<u64> = Vec::new();
     for r in ranges {
         let first = r.start / CLUSTER_SIZE;
@@ -135,18 +141,36 @@ fn touched_clusters(src: &File, virtual_size: u64) -> Result<Vec<u64>, Qcow2Erro
 }
 
 /// Write `src` as a qcow2 image into `out` (which should be empty; it is truncated to size).
-pub fn write_qcow2(src: &File, out: &File, workers: usize, progress: &dyn Fn(u64)) -> Result<Qcow2Report, Qcow2Error> {
-    let virtual_size = src.metadata().map_err(|e| Qcow2Error::Read { offset: 0, source: e })?.len();
+pub fn write_qcow2(
+    src: &File,
+    out: &File,
+    workers: usize,
+    progress: &dyn Fn(u64),
+) -> Result<Qcow2Report, Qcow2Error> {
+    let virtual_size = src
+        .metadata()
+        .map_err(|e| Qcow2Error::Read {
+            offset: 0,
+            source: e,
+        })?
+        .len();
     let touched = touched_clusters(src, virtual_size)?;
     let plan = Plan::new(virtual_size, &touched);
     out.set_len(0).map_err(Qcow2Error::Write)?;
 
-    let mut l2_tables: Vec<Vec<u64>> = vec![vec![0u64; L2_ENTRIES as usize]; plan.l2_clusters.len()];
-    let l2_slot = |cluster: u64| plan.l2_clusters.binary_search_by_key(&(cluster / L2_ENTRIES), |x| x.0).expect("planned L2");
+    let mut l2_tables: Vec<Vec<u64>> =
+        vec![vec![0u64; L2_ENTRIES as usize]; plan.l2_clusters.len()];
+    let l2_slot = |cluster: u64| {
+        plan.l2_clusters
+            .binary_search_by_key(&(cluster / L2_ENTRIES), |x| x.0)
+            .expect("planned L2")
+    };
     let mut next_data = plan.data_offset;
     let mut done = 0u64;
     // Reading and zero-testing run on the workers; the writes stay in cluster order.
-    let batches = touched.chunks(BATCH_CLUSTERS as usize).map(Ok::<_, Qcow2Error>);
+    let batches = touched
+        .chunks(BATCH_CLUSTERS as usize)
+        .map(Ok::<_, Qcow2Error>);
     ordered_map(
         batches,
         workers,
@@ -158,7 +182,8 @@ pub fn write_qcow2(src: &File, out: &File, workers: usize, progress: &dyn Fn(u64
                 let offset = c * CLUSTER_SIZE;
                 let mut buf = vec![0u8; CLUSTER_SIZE as usize];
                 let n = (virtual_size - offset).min(CLUSTER_SIZE) as usize;
-                src.read_exact_at(&mut buf[..n], offset).map_err(|e| Qcow2Error::Read { offset, source: e })?;
+                src.read_exact_at(&mut buf[..n], offset)
+                    .map_err(|e| Qcow2Error::Read { offset, source: e })?;
                 if buf.iter().any(|&b| b != 0) {
                     found.push((c, buf));
                 }
@@ -167,7 +192,8 @@ pub fn write_qcow2(src: &File, out: &File, workers: usize, progress: &dyn Fn(u64
         },
         |found: Vec<(u64, Vec<u8>)>| {
             for (c, buf) in found {
-                out.write_all_at(&buf, next_data).map_err(Qcow2Error::Write)?;
+                out.write_all_at(&buf, next_data)
+                    .map_err(Qcow2Error::Write)?;
                 l2_tables[l2_slot(c)][(c % L2_ENTRIES) as usize] = next_data | QCOW_OFLAG_COPIED;
                 next_data += CLUSTER_SIZE;
                 done += CLUSTER_SIZE;
@@ -182,25 +208,35 @@ pub fn write_qcow2(src: &File, out: &File, workers: usize, progress: &dyn Fn(u64
     // L2 tables, the L1 table, refcounts (every cluster up to the end of the file is used once).
     let be = |v: &[u64]| -> Vec<u8> { v.iter().flat_map(|e| e.to_be_bytes()).collect() };
     for ((_, at), table) in plan.l2_clusters.iter().zip(&l2_tables) {
-        out.write_all_at(&be(table), *at).map_err(Qcow2Error::Write)?;
+        out.write_all_at(&be(table), *at)
+            .map_err(Qcow2Error::Write)?;
     }
     let mut l1 = vec![0u64; plan.l1_entries as usize];
     for (l1_index, at) in &plan.l2_clusters {
         l1[*l1_index as usize] = at | QCOW_OFLAG_COPIED;
     }
-    out.write_all_at(&be(&l1), plan.l1_offset).map_err(Qcow2Error::Write)?;
-    let table: Vec<u64> =
-        (0..plan.refcount_blocks).map(|i| plan.refcount_blocks_offset + i * CLUSTER_SIZE).collect();
-    out.write_all_at(&be(&table), plan.refcount_table_offset).map_err(Qcow2Error::Write)?;
+    out.write_all_at(&be(&l1), plan.l1_offset)
+        .map_err(Qcow2Error::Write)?;
+    let table: Vec<u64> = (0..plan.refcount_blocks)
+        .map(|i| plan.refcount_blocks_offset + i * CLUSTER_SIZE)
+        .collect();
+    out.write_all_at(&be(&table), plan.refcount_table_offset)
+        .map_err(Qcow2Error::Write)?;
     let used_clusters = file_size / CLUSTER_SIZE;
     let mut refcounts = vec![0u8; (plan.refcount_blocks * CLUSTER_SIZE) as usize];
     for c in 0..used_clusters as usize {
         refcounts[c * 2..c * 2 + 2].copy_from_slice(&1u16.to_be_bytes());
     }
-    out.write_all_at(&refcounts, plan.refcount_blocks_offset).map_err(Qcow2Error::Write)?;
-    out.write_all_at(&header(virtual_size, &plan), 0).map_err(Qcow2Error::Write)?;
+    out.write_all_at(&refcounts, plan.refcount_blocks_offset)
+        .map_err(Qcow2Error::Write)?;
+    out.write_all_at(&header(virtual_size, &plan), 0)
+        .map_err(Qcow2Error::Write)?;
     out.set_len(file_size).map_err(Qcow2Error::Write)?;
-    Ok(Qcow2Report { virtual_size, data_clusters, file_size })
+    Ok(Qcow2Report {
+        virtual_size,
+        data_clusters,
+        file_size,
+    })
 }
 
 #[cfg(test)]
@@ -209,24 +245,46 @@ mod tests {
     use std::process::Command;
 
     fn qemu_img(args: &[&str]) -> String {
-        let out = Command::new("qemu-img").args(args).output().expect("qemu-img is installed (ci/install-deps)");
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let out = Command::new("qemu-img")
+            .args(args)
+            .output()
+            .expect("qemu-img is installed (ci/install-deps)");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "qemu-img {args:?}: {text}");
         text
     }
 
     fn round_trip(size: u64) -> Qcow2Report {
         let dir = tempfile::tempdir().unwrap();
-        let (raw, img, back) = (dir.path().join("a.raw"), dir.path().join("a.qcow2"), dir.path().join("b.raw"));
+        let (raw, img, back) = (
+            dir.path().join("a.raw"),
+            dir.path().join("a.qcow2"),
+            dir.path().join("b.raw"),
+        );
         crate::vmdk::tests::synthetic_raw(&raw, size);
-        let report = write_qcow2(&File::open(&raw).unwrap(), &File::create(&img).unwrap(), 2, &|_| ()).unwrap();
+        let report = write_qcow2(
+            &File::open(&raw).unwrap(),
+            &File::create(&img).unwrap(),
+            2,
+            &|_| (),
+        )
+        .unwrap();
         let p = img.to_str().unwrap();
         let info = qemu_img(&["info", p]);
-        assert!(info.contains("file format: qcow2") && info.contains("compat: 1.1"), "{info}");
+        assert!(
+            info.contains("file format: qcow2") && info.contains("compat: 1.1"),
+            "{info}"
+        );
         let check = qemu_img(&["check", p]);
         assert!(check.contains("No errors were found"), "{check}");
         qemu_img(&["convert", "-O", "raw", p, back.to_str().unwrap()]);
-        let same = Command::new("cmp").arg(&raw).arg(&back).status().unwrap().success();
+        let same = Command::new("cmp")
+            .arg(&raw)
+            .arg(&back)
+            .status()
+            .unwrap()
+            .success();
         assert!(same, "round trip differs");
         report
     }

@@ -20,7 +20,9 @@ pub fn data_ranges(file: &File) -> io::Result<Vec<Range<u64>>> {
             let err = io::Error::last_os_error();
             match err.raw_os_error() {
                 Some(libc::ENXIO) => break, // no data after pos
-                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => return Ok(vec![0..len]),
+                Some(libc::EINVAL) | Some(libc::EOPNOTSUPP) => {
+                    return Ok(std::iter::once(0..len).collect())
+                }
                 _ => return Err(err),
             }
         }

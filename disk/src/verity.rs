@@ -30,7 +30,11 @@ pub enum VerityError {
         source: std::io::Error,
     },
     #[error("the hash tree needs {needed} bytes at byte {offset} but only {available} are left in the partition")]
-    NoSpace { offset: u64, needed: u64, available: u64 },
+    NoSpace {
+        offset: u64,
+        needed: u64,
+        available: u64,
+    },
     #[error("{0}")]
     Invalid(String),
 }
@@ -84,7 +88,10 @@ pub fn salt_for(version: &str) -> Vec<u8> {
 
 /// The superblock's UUID, derived from the salt (veritysetup would pick a random one).
 pub fn uuid_for(salt: &[u8]) -> [u8; 16] {
-    let d = Sha256::new().chain_update(b"coreos-build dm-verity uuid\0").chain_update(salt).finalize();
+    let d = Sha256::new()
+        .chain_update(b"coreos-build dm-verity uuid\0")
+        .chain_update(salt)
+        .finalize();
     let mut b = [0u8; 16];
     b.copy_from_slice(&d[..16]);
     *uuid::Builder::from_custom_bytes(b).as_uuid().as_bytes()
@@ -125,13 +132,19 @@ fn superblock(p: &VerityParams) -> [u8; VERITY_SB_SIZE] {
 /// the file that are holes are hashed as zero blocks without being read.
 pub fn format(file: &File, p: &VerityParams) -> Result<VerityTree, VerityError> {
     if p.data_blocks == 0 || p.salt.len() > 256 {
-        return Err(VerityError::Invalid("verity needs at least one data block and a salt of at most 256 bytes".into()));
+        return Err(VerityError::Invalid(
+            "verity needs at least one data block and a salt of at most 256 bytes".into(),
+        ));
     }
     let sizes = level_sizes(p.data_blocks);
     let hash_blocks: u64 = sizes.iter().sum();
     let needed = (1 + hash_blocks) * VERITY_BLOCK_SIZE;
     if needed > p.hash_area_bytes {
-        return Err(VerityError::NoSpace { offset: p.hash_offset, needed, available: p.hash_area_bytes });
+        return Err(VerityError::NoSpace {
+            offset: p.hash_offset,
+            needed,
+            available: p.hash_area_bytes,
+        });
     }
     let (levels, root_hash) = compute_levels(file, p, &sizes)?;
 
@@ -154,8 +167,13 @@ pub fn format(file: &File, p: &VerityParams) -> Result<VerityTree, VerityError> 
 }
 
 /// The tree's levels (lowest first) and the root hash, computed without writing anything.
-fn compute_levels(file: &File, p: &VerityParams, sizes: &[u64]) -> Result<(Vec<Vec<u8>>, [u8; 32]), VerityError> {
-    let holes = crate::sparse::data_ranges(file).map_err(|source| VerityError::Io { offset: 0, source })?;
+fn compute_levels(
+    file: &File,
+    p: &VerityParams,
+    sizes: &[u64],
+) -> Result<(Vec<Vec<u8>>, [u8; 32]), VerityError> {
+    let holes =
+        crate::sparse::data_ranges(file).map_err(|source| VerityError::Io { offset: 0, source })?;
     let data_end = p.data_offset + p.data_blocks * VERITY_BLOCK_SIZE;
     let data: Vec<Range<u64>> = holes
         .into_iter()
@@ -165,14 +183,23 @@ fn compute_levels(file: &File, p: &VerityParams, sizes: &[u64]) -> Result<(Vec<V
     // Level 0 in two halves, each a whole number of hash blocks.
     let groups = sizes[0];
     let split = groups.div_ceil(2) * DIGESTS_PER_BLOCK;
-    let halves = [0..split.min(p.data_blocks), split.min(p.data_blocks)..p.data_blocks];
+    let halves = [
+        0..split.min(p.data_blocks),
+        split.min(p.data_blocks)..p.data_blocks,
+    ];
     let results: Vec<Result<Vec<u8>, VerityError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = halves.iter().map(|h| {
-            let h = h.clone();
-            let data = &data;
-            s.spawn(move || hash_data(file, p, h, data))
-        }).collect();
-        handles.into_iter().map(|j| j.join().expect("verity thread panicked")).collect()
+        let handles: Vec<_> = halves
+            .iter()
+            .map(|h| {
+                let h = h.clone();
+                let data = &data;
+                s.spawn(move || hash_data(file, p, h, data))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|j| j.join().expect("verity thread panicked"))
+            .collect()
     });
     let mut levels: Vec<Vec<u8>> = Vec::with_capacity(sizes.len());
     let mut level0 = Vec::with_capacity((sizes[0] * VERITY_BLOCK_SIZE) as usize);
@@ -182,7 +209,8 @@ fn compute_levels(file: &File, p: &VerityParams, sizes: &[u64]) -> Result<(Vec<V
     levels.push(level0);
     while levels.last().unwrap().len() as u64 > VERITY_BLOCK_SIZE {
         let below = levels.last().unwrap();
-        let mut digests = Vec::with_capacity(below.len() / VERITY_BLOCK_SIZE as usize * DIGEST_SIZE);
+        let mut digests =
+            Vec::with_capacity(below.len() / VERITY_BLOCK_SIZE as usize * DIGEST_SIZE);
         for block in below.chunks(VERITY_BLOCK_SIZE as usize) {
             digests.extend_from_slice(&digest(&p.salt, block));
         }
@@ -197,7 +225,9 @@ fn compute_levels(file: &File, p: &VerityParams, sizes: &[u64]) -> Result<(Vec<V
 /// written (for checking an image against its published hash).
 pub fn root_hash(file: &File, p: &VerityParams) -> Result<[u8; 32], VerityError> {
     if p.data_blocks == 0 {
-        return Err(VerityError::Invalid("verity needs at least one data block".into()));
+        return Err(VerityError::Invalid(
+            "verity needs at least one data block".into(),
+        ));
     }
     Ok(compute_levels(file, p, &level_sizes(p.data_blocks))?.1)
 }
@@ -217,7 +247,8 @@ pub struct VeritySuperblock {
 /// The superblock at byte `offset`, or None when there is none.
 pub fn read_superblock(file: &File, offset: u64) -> Result<Option<VeritySuperblock>, VerityError> {
     let mut sb = [0u8; VERITY_SB_SIZE];
-    file.read_exact_at(&mut sb, offset).map_err(|source| VerityError::Io { offset, source })?;
+    file.read_exact_at(&mut sb, offset)
+        .map_err(|source| VerityError::Io { offset, source })?;
     if &sb[0..8] != VERITY_SIGNATURE {
         return Ok(None);
     }
@@ -236,7 +267,11 @@ pub fn read_superblock(file: &File, offset: u64) -> Result<Option<VeritySuperblo
 }
 
 fn digest(salt: &[u8], block: &[u8]) -> [u8; 32] {
-    Sha256::new().chain_update(salt).chain_update(block).finalize().into()
+    Sha256::new()
+        .chain_update(salt)
+        .chain_update(block)
+        .finalize()
+        .into()
 }
 
 fn pad_to_block(mut v: Vec<u8>) -> Vec<u8> {
@@ -246,14 +281,22 @@ fn pad_to_block(mut v: Vec<u8>) -> Vec<u8> {
 }
 
 fn write_at(file: &File, buf: &[u8], offset: u64) -> Result<(), VerityError> {
-    file.write_all_at(buf, offset).map_err(|source| VerityError::Io { offset, source })
+    file.write_all_at(buf, offset)
+        .map_err(|source| VerityError::Io { offset, source })
 }
 
 /// Level-0 hash blocks for data blocks `range` (zero-padded to whole hash blocks).
-fn hash_data(file: &File, p: &VerityParams, range: Range<u64>, data: &[Range<u64>]) -> Result<Vec<u8>, VerityError> {
+fn hash_data(
+    file: &File,
+    p: &VerityParams,
+    range: Range<u64>,
+    data: &[Range<u64>],
+) -> Result<Vec<u8>, VerityError> {
     let bs = VERITY_BLOCK_SIZE as usize;
     let zero_digest = digest(&p.salt, &vec![0u8; bs]);
-    let mut out = Vec::with_capacity(((range.end - range.start) as usize).div_ceil(DIGESTS_PER_BLOCK as usize) * bs);
+    let mut out = Vec::with_capacity(
+        ((range.end - range.start) as usize).div_ceil(DIGESTS_PER_BLOCK as usize) * bs,
+    );
     let mut buf = vec![0u8; CHUNK_BLOCKS as usize * bs];
     let mut block = range.start;
     while block < range.end {
@@ -262,7 +305,11 @@ fn hash_data(file: &File, p: &VerityParams, range: Range<u64>, data: &[Range<u64
         let end = start + n * VERITY_BLOCK_SIZE;
         if data.iter().any(|r| r.start < end && r.end > start) {
             let chunk = &mut buf[..n as usize * bs];
-            file.read_exact_at(chunk, start).map_err(|source| VerityError::Io { offset: start, source })?;
+            file.read_exact_at(chunk, start)
+                .map_err(|source| VerityError::Io {
+                    offset: start,
+                    source,
+                })?;
             for b in chunk.chunks(bs) {
                 out.extend_from_slice(&digest(&p.salt, b));
             }

@@ -11,7 +11,9 @@ fn sample(blocks: u64) -> (tempfile::NamedTempFile, VerityParams) {
         if i > blocks / 3 && i < blocks / 2 {
             continue; // leave a hole
         }
-        f.as_file().write_all_at(&[(i % 251) as u8 + 1; 4096], i * VERITY_BLOCK_SIZE).unwrap();
+        f.as_file()
+            .write_all_at(&[(i % 251) as u8 + 1; 4096], i * VERITY_BLOCK_SIZE)
+            .unwrap();
     }
     let salt = salt_for("1.2.3");
     let p = VerityParams {
@@ -26,8 +28,12 @@ fn sample(blocks: u64) -> (tempfile::NamedTempFile, VerityParams) {
 }
 
 fn veritysetup(args: &[&str]) -> String {
-    let out = Command::new("veritysetup").args(args).output().expect("veritysetup is not installed (ci/install-deps)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = Command::new("veritysetup")
+        .args(args)
+        .output()
+        .expect("veritysetup is not installed (ci/install-deps)");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "veritysetup {args:?}: {text}");
     text
 }
@@ -42,16 +48,36 @@ fn same_bytes_and_root_hash_as_veritysetup() {
         let uuid = uuid::Uuid::from_bytes(p.uuid).to_string();
         let path = theirs.path().to_str().unwrap();
         let out = veritysetup(&[
-            "format", "--hash=sha256", "--data-block-size=4096", "--hash-block-size=4096",
-            &format!("--data-blocks={blocks}"), &format!("--hash-offset={}", p.hash_offset),
-            &format!("--salt={}", tree.salt_hex()), &format!("--uuid={uuid}"), path, path,
+            "format",
+            "--hash=sha256",
+            "--data-block-size=4096",
+            "--hash-block-size=4096",
+            &format!("--data-blocks={blocks}"),
+            &format!("--hash-offset={}", p.hash_offset),
+            &format!("--salt={}", tree.salt_hex()),
+            &format!("--uuid={uuid}"),
+            path,
+            path,
         ]);
-        assert!(out.contains(&tree.root_hash_hex()), "{blocks} blocks: ours {} vs\n{out}", tree.root_hash_hex());
+        assert!(
+            out.contains(&tree.root_hash_hex()),
+            "{blocks} blocks: ours {} vs\n{out}",
+            tree.root_hash_hex()
+        );
         let a = std::fs::read(ours.path()).unwrap();
         let b = std::fs::read(theirs.path()).unwrap();
-        assert!(a == b, "{blocks} blocks: hash area differs from veritysetup's");
+        assert!(
+            a == b,
+            "{blocks} blocks: hash area differs from veritysetup's"
+        );
         let ours_path = ours.path().to_str().unwrap();
-        veritysetup(&["verify", &format!("--hash-offset={}", p.hash_offset), ours_path, ours_path, &tree.root_hash_hex()]);
+        veritysetup(&[
+            "verify",
+            &format!("--hash-offset={}", p.hash_offset),
+            ours_path,
+            ours_path,
+            &tree.root_hash_hex(),
+        ]);
     }
 }
 
@@ -62,7 +88,13 @@ fn verify_rejects_a_changed_byte() {
     f.as_file().write_all_at(&[0x5a], 4096 * 1234 + 17).unwrap();
     let path = f.path().to_str().unwrap();
     let out = Command::new("veritysetup")
-        .args(["verify", &format!("--hash-offset={}", p.hash_offset), path, path, &tree.root_hash_hex()])
+        .args([
+            "verify",
+            &format!("--hash-offset={}", p.hash_offset),
+            path,
+            path,
+            &tree.root_hash_hex(),
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success(), "veritysetup accepted corrupted data");
@@ -73,7 +105,10 @@ fn refuses_when_the_tree_does_not_fit() {
     let (f, mut p) = sample(3000);
     p.hash_area_bytes = 4096 * 10;
     let e = format(f.as_file(), &p).unwrap_err().to_string();
-    assert!(e.contains("needs 106496 bytes") && e.contains("40960"), "{e}");
+    assert!(
+        e.contains("needs 106496 bytes") && e.contains("40960"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -87,7 +122,17 @@ fn reads_back_superblock_and_root_hash() {
     let (f, p) = sample(2000);
     let tree = format(f.as_file(), &p).unwrap();
     assert_eq!(root_hash(f.as_file(), &p).unwrap(), tree.root_hash);
-    let sb = read_superblock(f.as_file(), p.hash_offset).unwrap().unwrap();
-    assert_eq!((sb.data_blocks, sb.salt.clone(), sb.algorithm.as_str(), sb.hash_type), (2000, p.salt.clone(), "sha256", 1));
+    let sb = read_superblock(f.as_file(), p.hash_offset)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            sb.data_blocks,
+            sb.salt.clone(),
+            sb.algorithm.as_str(),
+            sb.hash_type
+        ),
+        (2000, p.salt.clone(), "sha256", 1)
+    );
     assert_eq!(read_superblock(f.as_file(), 0).unwrap(), None);
 }

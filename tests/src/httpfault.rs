@@ -15,13 +15,23 @@ use std::time::Duration;
 pub enum Fault {
     None,
     /// Send `after` bytes of the body, then close; the first `times` responses only.
-    DropAfter { after: u64, times: u32 },
+    DropAfter {
+        after: u64,
+        times: u32,
+    },
     /// Answer `code` to the first `times` requests.
-    Status { code: u16, times: u32 },
+    Status {
+        code: u16,
+        times: u32,
+    },
     /// At most `bytes_per_sec` bytes a second.
-    Slow { bytes_per_sec: u64 },
+    Slow {
+        bytes_per_sec: u64,
+    },
     /// Claim `extra` more bytes than the file has, every time.
-    LyingLength { extra: u64 },
+    LyingLength {
+        extra: u64,
+    },
     /// 404 for matching paths.
     NotFound,
 }
@@ -48,7 +58,13 @@ impl FaultServer {
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
         let log = Arc::new(Mutex::new(Vec::new()));
-        let state = Arc::new(State { root, suffix: suffix.to_string(), fault, hits: Mutex::new(0), log: Arc::clone(&log) });
+        let state = Arc::new(State {
+            root,
+            suffix: suffix.to_string(),
+            fault,
+            hits: Mutex::new(0),
+            log: Arc::clone(&log),
+        });
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
@@ -62,7 +78,12 @@ impl FaultServer {
                 });
             }
         });
-        FaultServer { port, stop, thread: Some(thread), log }
+        FaultServer {
+            port,
+            stop,
+            thread: Some(thread),
+            log,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -100,10 +121,17 @@ fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
         }
         let lower = h.to_ascii_lowercase();
         if let Some(v) = lower.strip_prefix("range:") {
-            range_start = v.trim().strip_prefix("bytes=").and_then(|r| r.split('-').next()).and_then(|s| s.parse::<u64>().ok());
+            range_start = v
+                .trim()
+                .strip_prefix("bytes=")
+                .and_then(|r| r.split('-').next())
+                .and_then(|s| s.parse::<u64>().ok());
         }
     }
-    st.log.lock().unwrap().push(format!("{method} {path} {range_start:?}"));
+    st.log
+        .lock()
+        .unwrap()
+        .push(format!("{method} {path} {range_start:?}"));
     let mut out = conn;
     let matches = path.ends_with(&st.suffix);
     let hit = if matches {
@@ -117,14 +145,22 @@ fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
     let fault = if matches { st.fault } else { Fault::None };
     let status = |out: &mut TcpStream, code: u16, text: &str| {
         let body = format!("{code} {text}\n");
-        write!(out, "HTTP/1.1 {code} {text}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+        write!(
+            out,
+            "HTTP/1.1 {code} {text}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
     };
     match fault {
         Fault::NotFound => return status(&mut out, 404, "Not Found"),
-        Fault::Status { code, times } if hit <= times => return status(&mut out, code, "Injected Fault"),
+        Fault::Status { code, times } if hit <= times => {
+            return status(&mut out, code, "Injected Fault")
+        }
         _ => {}
     }
-    let Ok(data) = std::fs::read(&file) else { return status(&mut out, 404, "Not Found") };
+    let Ok(data) = std::fs::read(&file) else {
+        return status(&mut out, 404, "Not Found");
+    };
     let total = data.len() as u64;
     let start = range_start.unwrap_or(0).min(total);
     let body = &data[start as usize..];

@@ -15,7 +15,10 @@ use std::process::{Command, Output};
 
 /// The repository root.
 pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// `<repo>/.cache`, created on demand.
@@ -51,7 +54,9 @@ pub fn bin(name: &str) -> PathBuf {
 
 /// Run a command; panic with its stdout/stderr if it fails.
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{cmd:?} failed ({}):\n--- stdout\n{}\n--- stderr\n{}",
@@ -65,20 +70,37 @@ pub fn run(cmd: &mut Command) -> Output {
 
 /// Run a command that must fail; returns its combined output for checking the message.
 pub fn run_fail(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "{cmd:?} should have failed but succeeded:\n{text}");
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "{cmd:?} should have failed but succeeded:\n{text}"
+    );
     text
 }
 
 /// Panics when a tool the tests need is missing (ci/test installs them all).
 pub fn require(tool: &str) {
-    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(ok, "{tool} is not installed: run ci/test (it installs every package the tests need)");
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{tool} is not installed: run ci/test (it installs every package the tests need)"
+    );
 }
 
 /// An exclusive lock on `<cache>/<name>.lock`, held while the guard lives.
-pub struct CacheLock(File);
+pub struct CacheLock(#[allow(dead_code)] File);
 
 pub fn lock(name: &str) -> CacheLock {
     let f = File::create(cache().join(format!("{name}.lock"))).unwrap();
@@ -139,7 +161,9 @@ impl Loop {
             .arg(format!("--offset={offset}"))
             .arg(format!("--sizelimit={size}"))
             .arg(file));
-        Loop { dev: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()) }
+        Loop {
+            dev: PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()),
+        }
     }
 
     /// `/dev/loopNpM`.
@@ -162,7 +186,10 @@ pub struct Mount {
 impl Mount {
     pub fn ro(dev: &Path, fstype: &str) -> Mount {
         let dir = tempfile::tempdir().unwrap();
-        run(Command::new("mount").args(["-t", fstype, "-o", "ro"]).arg(dev).arg(dir.path()));
+        run(Command::new("mount")
+            .args(["-t", fstype, "-o", "ro"])
+            .arg(dev)
+            .arg(dir.path()));
         Mount { dir }
     }
     pub fn path(&self) -> &Path {

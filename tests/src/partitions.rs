@@ -28,10 +28,18 @@ pub fn extract(image: &Path, offset: u64, len: u64) -> tempfile::NamedTempFile {
 
 /// `sgdisk -i N IMAGE` as field → value ("First sector" → "4096 (at 2.0 MiB)").
 pub fn sgdisk_info(image: &Path, n: u32) -> BTreeMap<String, String> {
-    let out = crate::run(Command::new("sgdisk").arg("-i").arg(n.to_string()).arg(image));
+    let out = crate::run(
+        Command::new("sgdisk")
+            .arg("-i")
+            .arg(n.to_string())
+            .arg(image),
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.split_once(": ").map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(": ")
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        })
         .collect()
 }
 
@@ -43,7 +51,10 @@ pub fn manifest(root: &Path) -> BTreeMap<String, String> {
 }
 
 fn walk(root: &Path, dir: &Path, m: &mut BTreeMap<String, String>) {
-    let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     for p in names {
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
@@ -60,7 +71,10 @@ fn walk(root: &Path, dir: &Path, m: &mut BTreeMap<String, String>) {
         } else {
             format!("special {:x}", md.rdev())
         };
-        m.insert(rel, format!("{:o} {}:{} {what}", md.mode(), md.uid(), md.gid()));
+        m.insert(
+            rel,
+            format!("{:o} {}:{} {what}", md.mode(), md.uid(), md.gid()),
+        );
         if md.is_dir() {
             walk(root, &p, m);
         }

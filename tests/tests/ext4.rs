@@ -142,8 +142,18 @@ fn every_kind(root: &Path) {
 }
 
 fn mkfs(source: Option<&Path>, out: &Path, size: &str, extra: &[&str]) -> std::process::Output {
+    mkfs_at(EPOCH, source, out, size, extra)
+}
+
+fn mkfs_at(
+    epoch: &str,
+    source: Option<&Path>,
+    out: &Path,
+    size: &str,
+    extra: &[&str],
+) -> std::process::Output {
     let mut cmd = Command::new(bin("coreos-build"));
-    cmd.env("SOURCE_DATE_EPOCH", EPOCH)
+    cmd.env("SOURCE_DATE_EPOCH", epoch)
         .args(["-q", "mkfs", "ext4", "--size", size, "--output"])
         .arg(out);
     if let Some(s) = source {
@@ -434,10 +444,20 @@ fn builds_are_byte_identical() {
     let src = tempfile::tempdir().unwrap();
     every_kind(src.path());
     let work = tempfile::tempdir().unwrap();
-    for extra in [&[][..], &["--ext2"][..]] {
+    // The second epoch lies in the future, so no time is clamped to it.
+    for (epoch, extra) in [
+        (EPOCH, &[][..]),
+        (EPOCH, &["--ext2"][..]),
+        ("4000000000", &[][..]),
+    ] {
         let (a, b) = (work.path().join("a.img"), work.path().join("b.img"));
-        mkfs(Some(src.path()), &a, "128MiB", extra);
-        mkfs(Some(src.path()), &b, "128MiB", extra);
+        mkfs_at(epoch, Some(src.path()), &a, "128MiB", extra);
+        // Between builds the tree is read (atimes move) and re-chmodded to the same modes
+        // (ctimes move): neither may change the image.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        fs::read(src.path().join("multi")).unwrap();
+        chmod(&src.path().join("small"), 0o4755);
+        mkfs_at(epoch, Some(src.path()), &b, "128MiB", extra);
         assert_eq!(
             e2e::sha256_file(&a),
             e2e::sha256_file(&b),
@@ -560,4 +580,37 @@ fn grub_reads_both_flavours() {
             "sub/big via GRUB differs ({extra:?})"
         );
     }
+}
+
+/// ROOT and OEM are mounted read-write: after the kernel writes to our filesystem (journal
+/// in use, a directory grown past one block into an htree, files removed), e2fsck is clean.
+#[test]
+fn kernel_writes_keep_it_consistent() {
+    let src = tempfile::tempdir().unwrap();
+    every_kind(src.path());
+    let work = tempfile::tempdir().unwrap();
+    let img = work.path().join("root.img");
+    mkfs(Some(src.path()), &img, "256MiB", &["--label", "ROOT"]);
+    {
+        let lo = Loop::attach(&img, false);
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mount")
+            .args(["-t", "ext4", "-o", "rw"])
+            .arg(&lo.dev)
+            .arg(dir.path()));
+        let m = dir.path();
+        let result = std::panic::catch_unwind(|| {
+            fs::create_dir_all(m.join("var/lib/coreos")).unwrap();
+            fs::write(m.join("var/lib/coreos/user_data"), b"#cloud-config\n").unwrap();
+            for i in 0..3000 {
+                fs::write(m.join(format!("sub/new-{i}")), i.to_string()).unwrap();
+            }
+            fs::remove_file(m.join("multi")).unwrap();
+            fs::remove_dir_all(m.join("many")).unwrap();
+            fs::write(m.join("sparse"), b"truncated").unwrap();
+        });
+        run(Command::new("umount").arg(m));
+        result.unwrap();
+    }
+    fsck_clean(&img);
 }

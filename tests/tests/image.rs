@@ -16,15 +16,79 @@ const USR_A_FS_BYTES: u64 = 260094 * 4096;
 
 /// (number, label, type GUID, first LBA, sectors, attributes, fixed partition GUID) of the
 /// CoreOS base layout, from the reference, not from our layout code.
-type Row = (u32, &'static str, &'static str, u64, u64, &'static str, Option<&'static str>);
+type Row = (
+    u32,
+    &'static str,
+    &'static str,
+    u64,
+    u64,
+    &'static str,
+    Option<&'static str>,
+);
 const BASE: &[Row] = &[
-    (1, "EFI-SYSTEM", "C12A7328-F81F-11D2-BA4B-00A0C93EC93B", 4096, 262144, "0000000000000004", None),
-    (2, "BIOS-BOOT", "21686148-6449-6E6F-744E-656564454649", 266240, 4096, "0000000000000000", None),
-    (3, "USR-A", "5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6", 270336, 2097152, "0101000000000000", Some("7130C94A-213A-4E5A-8E26-6CCE9662F132")),
-    (4, "USR-B", "5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6", 2367488, 2097152, "0000000000000000", Some("E03DD35C-7C2D-4A47-B3FE-27F15780A57C")),
-    (6, "OEM", "0FC63DAF-8483-4772-8E79-3D69D8477DE4", 4464640, 262144, "0000000000000000", None),
-    (7, "OEM-CONFIG", "C95DC21A-DF0E-4340-8D7B-26CBFA9A03E0", 4726784, 131072, "0000000000000000", None),
-    (9, "ROOT", "3884DD41-8582-4404-B9A8-E9B84F2DF50E", 4857856, 4427776, "0000000000000000", None),
+    (
+        1,
+        "EFI-SYSTEM",
+        "C12A7328-F81F-11D2-BA4B-00A0C93EC93B",
+        4096,
+        262144,
+        "0000000000000004",
+        None,
+    ),
+    (
+        2,
+        "BIOS-BOOT",
+        "21686148-6449-6E6F-744E-656564454649",
+        266240,
+        4096,
+        "0000000000000000",
+        None,
+    ),
+    (
+        3,
+        "USR-A",
+        "5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6",
+        270336,
+        2097152,
+        "0101000000000000",
+        Some("7130C94A-213A-4E5A-8E26-6CCE9662F132"),
+    ),
+    (
+        4,
+        "USR-B",
+        "5DFBF5F4-2848-4BAC-AA5E-0D9A20B745A6",
+        2367488,
+        2097152,
+        "0000000000000000",
+        Some("E03DD35C-7C2D-4A47-B3FE-27F15780A57C"),
+    ),
+    (
+        6,
+        "OEM",
+        "0FC63DAF-8483-4772-8E79-3D69D8477DE4",
+        4464640,
+        262144,
+        "0000000000000000",
+        None,
+    ),
+    (
+        7,
+        "OEM-CONFIG",
+        "C95DC21A-DF0E-4340-8D7B-26CBFA9A03E0",
+        4726784,
+        131072,
+        "0000000000000000",
+        None,
+    ),
+    (
+        9,
+        "ROOT",
+        "3884DD41-8582-4404-B9A8-E9B84F2DF50E",
+        4857856,
+        4427776,
+        "0000000000000000",
+        None,
+    ),
 ];
 
 /// A small USR tree with the kinds of entries an OS has, including an `lib/os-release` that
@@ -34,12 +98,18 @@ fn small_usr(dir: &Path) -> PathBuf {
     for d in ["bin", "lib/modules/6.1", "share/doc/x", "boot", "sbin"] {
         fs::create_dir_all(usr.join(d)).unwrap();
     }
-    let busybox: Vec<u8> = (0..3_000_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let busybox: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     fs::write(usr.join("bin/busybox"), busybox).unwrap();
     fs::hard_link(usr.join("bin/busybox"), usr.join("sbin/init")).unwrap();
     std::os::unix::fs::symlink("busybox", usr.join("bin/sh")).unwrap();
     std::os::unix::fs::symlink("../lib/modules/6.1/vmlinuz", usr.join("boot/vmlinuz")).unwrap();
-    fs::write(usr.join("lib/modules/6.1/vmlinuz"), b"MZ not really a kernel".repeat(1000)).unwrap();
+    fs::write(
+        usr.join("lib/modules/6.1/vmlinuz"),
+        b"MZ not really a kernel".repeat(1000),
+    )
+    .unwrap();
     fs::write(usr.join("lib/os-release"), b"ID=input\n").unwrap();
     fs::write(usr.join("share/doc/x/empty"), b"").unwrap();
     fs::write(usr.join("bin/su"), b"#!/bin/sh\n").unwrap();
@@ -59,7 +129,10 @@ fn build(usr: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
 
 fn read_verity(out: &Path) -> String {
     let t = fs::read_to_string(out.join("coreos_production_image_verity.txt")).unwrap();
-    assert!(t.len() == 65 && t.ends_with('\n') && t[..64].bytes().all(|b| b.is_ascii_hexdigit()), "{t:?}");
+    assert!(
+        t.len() == 65 && t.ends_with('\n') && t[..64].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{t:?}"
+    );
     t[..64].to_string()
 }
 
@@ -69,14 +142,24 @@ fn assert_usr_content(image: &Path, usr: &Path) {
     let m = Mount::ro(&lo.dev, "ext4");
     let got = manifest(m.path());
     let mut want = manifest(usr);
-    for stamped in ["lib/os-release", "share/coreos/release", "share/coreos/update.conf", "share/coreos/lsb-release"] {
+    for stamped in [
+        "lib/os-release",
+        "share/coreos/release",
+        "share/coreos/update.conf",
+        "share/coreos/lsb-release",
+    ] {
         let p = m.path().join(stamped);
         assert!(p.is_file(), "{stamped} was not stamped into USR-A");
-        let line = format!("100644 0:0 file {} {}", fs::metadata(&p).unwrap().len(), e2e::sha256_file(&p));
+        let line = format!(
+            "100644 0:0 file {} {}",
+            fs::metadata(&p).unwrap().len(),
+            e2e::sha256_file(&p)
+        );
         want.insert(stamped.to_string(), line);
         let mut parent = Path::new(stamped).parent();
         while let Some(d) = parent.filter(|d| !d.as_os_str().is_empty()) {
-            want.entry(d.to_string_lossy().into_owned()).or_insert_with(|| "40755 0:0 dir".to_string());
+            want.entry(d.to_string_lossy().into_owned())
+                .or_insert_with(|| "40755 0:0 dir".to_string());
             parent = d.parent();
         }
     }
@@ -84,15 +167,27 @@ fn assert_usr_content(image: &Path, usr: &Path) {
         .iter()
         .filter(|(k, v)| got.get(*k) != Some(v))
         .map(|(k, v)| format!("{k}: want {v}, got {:?}", got.get(k)))
-        .chain(got.keys().filter(|k| !want.contains_key(*k)).map(|k| format!("{k}: unexpected")))
+        .chain(
+            got.keys()
+                .filter(|k| !want.contains_key(*k))
+                .map(|k| format!("{k}: unexpected")),
+        )
         .collect();
-    assert!(diff.is_empty(), "USR-A differs from input + stamped files:\n{}", diff.join("\n"));
+    assert!(
+        diff.is_empty(),
+        "USR-A differs from input + stamped files:\n{}",
+        diff.join("\n")
+    );
     let os_release = fs::read_to_string(m.path().join("lib/os-release")).unwrap();
     assert!(os_release.contains("ID=coreos\n"), "{os_release}");
 }
 
 fn assert_e2fsck_clean(part: &Path, what: &str) {
-    let out = Command::new("e2fsck").args(["-fn"]).arg(part).output().unwrap();
+    let out = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(part)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "e2fsck -fn {what}: {}{}",
@@ -119,35 +214,74 @@ fn assert_usr_a_checks(image: &Path, root_hash: &str) {
     copy.as_file().write_all_at(&[0], 0x467).unwrap();
     assert_e2fsck_clean(copy.path(), "USR-A (marker cleared)");
 
-    part.as_file().write_all_at(&[0x42], 3 * 4096 + 100).unwrap();
-    let out = Command::new("veritysetup").args(["verify", &offset, p, p, root_hash]).output().unwrap();
-    assert!(!out.status.success(), "veritysetup verify accepted USR-A after a byte changed");
+    part.as_file()
+        .write_all_at(&[0x42], 3 * 4096 + 100)
+        .unwrap();
+    let out = Command::new("veritysetup")
+        .args(["verify", &offset, p, p, root_hash])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "veritysetup verify accepted USR-A after a byte changed"
+    );
 }
 
 #[test]
 fn base_image_is_coreos_base_and_judged_clean() {
-    for t in ["sgdisk", "fsck.vfat", "fatlabel", "e2fsck", "e2label", "veritysetup", "losetup", "mount", "mtype"] {
+    for t in [
+        "sgdisk",
+        "fsck.vfat",
+        "fatlabel",
+        "e2fsck",
+        "e2label",
+        "veritysetup",
+        "losetup",
+        "mount",
+        "mtype",
+    ] {
         require(t);
     }
     let work = tempfile::tempdir_in(e2e::cache()).unwrap();
     let usr = small_usr(work.path());
     let out = work.path().join("out");
-    build(&usr, &out, &["--oem", "vagrant", "--version", "3788.1.2", "--group", "beta"]);
+    build(
+        &usr,
+        &out,
+        &[
+            "--oem",
+            "vagrant",
+            "--version",
+            "3788.1.2",
+            "--group",
+            "beta",
+        ],
+    );
     let image = out.join(IMAGE);
     assert_eq!(fs::metadata(&image).unwrap().len(), 4756340736);
 
     let v = run(Command::new("sgdisk").arg("-v").arg(&image));
     let v = String::from_utf8_lossy(&v.stdout);
     assert!(v.contains("No problems found"), "{v}");
-    let p = String::from_utf8_lossy(&run(Command::new("sgdisk").arg("-p").arg(&image)).stdout).into_owned();
-    assert!(p.contains("Disk identifier (GUID): 00000000-0000-0000-0000-000000000001"), "{p}");
+    let p = String::from_utf8_lossy(&run(Command::new("sgdisk").arg("-p").arg(&image)).stdout)
+        .into_owned();
+    assert!(
+        p.contains("Disk identifier (GUID): 00000000-0000-0000-0000-000000000001"),
+        "{p}"
+    );
     let mut guids = Vec::new();
     for (n, label, ty, first, sectors, attrs, guid) in BASE {
         let i = sgdisk_info(&image, *n);
         assert_eq!(i["Partition name"], format!("'{label}'"), "{n}: {i:?}");
         assert!(i["Partition GUID code"].starts_with(ty), "{n}: {i:?}");
-        assert!(i["First sector"].starts_with(&format!("{first} ")), "{n}: {i:?}");
-        assert!(i["Partition size"].starts_with(&format!("{sectors} sectors")), "{n}: {i:?}");
+        assert!(
+            i["First sector"].starts_with(&format!("{first} ")),
+            "{n}: {i:?}"
+        );
+        assert!(
+            i["Partition size"].starts_with(&format!("{sectors} sectors")),
+            "{n}: {i:?}"
+        );
         assert_eq!(i["Attribute flags"], *attrs, "{n}");
         if let Some(g) = guid {
             assert_eq!(i["Partition unique GUID"], *g, "{n}");
@@ -158,16 +292,28 @@ fn base_image_is_coreos_base_and_judged_clean() {
     guids.dedup();
     assert_eq!(guids.len(), BASE.len(), "partition GUIDs must be distinct");
     for n in [5, 8] {
-        let i = Command::new("sgdisk").arg("-i").arg(n.to_string()).arg(&image).output().unwrap();
+        let i = Command::new("sgdisk")
+            .arg("-i")
+            .arg(n.to_string())
+            .arg(&image)
+            .output()
+            .unwrap();
         let i = String::from_utf8_lossy(&i.stdout);
-        assert!(i.contains("does not exist"), "partition {n} must not exist: {i}");
+        assert!(
+            i.contains("does not exist"),
+            "partition {n} must not exist: {i}"
+        );
     }
 
     // ESP: fsck.vfat clean, its label, and the kernel from boot/vmlinuz.
     let esp = extract(&image, 4096 * 512, 262144 * 512);
     run(Command::new("fsck.vfat").arg("-n").arg(esp.path()));
-    let k = run(Command::new("mtype").args(["-i", esp.path().to_str().unwrap(), "::coreos/vmlinuz-a"]));
-    assert!(k.stdout == fs::read(usr.join("lib/modules/6.1/vmlinuz")).unwrap(), "coreos/vmlinuz-a is not boot/vmlinuz");
+    let k =
+        run(Command::new("mtype").args(["-i", esp.path().to_str().unwrap(), "::coreos/vmlinuz-a"]));
+    assert!(
+        k.stdout == fs::read(usr.join("lib/modules/6.1/vmlinuz")).unwrap(),
+        "coreos/vmlinuz-a is not boot/vmlinuz"
+    );
     let label = run(Command::new("fatlabel").arg(esp.path()));
     assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), "EFI-SYSTEM");
 
@@ -185,7 +331,9 @@ fn base_image_is_coreos_base_and_judged_clean() {
         let m = Mount::ro(&lo.dev, "ext4");
         let grub = fs::read_to_string(m.path().join("grub.cfg")).unwrap();
         assert!(grub.contains("set oem_id=\"vagrant\""), "{grub}");
-        assert!(fs::read_to_string(m.path().join("cloud-config.yml")).unwrap().contains("vagrant insecure public key"));
+        assert!(fs::read_to_string(m.path().join("cloud-config.yml"))
+            .unwrap()
+            .contains("vagrant insecure public key"));
     }
 
     let hash = read_verity(&out);
@@ -193,19 +341,36 @@ fn base_image_is_coreos_base_and_judged_clean() {
     assert_usr_content(&image, &usr);
 
     let version = fs::read_to_string(out.join("version.txt")).unwrap();
-    assert!(version.starts_with("COREOS_BUILD=3788\nCOREOS_BRANCH=1\nCOREOS_PATCH=2\nCOREOS_VERSION=3788.1.2\n"), "{version}");
+    assert!(
+        version.starts_with(
+            "COREOS_BUILD=3788\nCOREOS_BRANCH=1\nCOREOS_PATCH=2\nCOREOS_VERSION=3788.1.2\n"
+        ),
+        "{version}"
+    );
     let contents = fs::read_to_string(out.join("coreos_production_image_contents.txt")).unwrap();
-    assert!(contents.contains(" ./usr/bin/sh -> busybox\n"), "{contents}");
+    assert!(
+        contents.contains(" ./usr/bin/sh -> busybox\n"),
+        "{contents}"
+    );
     assert!(contents.contains("-rwsr-xr-x "), "{contents}");
-    assert!(contents.contains("2023-11-14 22:13 ./usr/share/coreos/update.conf\n"), "{contents}");
+    assert!(
+        contents.contains("2023-11-14 22:13 ./usr/share/coreos/update.conf\n"),
+        "{contents}"
+    );
     {
         let lo = Loop::attach_range(&image, USR_A_OFFSET, USR_A_FS_BYTES);
         let m = Mount::ro(&lo.dev, "ext4");
         let update = fs::read_to_string(m.path().join("share/coreos/update.conf")).unwrap();
-        assert_eq!(update, "SERVER=https://public.update.core-os.net/v1/update/\nGROUP=beta\n");
+        assert_eq!(
+            update,
+            "SERVER=https://public.update.core-os.net/v1/update/\nGROUP=beta\n"
+        );
     }
     // Nothing left behind under a temporary name.
-    let names: Vec<String> = fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 }
 
@@ -216,11 +381,22 @@ fn two_builds_are_byte_identical() {
     let (a, b) = (work.path().join("a"), work.path().join("b"));
     build(&usr, &a, &["--oem", "ec2"]);
     build(&usr, &b, &["--oem", "ec2"]);
-    for f in [IMAGE, "coreos_production_image_verity.txt", "coreos_production_image_contents.txt", "version.txt"] {
-        assert_eq!(e2e::sha256_file(&a.join(f)), e2e::sha256_file(&b.join(f)), "{f} differs between two builds");
+    for f in [
+        IMAGE,
+        "coreos_production_image_verity.txt",
+        "coreos_production_image_contents.txt",
+        "version.txt",
+    ] {
+        assert_eq!(
+            e2e::sha256_file(&a.join(f)),
+            e2e::sha256_file(&b.join(f)),
+            "{f} differs between two builds"
+        );
     }
     // The default version is the day count of SOURCE_DATE_EPOCH.
-    assert!(fs::read_to_string(a.join("version.txt")).unwrap().contains("COREOS_VERSION=3788.0.0\n"));
+    assert!(fs::read_to_string(a.join("version.txt"))
+        .unwrap()
+        .contains("COREOS_VERSION=3788.0.0\n"));
 }
 
 fn assert_fails_cleanly(usr: &Path, out: &Path, extra: &[&str], needles: &[&str]) {
@@ -237,8 +413,14 @@ fn assert_fails_cleanly(usr: &Path, out: &Path, extra: &[&str], needles: &[&str]
         assert!(msg.contains(n), "message should name {n:?}:\n{msg}");
     }
     if out.exists() {
-        let left: Vec<_> = fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(left.is_empty(), "a failed build left files behind: {left:?}");
+        let left: Vec<_> = fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "a failed build left files behind: {left:?}"
+        );
     }
 }
 
@@ -250,15 +432,31 @@ fn bad_layouts_fail_naming_the_partition() {
         format!("[[partition]]\nnumber = {n}\nlabel = \"{label}\"\ntype = \"data\"\nblocks = 8192\n{extra}\n")
     };
     let cases: Vec<(&str, String, Vec<&str>)> = vec![
-        ("overlap", format!("{}{}", part(1, "A", ""), part(2, "B", "first_lba = 8192")), vec!["partition 2 (B)", "overlaps partition 1 (A)"]),
-        ("misaligned", part(1, "A", "first_lba = 6000"), vec!["partition 1 (A)", "6000", "aligned"]),
+        (
+            "overlap",
+            format!("{}{}", part(1, "A", ""), part(2, "B", "first_lba = 8192")),
+            vec!["partition 2 (B)", "overlaps partition 1 (A)"],
+        ),
+        (
+            "misaligned",
+            part(1, "A", "first_lba = 6000"),
+            vec!["partition 1 (A)", "6000", "aligned"],
+        ),
         (
             "fs-too-large",
             "inherits = \"base\"\n[[partition]]\nnumber = 3\nfs_blocks = 262145\n".into(),
             vec!["partition 3 (USR-A)", "1073745920", "1073741824"],
         ),
-        ("duplicate-number", format!("{}{}", part(1, "A", ""), part(1, "B", "")), vec!["duplicate partition number 1"]),
-        ("duplicate-label", format!("{}{}", part(1, "A", ""), part(2, "A", "")), vec!["duplicate label \"A\"", "partition 2 (A)"]),
+        (
+            "duplicate-number",
+            format!("{}{}", part(1, "A", ""), part(1, "B", "")),
+            vec!["duplicate partition number 1"],
+        ),
+        (
+            "duplicate-label",
+            format!("{}{}", part(1, "A", ""), part(2, "A", "")),
+            vec!["duplicate label \"A\"", "partition 2 (A)"],
+        ),
         (
             "unknown-type",
             "inherits = \"base\"\n[[partition]]\nnumber = 6\ntype = \"oem-magic\"\n".into(),
@@ -277,12 +475,23 @@ fn bad_layouts_fail_naming_the_partition() {
 fn too_large_usr_tree_fails_naming_usr_a_and_bytes() {
     let work = tempfile::tempdir_in(e2e::cache()).unwrap();
     let usr = small_usr(work.path());
-    let big: Vec<u8> = (0..12_000_000u32).map(|i| (i.wrapping_mul(40503) >> 7) as u8).collect();
+    let big: Vec<u8> = (0..12_000_000u32)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
+        .collect();
     fs::write(usr.join("share/big"), big).unwrap();
     let layout = work.path().join("small-usr.toml");
-    fs::write(&layout, "inherits = \"base\"\n[[partition]]\nnumber = 3\nblocks = 16384\nfs_blocks = 2000\n").unwrap();
+    fs::write(
+        &layout,
+        "inherits = \"base\"\n[[partition]]\nnumber = 3\nblocks = 16384\nfs_blocks = 2000\n",
+    )
+    .unwrap();
     let out = work.path().join("out");
-    assert_fails_cleanly(&usr, &out, &["--layout", layout.to_str().unwrap()], &["partition 3 (USR-A)", "8192000 bytes"]);
+    assert_fails_cleanly(
+        &usr,
+        &out,
+        &["--layout", layout.to_str().unwrap()],
+        &["partition 3 (USR-A)", "8192000 bytes"],
+    );
 }
 
 #[test]

@@ -27,10 +27,28 @@ const IMAGE_MIB: u64 = 256;
 const PARTS: &[(u32, &str, &str, u64, bool)] = &[
     (1, "EFI-SYSTEM", "ef00", 16, false),
     (2, "BIOS-BOOT", "ef02", 2, false),
-    (3, "USR-A", "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6", 64, false),
-    (4, "USR-B", "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6", 64, false),
+    (
+        3,
+        "USR-A",
+        "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6",
+        64,
+        false,
+    ),
+    (
+        4,
+        "USR-B",
+        "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6",
+        64,
+        false,
+    ),
     (6, "OEM", "8300", 32, true),
-    (7, "OEM-CONFIG", "c95dc21a-df0e-4340-8d7b-26cbfa9a03e0", 8, false),
+    (
+        7,
+        "OEM-CONFIG",
+        "c95dc21a-df0e-4340-8d7b-26cbfa9a03e0",
+        8,
+        false,
+    ),
     (9, "ROOT", "3884dd41-8582-4404-b9a8-e9b84f2df50e", 60, true),
 ];
 
@@ -56,13 +74,27 @@ impl Mirror {
 }
 
 fn sh(script: &str) -> String {
-    let out = run(Command::new("bash").arg("-euo").arg("pipefail").arg("-c").arg(script));
+    let out = run(Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(script));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Build (once) the raw images, the compressed and signed mirror, and two gpg keys.
 fn mirror() -> Mirror {
-    for t in ["sgdisk", "mkfs.ext4", "gpg", "bzip2", "split", "nginx", "debugfs", "e2fsck", "losetup"] {
+    for t in [
+        "sgdisk",
+        "mkfs.ext4",
+        "gpg",
+        "bzip2",
+        "split",
+        "nginx",
+        "debugfs",
+        "e2fsck",
+        "losetup",
+    ] {
         require(t);
     }
     let _l = lock("install-mirror");
@@ -94,7 +126,11 @@ fn mirror() -> Mirror {
     build_raw(&m.raw, None);
     let oem_tree = dir.join("oem-packet");
     fs::create_dir_all(&oem_tree).unwrap();
-    fs::write(oem_tree.join("grub.cfg"), "set oem_id=\"packet\"\nset linux_append=\"coreos.autologin\"\n").unwrap();
+    fs::write(
+        oem_tree.join("grub.cfg"),
+        "set oem_id=\"packet\"\nset linux_append=\"coreos.autologin\"\n",
+    )
+    .unwrap();
     build_raw(&m.oem_raw, Some(&oem_tree));
     let rel = m.release_dir();
     compress_chunked(&m.raw, &rel.join(IMAGE));
@@ -102,7 +138,11 @@ fn mirror() -> Mirror {
     for name in [IMAGE, OEM_IMAGE] {
         sign(&m, &rel.join(name), "release@example.com");
     }
-    fs::write(rel.join("version.txt"), format!("COREOS_BUILD=1\nCOREOS_VERSION={VERSION}\nCOREOS_VERSION_ID={VERSION}\n")).unwrap();
+    fs::write(
+        rel.join("version.txt"),
+        format!("COREOS_BUILD=1\nCOREOS_VERSION={VERSION}\nCOREOS_VERSION_ID={VERSION}\n"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(VERSION, m.base.join("current")).unwrap();
     fs::write(dir.join(".complete"), "").unwrap();
     m
@@ -113,7 +153,14 @@ fn sign(m: &Mirror, file: &Path, uid: &str) {
     let _ = fs::remove_file(&sig);
     run(Command::new("gpg")
         .env("GNUPGHOME", &m.gnupg)
-        .args(["--batch", "--yes", "--local-user", uid, "--detach-sign", "-o"])
+        .args([
+            "--batch",
+            "--yes",
+            "--local-user",
+            uid,
+            "--detach-sign",
+            "-o",
+        ])
         .arg(&sig)
         .arg(file));
 }
@@ -136,11 +183,15 @@ fn build_raw(raw: &Path, oem_tree: Option<&Path>) {
         let (off, len) = part_range(n);
         if ext4 {
             let mut c = Command::new("mkfs.ext4");
-            c.args(["-q", "-F", "-L", label, "-E"]).arg(format!("offset={off}"));
+            c.args(["-q", "-F", "-L", label, "-E"])
+                .arg(format!("offset={off}"));
             if let (Some(t), 6) = (oem_tree, n) {
                 c.arg("-d").arg(t);
             }
-            run(c.env("E2FSPROGS_FAKE_TIME", "1600000000").arg(raw).arg(format!("{}k", len / 1024)));
+            run(c
+                .env("E2FSPROGS_FAKE_TIME", "1600000000")
+                .arg(raw)
+                .arg(format!("{}k", len / 1024)));
         }
         let data = match n {
             // USR-A: compressible but varied data, then zeros (as a real /usr image).
@@ -148,7 +199,11 @@ fn build_raw(raw: &Path, oem_tree: Option<&Path>) {
             1 => "head -c 3M /dev/urandom",
             _ => continue,
         };
-        sh(&format!("{data} | dd of={} bs=1M seek={} conv=notrunc status=none", raw.display(), off / MIB));
+        sh(&format!(
+            "{data} | dd of={} bs=1M seek={} conv=notrunc status=none",
+            raw.display(),
+            off / MIB
+        ));
     }
 }
 
@@ -173,7 +228,11 @@ struct Nginx {
 impl Nginx {
     fn start(root: &Path) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let p = dir.path().display();
         let conf = format!(
             "daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log;
@@ -197,7 +256,11 @@ impl Nginx {
             assert!(t.elapsed() < Duration::from_secs(10), "nginx did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        Nginx { child, port, _dir: dir }
+        Nginx {
+            child,
+            port,
+            _dir: dir,
+        }
     }
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}/{BOARD}", self.port)
@@ -223,12 +286,19 @@ fn disk(mib: u64) -> Disk {
     let file = dir.path().join("disk.img");
     fs::File::create(&file).unwrap().set_len(mib * MIB).unwrap();
     let lo = Loop::attach(&file, true);
-    Disk { _dir: dir, file, lo }
+    Disk {
+        _dir: dir,
+        file,
+        lo,
+    }
 }
 
 fn install(args: &[&str]) -> Command {
     let mut c = Command::new(bin("coreos-install"));
-    c.args(args).env_remove("http_proxy").env_remove("HTTP_PROXY").env("NO_PROXY", "127.0.0.1");
+    c.args(args)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env("NO_PROXY", "127.0.0.1");
     c
 }
 
@@ -260,13 +330,24 @@ fn part_range(n: u32) -> (u64, u64) {
 
 /// The disk's partition table as sgdisk prints it.
 fn table(d: &Disk) -> String {
-    let out = Command::new("sgdisk").arg("-p").arg(&d.lo.dev).output().unwrap();
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    let out = Command::new("sgdisk")
+        .arg("-p")
+        .arg(&d.lo.dev)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn assert_no_usr_a(d: &Disk, context: &str) {
     let t = table(d);
-    assert!(!t.contains("USR-A"), "{context}: the disk's partition table names USR-A:\n{t}");
+    assert!(
+        !t.contains("USR-A"),
+        "{context}: the disk's partition table names USR-A:\n{t}"
+    );
 }
 
 /// Every partition not touched by configuration is byte-identical to the image, and the
@@ -277,7 +358,11 @@ fn assert_installed(d: &Disk, raw: &Path, skip: &[u32]) {
             continue;
         }
         let (off, len) = part_range(n);
-        assert_eq!(sha_range(&d.lo.dev, off, len), sha_range(raw, off, len), "partition {n} ({label}) differs from the image");
+        assert_eq!(
+            sha_range(&d.lo.dev, off, len),
+            sha_range(raw, off, len),
+            "partition {n} ({label}) differs from the image"
+        );
     }
     let v = run(Command::new("sgdisk").arg("-v").arg(&d.lo.dev));
     let v = String::from_utf8_lossy(&v.stdout);
@@ -292,7 +377,11 @@ fn assert_installed(d: &Disk, raw: &Path, skip: &[u32]) {
 fn debugfs_cat(d: &Disk, n: u32, path: &str) -> Vec<u8> {
     let (off, len) = part_range(n);
     let l = Loop::attach_range(&d.file, off, len);
-    run(Command::new("debugfs").arg("-R").arg(format!("cat {path}")).arg(&l.dev)).stdout
+    run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(&l.dev))
+    .stdout
 }
 
 const CLOUD: &str = "#cloud-config\nhostname: installed\nssh_authorized_keys:\n  - ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBogus test@example\n";
@@ -310,13 +399,35 @@ fn happy_path_from_nginx_with_cloud_config() {
     let web = Nginx::start(&m.dir);
     let d = disk(512);
     let (_t, cloud) = write_tmp("cloud.yml", CLOUD);
-    let out = run(&mut install(&["-d", &dev(&d), "-b", &web.base(), "-k", m.key.to_str().unwrap(), "-c", cloud.to_str().unwrap()]));
+    let out = run(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-b",
+        &web.base(),
+        "-k",
+        m.key.to_str().unwrap(),
+        "-c",
+        cloud.to_str().unwrap(),
+    ]));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&format!("Success! {VERSION} (none) is installed on {}", dev(&d))), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "Success! {VERSION} (none) is installed on {}",
+            dev(&d)
+        )),
+        "{stdout}"
+    );
     assert_installed(&d, &m.raw, &[9]);
-    assert_eq!(debugfs_cat(&d, 9, "/var/lib/coreos-install/user_data"), CLOUD.as_bytes());
+    assert_eq!(
+        debugfs_cat(&d, 9, "/var/lib/coreos-install/user_data"),
+        CLOUD.as_bytes()
+    );
     // The kernel sees the new partitions.
-    assert!(d.lo.part(9).exists(), "no {} after install", d.lo.part(9).display());
+    assert!(
+        d.lo.part(9).exists(),
+        "no {} after install",
+        d.lo.part(9).display()
+    );
 }
 
 #[test]
@@ -328,13 +439,26 @@ fn image_only_through_a_symlinked_device_path() {
     let links = tempfile::tempdir().unwrap();
     let link = links.path().join("by-id-disk");
     std::os::unix::fs::symlink(&d.lo.dev, &link).unwrap();
-    let out = run(&mut install(&["-d", link.to_str().unwrap(), "-V", "current", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    let out = run(&mut install(&[
+        "-d",
+        link.to_str().unwrap(),
+        "-V",
+        "current",
+        "-b",
+        &web.base(),
+        "-k",
+        m.key.to_str().unwrap(),
+    ]));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Success!"));
     assert_installed(&d, &m.raw, &[]);
     // The backup GPT moved to the end of the larger disk.
     let t = table(&d);
     assert!(t.contains(&format!("{} sectors", 300 * MIB / 512)), "{t}");
-    assert!(d.lo.part(3).exists(), "no {} after install", d.lo.part(3).display());
+    assert!(
+        d.lo.part(3).exists(),
+        "no {} after install",
+        d.lo.part(3).display()
+    );
 }
 
 #[test]
@@ -342,10 +466,21 @@ fn oem_image_is_chosen() {
     let m = mirror();
     let web = Nginx::start(&m.dir);
     let d = disk(300);
-    let out = run(&mut install(&["-d", &dev(&d), "-o", "packet", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    let out = run(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-o",
+        "packet",
+        "-b",
+        &web.base(),
+        "-k",
+        m.key.to_str().unwrap(),
+    ]));
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("Success! {VERSION} (packet)")));
     assert_installed(&d, &m.oem_raw, &[]);
-    assert!(String::from_utf8_lossy(&debugfs_cat(&d, 6, "/grub.cfg")).contains("set oem_id=\"packet\""));
+    assert!(
+        String::from_utf8_lossy(&debugfs_cat(&d, 6, "/grub.cfg")).contains("set oem_id=\"packet\"")
+    );
 }
 
 #[test]
@@ -354,10 +489,25 @@ fn oem_without_its_image_sets_oem_id_on_the_base_image() {
     let web = Nginx::start(&m.dir);
     let d = disk(300);
     let (_t, ign) = write_tmp("config.ign", "{\"ignition\":{\"version\":\"3.0.0\"}}");
-    run(&mut install(&["-d", &dev(&d), "-o", "azure", "-i", ign.to_str().unwrap(), "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    run(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-o",
+        "azure",
+        "-i",
+        ign.to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        m.key.to_str().unwrap(),
+    ]));
     assert_installed(&d, &m.raw, &[6]);
     let grub = String::from_utf8_lossy(&debugfs_cat(&d, 6, "/grub.cfg")).into_owned();
-    assert_eq!(grub.lines().find(|l| l.starts_with("set oem_id")), Some("set oem_id=\"azure\""), "{grub}");
+    assert_eq!(
+        grub.lines().find(|l| l.starts_with("set oem_id")),
+        Some("set oem_id=\"azure\""),
+        "{grub}"
+    );
     assert_eq!(debugfs_cat(&d, 6, "/config.ign"), fs::read(&ign).unwrap());
 }
 
@@ -365,7 +515,14 @@ fn oem_without_its_image_sets_oem_id_on_the_base_image() {
 fn local_file_with_signature_and_without() {
     let m = mirror();
     let d = disk(300);
-    run(&mut install(&["-d", &dev(&d), "-f", m.image().to_str().unwrap(), "-k", m.key.to_str().unwrap()]));
+    run(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-f",
+        m.image().to_str().unwrap(),
+        "-k",
+        m.key.to_str().unwrap(),
+    ]));
     assert_installed(&d, &m.raw, &[]);
 
     let tmp = tempfile::tempdir().unwrap();
@@ -373,10 +530,27 @@ fn local_file_with_signature_and_without() {
     fs::copy(m.image(), &unsigned).unwrap();
     let d2 = disk(300);
     let before = sha256_file(&d2.file);
-    let msg = run_fail(&mut install(&["-d", &dev(&d2), "-f", unsigned.to_str().unwrap(), "-k", m.key.to_str().unwrap()]));
+    let msg = run_fail(&mut install(&[
+        "-d",
+        &dev(&d2),
+        "-f",
+        unsigned.to_str().unwrap(),
+        "-k",
+        m.key.to_str().unwrap(),
+    ]));
     assert!(msg.contains("unsigned.bin.bz2.sig"), "{msg}");
-    assert_eq!(sha256_file(&d2.file), before, "a refused install touched the disk");
-    let out = run(&mut install(&["-d", &dev(&d2), "-f", unsigned.to_str().unwrap(), "--insecure"]));
+    assert_eq!(
+        sha256_file(&d2.file),
+        before,
+        "a refused install touched the disk"
+    );
+    let out = run(&mut install(&[
+        "-d",
+        &dev(&d2),
+        "-f",
+        unsigned.to_str().unwrap(),
+        "--insecure",
+    ]));
     assert!(String::from_utf8_lossy(&out.stderr).contains("UNVERIFIED"));
     assert_installed(&d2, &m.raw, &[]);
 }
@@ -387,9 +561,20 @@ fn dry_run_writes_nothing() {
     let web = Nginx::start(&m.dir);
     let d = disk(300);
     let before = sha256_file(&d.file);
-    let out = run(&mut install(&["-d", &dev(&d), "-y", "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
+    let out = run(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-y",
+        "-b",
+        &web.base(),
+        "-k",
+        m.key.to_str().unwrap(),
+    ]));
     let s = String::from_utf8_lossy(&out.stdout);
-    assert!(s.contains("Settings:") && s.contains(&format!("VERSION={VERSION}")), "{s}");
+    assert!(
+        s.contains("Settings:") && s.contains(&format!("VERSION={VERSION}")),
+        "{s}"
+    );
     assert_eq!(sha256_file(&d.file), before);
 }
 
@@ -405,7 +590,11 @@ fn variant(m: &Mirror, image: &[u8], signer: Option<&str>) -> tempfile::TempDir 
     match signer {
         Some(uid) => sign(m, &rel.join(IMAGE), uid),
         None => {
-            fs::copy(m.release_dir().join(format!("{IMAGE}.sig")), rel.join(format!("{IMAGE}.sig"))).unwrap();
+            fs::copy(
+                m.release_dir().join(format!("{IMAGE}.sig")),
+                rel.join(format!("{IMAGE}.sig")),
+            )
+            .unwrap();
         }
     }
     t
@@ -415,11 +604,23 @@ fn variant(m: &Mirror, image: &[u8], signer: Option<&str>) -> tempfile::TempDir 
 /// partition table naming USR-A.
 fn must_fail(base: &str, key: &Path, expect: &[&str]) -> String {
     let d = disk(300);
-    let msg = run_fail(&mut install(&["-d", &dev(&d), "-b", base, "-k", key.to_str().unwrap(), "--retries", "2"]));
+    let msg = run_fail(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-b",
+        base,
+        "-k",
+        key.to_str().unwrap(),
+        "--retries",
+        "2",
+    ]));
     for e in expect {
         assert!(msg.contains(e), "message lacks {e:?}:\n{msg}");
     }
-    assert!(msg.contains(&dev(&d)) || msg.contains("unavailable"), "message does not name the device:\n{msg}");
+    assert!(
+        msg.contains(&dev(&d)) || msg.contains("unavailable"),
+        "message does not name the device:\n{msg}"
+    );
     assert_no_usr_a(&d, &msg);
     msg
 }
@@ -437,7 +638,11 @@ fn bad_signatures_are_refused() {
     sign(&m, &rel.join("other"), "release@example.com");
     fs::rename(rel.join("other.sig"), rel.join(format!("{IMAGE}.sig"))).unwrap();
     let web = Nginx::start(t.path());
-    must_fail(&web.base(), &m.key, &["signature verification failed", IMAGE]);
+    must_fail(
+        &web.base(),
+        &m.key,
+        &["signature verification failed", IMAGE],
+    );
     drop(web);
 
     // Signed by a key we do not trust.
@@ -459,11 +664,23 @@ fn bad_signatures_are_refused() {
 fn missing_signature_image_or_version() {
     let m = mirror();
     let srv = FaultServer::start(m.dir.clone(), ".sig", Fault::NotFound);
-    must_fail(&format!("{}/{BOARD}", srv.url()), &m.key, &["Image signature unavailable", ".bin.bz2.sig"]);
+    must_fail(
+        &format!("{}/{BOARD}", srv.url()),
+        &m.key,
+        &["Image signature unavailable", ".bin.bz2.sig"],
+    );
     let srv = FaultServer::start(m.dir.clone(), IMAGE, Fault::NotFound);
-    must_fail(&format!("{}/{BOARD}", srv.url()), &m.key, &["Image URL unavailable", "404", IMAGE]);
+    must_fail(
+        &format!("{}/{BOARD}", srv.url()),
+        &m.key,
+        &["Image URL unavailable", "404", IMAGE],
+    );
     let srv = FaultServer::start(m.dir.clone(), "version.txt", Fault::NotFound);
-    must_fail(&format!("{}/{BOARD}", srv.url()), &m.key, &["version.txt unavailable", "404"]);
+    must_fail(
+        &format!("{}/{BOARD}", srv.url()),
+        &m.key,
+        &["version.txt unavailable", "404"],
+    );
 }
 
 #[test]
@@ -485,17 +702,42 @@ fn truncated_and_trailing_garbage_are_refused_even_when_signed() {
 #[test]
 fn drop_mid_body_resumes_and_500s_are_retried() {
     let m = mirror();
-    for fault in [Fault::DropAfter { after: 3 * MIB + 123, times: 2 }, Fault::Status { code: 500, times: 2 }] {
+    for fault in [
+        Fault::DropAfter {
+            after: 3 * MIB + 123,
+            times: 2,
+        },
+        Fault::Status {
+            code: 500,
+            times: 2,
+        },
+    ] {
         let srv = FaultServer::start(m.dir.clone(), IMAGE, fault);
         let d = disk(300);
-        run(&mut install(&["-d", &dev(&d), "-b", &format!("{}/{BOARD}", srv.url()), "-k", m.key.to_str().unwrap()]));
+        run(&mut install(&[
+            "-d",
+            &dev(&d),
+            "-b",
+            &format!("{}/{BOARD}", srv.url()),
+            "-k",
+            m.key.to_str().unwrap(),
+        ]));
         assert_installed(&d, &m.raw, &[]);
         let log = srv.requests();
-        let gets: Vec<_> = log.iter().filter(|l| l.contains(IMAGE) && !l.contains(".sig")).collect();
+        let gets: Vec<_> = log
+            .iter()
+            .filter(|l| l.contains(IMAGE) && !l.contains(".sig"))
+            .collect();
         assert_eq!(gets.len(), 3, "{fault:?}: {log:?}");
         if let Fault::DropAfter { after, .. } = fault {
-            assert!(gets[1].ends_with(&format!("Some({after})")), "the resume did not ask for a Range: {log:?}");
-            assert!(gets[2].ends_with(&format!("Some({})", 2 * after)), "the second resume: {log:?}");
+            assert!(
+                gets[1].ends_with(&format!("Some({after})")),
+                "the resume did not ask for a Range: {log:?}"
+            );
+            assert!(
+                gets[2].ends_with(&format!("Some({})", 2 * after)),
+                "the second resume: {log:?}"
+            );
         }
     }
 }
@@ -504,7 +746,11 @@ fn drop_mid_body_resumes_and_500s_are_retried() {
 fn lying_content_length_is_an_error() {
     let m = mirror();
     let srv = FaultServer::start(m.dir.clone(), IMAGE, Fault::LyingLength { extra: 1000 });
-    must_fail(&format!("{}/{BOARD}", srv.url()), &m.key, &[IMAGE, "Content-Length"]);
+    must_fail(
+        &format!("{}/{BOARD}", srv.url()),
+        &m.key,
+        &[IMAGE, "Content-Length"],
+    );
 }
 
 #[test]
@@ -515,28 +761,82 @@ fn refused_targets_stay_untouched() {
     // Too small for the image.
     let d = disk(100);
     let before = sha256_file(&d.file);
-    let msg = run_fail(&mut install(&["-d", &dev(&d), "-b", &web.base(), "-k", &key]));
+    let msg = run_fail(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-b",
+        &web.base(),
+        "-k",
+        &key,
+    ]));
     assert!(msg.contains("too small") && msg.contains(&dev(&d)), "{msg}");
     assert_eq!(sha256_file(&d.file), before);
     // Broken configs and keys.
     let d = disk(300);
     let before = sha256_file(&d.file);
     let (_t, cloud) = write_tmp("cloud.yml", "#cloud-config\nusers: [unclosed\n");
-    let msg = run_fail(&mut install(&["-d", &dev(&d), "-c", cloud.to_str().unwrap(), "-b", &web.base(), "-k", &key]));
-    assert!(msg.contains("cloud.yml") && msg.contains("not valid"), "{msg}");
+    let msg = run_fail(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-c",
+        cloud.to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        &key,
+    ]));
+    assert!(
+        msg.contains("cloud.yml") && msg.contains("not valid"),
+        "{msg}"
+    );
     let (_t2, noheader) = write_tmp("plain.yml", "hostname: x\n");
-    let msg = run_fail(&mut install(&["-d", &dev(&d), "-c", noheader.to_str().unwrap(), "-b", &web.base(), "-k", &key]));
+    let msg = run_fail(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-c",
+        noheader.to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        &key,
+    ]));
     assert!(msg.contains("plain.yml"), "{msg}");
     let (_t3, ign) = write_tmp("bad.ign", "{not json");
-    let msg = run_fail(&mut install(&["-d", &dev(&d), "-i", ign.to_str().unwrap(), "-b", &web.base(), "-k", &key]));
+    let msg = run_fail(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-i",
+        ign.to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        &key,
+    ]));
     assert!(msg.contains("bad.ign") && msg.contains("JSON"), "{msg}");
     let (_t4, badkey) = write_tmp("key.asc", "not a key");
-    let msg = run_fail(&mut install(&["-d", &dev(&d), "-b", &web.base(), "-k", badkey.to_str().unwrap()]));
+    let msg = run_fail(&mut install(&[
+        "-d",
+        &dev(&d),
+        "-b",
+        &web.base(),
+        "-k",
+        badkey.to_str().unwrap(),
+    ]));
     assert!(msg.contains("key.asc"), "{msg}");
     assert_eq!(sha256_file(&d.file), before);
     // A missing device, and none at all.
-    let msg = run_fail(&mut install(&["-d", "/dev/coreos-install-no-such-disk", "-b", &web.base(), "-k", &key]));
-    assert!(msg.contains("/dev/coreos-install-no-such-disk") && msg.contains("does not exist"), "{msg}");
+    let msg = run_fail(&mut install(&[
+        "-d",
+        "/dev/coreos-install-no-such-disk",
+        "-b",
+        &web.base(),
+        "-k",
+        &key,
+    ]));
+    assert!(
+        msg.contains("/dev/coreos-install-no-such-disk") && msg.contains("does not exist"),
+        "{msg}"
+    );
     let msg = run_fail(&mut install(&["-b", &web.base()]));
     assert!(msg.contains("-d is required"), "{msg}");
 }
@@ -555,13 +855,36 @@ fn mounted_disk_and_partition_are_refused() {
     let before = sha256_file(&file);
     let mnt = tempfile::tempdir().unwrap();
     // Read-only and without journal replay, so mounting itself does not change the disk.
-    run(Command::new("mount").args(["-o", "ro,noload"]).arg(&part9).arg(mnt.path()));
-    let msg = run_fail(&mut install(&["-d", lo.dev.to_str().unwrap(), "-b", &web.base(), "-k", &key]));
+    run(Command::new("mount")
+        .args(["-o", "ro,noload"])
+        .arg(&part9)
+        .arg(mnt.path()));
+    let msg = run_fail(&mut install(&[
+        "-d",
+        lo.dev.to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        &key,
+    ]));
     run(Command::new("umount").arg(mnt.path()));
-    assert!(msg.contains("mounted") && msg.contains(&part9.display().to_string()), "{msg}");
+    assert!(
+        msg.contains("mounted") && msg.contains(&part9.display().to_string()),
+        "{msg}"
+    );
     // A partition as the target.
-    let msg = run_fail(&mut install(&["-d", part9.to_str().unwrap(), "-b", &web.base(), "-k", &key]));
-    assert!(msg.contains("is a partition") && msg.contains(&lo.dev.display().to_string()), "{msg}");
+    let msg = run_fail(&mut install(&[
+        "-d",
+        part9.to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        &key,
+    ]));
+    assert!(
+        msg.contains("is a partition") && msg.contains(&lo.dev.display().to_string()),
+        "{msg}"
+    );
     assert_eq!(sha256_file(&file), before);
 }
 
@@ -570,7 +893,13 @@ fn kill_during_write_never_leaves_a_usr_a_table() {
     let m = mirror();
     let total = fs::metadata(m.image()).unwrap().len();
     // About four seconds for the whole download.
-    let srv = FaultServer::start(m.dir.clone(), IMAGE, Fault::Slow { bytes_per_sec: total / 4 });
+    let srv = FaultServer::start(
+        m.dir.clone(),
+        IMAGE,
+        Fault::Slow {
+            bytes_per_sec: total / 4,
+        },
+    );
     let mut seed = std::process::id() as u64 ^ 0x9E37_79B9_7F4A_7C15;
     for trial in 0..10 {
         seed ^= seed << 13;
@@ -578,17 +907,27 @@ fn kill_during_write_never_leaves_a_usr_a_table() {
         seed ^= seed << 17;
         let after = Duration::from_millis(200 + seed % 3500);
         let d = disk(300);
-        let mut child = install(&["-d", &dev(&d), "-b", &format!("{}/{BOARD}", srv.url()), "-k", m.key.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = install(&[
+            "-d",
+            &dev(&d),
+            "-b",
+            &format!("{}/{BOARD}", srv.url()),
+            "-k",
+            m.key.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
         std::thread::sleep(after);
         let finished = child.try_wait().unwrap().is_some();
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
         let _ = child.wait();
-        assert!(!finished, "trial {trial}: the install finished before the kill at {after:?}");
+        assert!(
+            !finished,
+            "trial {trial}: the install finished before the kill at {after:?}"
+        );
         assert_no_usr_a(&d, &format!("trial {trial}, killed after {after:?}"));
     }
 }
@@ -598,11 +937,31 @@ fn download_only_fetches_and_verifies() {
     let m = mirror();
     let web = Nginx::start(&m.dir);
     let out = tempfile::tempdir().unwrap();
-    run(&mut install(&["-D", out.path().to_str().unwrap(), "-b", &web.base(), "-k", m.key.to_str().unwrap()]));
-    assert_eq!(sha256_file(&out.path().join(IMAGE)), sha256_file(&m.image()));
+    run(&mut install(&[
+        "-D",
+        out.path().to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        m.key.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        sha256_file(&out.path().join(IMAGE)),
+        sha256_file(&m.image())
+    );
     assert!(out.path().join(format!("{IMAGE}.sig")).exists());
     let wrong = tempfile::tempdir().unwrap();
-    let msg = run_fail(&mut install(&["-D", wrong.path().to_str().unwrap(), "-b", &web.base(), "-k", m.other_key.to_str().unwrap()]));
+    let msg = run_fail(&mut install(&[
+        "-D",
+        wrong.path().to_str().unwrap(),
+        "-b",
+        &web.base(),
+        "-k",
+        m.other_key.to_str().unwrap(),
+    ]));
     assert!(msg.contains("signature verification failed"), "{msg}");
-    assert!(!wrong.path().join(IMAGE).exists(), "an unverified download kept its final name");
+    assert!(
+        !wrong.path().join(IMAGE).exists(),
+        "an unverified download kept its final name"
+    );
 }

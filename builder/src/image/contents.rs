@@ -40,22 +40,51 @@ pub fn listing(usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64) -> io::Re
     for (path, data) in stamped {
         let mut parent = path.parent();
         while let Some(p) = parent {
-            tree.entry(p.to_path_buf()).or_insert(Entry { mode: S_IFDIR | 0o755, nlink: 2, uid: 0, gid: 0, size: DIR_SIZE, mtime: epoch, link: None });
+            tree.entry(p.to_path_buf()).or_insert(Entry {
+                mode: S_IFDIR | 0o755,
+                nlink: 2,
+                uid: 0,
+                gid: 0,
+                size: DIR_SIZE,
+                mtime: epoch,
+                link: None,
+            });
             parent = p.parent().filter(|q| !q.as_os_str().is_empty());
         }
-        tree.insert(path.clone(), Entry { mode: 0o100644, nlink: 1, uid: 0, gid: 0, size: data.len() as u64, mtime: epoch, link: None });
+        tree.insert(
+            path.clone(),
+            Entry {
+                mode: 0o100644,
+                nlink: 1,
+                uid: 0,
+                gid: 0,
+                size: data.len() as u64,
+                mtime: epoch,
+                link: None,
+            },
+        );
     }
     // Directory link counts: 2 + subdirectories, as ext4 keeps them.
     let mut subdirs: HashMap<PathBuf, u64> = HashMap::new();
     for (p, e) in &tree {
         if e.mode & S_IFMT == S_IFDIR && !p.as_os_str().is_empty() {
-            *subdirs.entry(p.parent().unwrap_or(Path::new("")).to_path_buf()).or_default() += 1;
+            *subdirs
+                .entry(p.parent().unwrap_or(Path::new("")).to_path_buf())
+                .or_default() += 1;
         }
     }
     let mut out = String::new();
     for (p, e) in &tree {
-        let nlink = if e.mode & S_IFMT == S_IFDIR { 2 + subdirs.get(p).copied().unwrap_or(0) } else { e.nlink };
-        let name = if p.as_os_str().is_empty() { "./usr".to_string() } else { format!("./usr/{}", p.display()) };
+        let nlink = if e.mode & S_IFMT == S_IFDIR {
+            2 + subdirs.get(p).copied().unwrap_or(0)
+        } else {
+            e.nlink
+        };
+        let name = if p.as_os_str().is_empty() {
+            "./usr".to_string()
+        } else {
+            format!("./usr/{}", p.display())
+        };
         let (y, mo, d) = disk::fat::civil_from_days(e.mtime.min(epoch).div_euclid(86400));
         let secs = e.mtime.min(epoch).rem_euclid(86400);
         let _ = write!(
@@ -87,13 +116,31 @@ fn owner(id: u32) -> String {
 
 fn walk(root: &Path, rel: &Path, tree: &mut BTreeMap<PathBuf, Entry>) -> io::Result<()> {
     let full = root.join(rel);
-    let m = fs::symlink_metadata(&full).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", full.display())))?;
+    let m = fs::symlink_metadata(&full)
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", full.display())))?;
     let ft = m.file_type();
-    let link = if ft.is_symlink() { Some(fs::read_link(&full)?.to_string_lossy().into_owned()) } else { None };
+    let link = if ft.is_symlink() {
+        Some(fs::read_link(&full)?.to_string_lossy().into_owned())
+    } else {
+        None
+    };
     let size = if ft.is_dir() { DIR_SIZE } else { m.size() };
-    tree.insert(rel.to_path_buf(), Entry { mode: m.mode(), nlink: m.nlink(), uid: m.uid(), gid: m.gid(), size, mtime: m.mtime(), link });
+    tree.insert(
+        rel.to_path_buf(),
+        Entry {
+            mode: m.mode(),
+            nlink: m.nlink(),
+            uid: m.uid(),
+            gid: m.gid(),
+            size,
+            mtime: m.mtime(),
+            link,
+        },
+    );
     if ft.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(&full)?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>()?;
+        let mut names: Vec<_> = fs::read_dir(&full)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()?;
         names.sort();
         for n in names {
             walk(root, &rel.join(n), tree)?;
@@ -143,12 +190,13 @@ fn mode_string(mode: u32) -> String {
     let mut s = String::with_capacity(10);
     s.push(t);
     let bit = |b: u32, c: char| if mode & b != 0 { c } else { '-' };
-    let special = |x: u32, special: u32, on: char, off: char| match (mode & x != 0, mode & special != 0) {
-        (true, true) => on,
-        (false, true) => off,
-        (true, false) => 'x',
-        (false, false) => '-',
-    };
+    let special =
+        |x: u32, special: u32, on: char, off: char| match (mode & x != 0, mode & special != 0) {
+            (true, true) => on,
+            (false, true) => off,
+            (true, false) => 'x',
+            (false, false) => '-',
+        };
     s.push(bit(0o400, 'r'));
     s.push(bit(0o200, 'w'));
     s.push(special(0o100, 0o4000, 's', 'S'));
@@ -183,13 +231,28 @@ mod tests {
         let stamped = vec![(PathBuf::from("share/coreos/release"), b"X=1\n".to_vec())];
         let l = listing(d.path(), &stamped, 1_700_000_000).unwrap();
         let lines: Vec<&str> = l.lines().collect();
-        assert!(lines[0].starts_with("drwx") && lines[0].ends_with(" ./usr"), "{l}");
-        assert!(l.contains("2023-11-14 22:13 ./usr/share/coreos/release\n"), "{l}");
-        assert!(l.contains("-rw-r--r--  1 root    root          4 2023-11-14 22:13 ./usr/share/coreos/release"), "{l}");
+        assert!(
+            lines[0].starts_with("drwx") && lines[0].ends_with(" ./usr"),
+            "{l}"
+        );
+        assert!(
+            l.contains("2023-11-14 22:13 ./usr/share/coreos/release\n"),
+            "{l}"
+        );
+        assert!(
+            l.contains(
+                "-rw-r--r--  1 root    root          4 2023-11-14 22:13 ./usr/share/coreos/release"
+            ),
+            "{l}"
+        );
         assert!(l.contains(" ./usr/bin/bash -> sh\n"), "{l}");
         let ash = lines.iter().find(|x| x.ends_with("./usr/bin/ash")).unwrap();
         assert_eq!(ash.split_whitespace().nth(1), Some("2"), "{ash}");
         let usr = lines[0];
-        assert_eq!(usr.split_whitespace().nth(1), Some("4"), "bin + share: {usr}");
+        assert_eq!(
+            usr.split_whitespace().nth(1),
+            Some("4"),
+            "bin + share: {usr}"
+        );
     }
 }

@@ -29,7 +29,11 @@ pub fn resolve_in_tree(root: &Path, rel: &Path) -> Option<PathBuf> {
         }
         let next = cur.join(&c);
         let full = root.join(&next);
-        if !std::fs::symlink_metadata(&full).ok()?.file_type().is_symlink() {
+        if !std::fs::symlink_metadata(&full)
+            .ok()?
+            .file_type()
+            .is_symlink()
+        {
             cur = next;
             continue;
         }
@@ -52,11 +56,20 @@ pub fn resolve_in_tree(root: &Path, rel: &Path) -> Option<PathBuf> {
 /// `boot/initrd`, then the bootloader's.
 pub fn esp_files(usr: &Path, boot: Option<&BootAssets>) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut files = Vec::new();
-    for (src, dst) in [("boot/vmlinuz", "coreos/vmlinuz-a"), ("boot/initrd", "coreos/initrd-a")] {
+    for (src, dst) in [
+        ("boot/vmlinuz", "coreos/vmlinuz-a"),
+        ("boot/initrd", "coreos/initrd-a"),
+    ] {
         match resolve_in_tree(usr, Path::new(src)).filter(|p| p.is_file()) {
-            Some(p) => files.push((dst.to_string(), std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?)),
+            Some(p) => files.push((
+                dst.to_string(),
+                std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+            )),
             None if dst.ends_with("vmlinuz-a") => {
-                tracing::warn!("{} has no boot/vmlinuz: the ESP gets no kernel", usr.display())
+                tracing::warn!(
+                    "{} has no boot/vmlinuz: the ESP gets no kernel",
+                    usr.display()
+                )
             }
             None => {}
         }
@@ -77,10 +90,18 @@ mod tests {
         std::fs::create_dir_all(d.path().join("boot")).unwrap();
         std::fs::create_dir_all(d.path().join("lib/modules")).unwrap();
         std::fs::write(d.path().join("lib/modules/vmlinuz-6"), b"kernel").unwrap();
-        std::os::unix::fs::symlink("/usr/lib/modules/vmlinuz-6", d.path().join("boot/vmlinuz")).unwrap();
-        std::os::unix::fs::symlink("../lib/modules/vmlinuz-6", d.path().join("boot/initrd")).unwrap();
+        std::os::unix::fs::symlink("/usr/lib/modules/vmlinuz-6", d.path().join("boot/vmlinuz"))
+            .unwrap();
+        std::os::unix::fs::symlink("../lib/modules/vmlinuz-6", d.path().join("boot/initrd"))
+            .unwrap();
         let f = esp_files(d.path(), None).unwrap();
-        assert_eq!(f, vec![("coreos/vmlinuz-a".to_string(), b"kernel".to_vec()), ("coreos/initrd-a".to_string(), b"kernel".to_vec())]);
+        assert_eq!(
+            f,
+            vec![
+                ("coreos/vmlinuz-a".to_string(), b"kernel".to_vec()),
+                ("coreos/initrd-a".to_string(), b"kernel".to_vec())
+            ]
+        );
         std::os::unix::fs::symlink("/etc/passwd", d.path().join("boot/escape")).unwrap();
         assert_eq!(resolve_in_tree(d.path(), Path::new("boot/escape")), None);
     }

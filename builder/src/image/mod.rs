@@ -94,13 +94,20 @@ pub struct BuiltImage {
 /// SOURCE_DATE_EPOCH, or now.
 pub fn build_time() -> anyhow::Result<i64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) => s.trim().parse::<i64>().with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
-        Err(_) => Ok(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64),
+        Ok(s) => s
+            .trim()
+            .parse::<i64>()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
+        Err(_) => Ok(std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64),
     }
 }
 
 fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition> {
-    layout.by_label(label).with_context(|| format!("layout {} has no partition labeled {label}", layout.name))
+    layout
+        .by_label(label)
+        .with_context(|| format!("layout {} has no partition labeled {label}", layout.name))
 }
 
 pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<BuiltImage> {
@@ -123,14 +130,26 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     };
 
     let image = Pending::create(outdir, IMAGE_NAME)?;
-    image.file.set_len(layout.disk_bytes()).with_context(|| format!("sizing {}", image.dest().display()))?;
+    image
+        .file
+        .set_len(layout.disk_bytes())
+        .with_context(|| format!("sizing {}", image.dest().display()))?;
     let stamped = stamp::release_files(&version, &req.group, &req.board);
     let salt = disk::verity::salt_for(&version.to_string());
 
     let step = ui.step("filesystems");
     step.set_message("USR-A, OEM, ROOT");
     let (usr_result, rest_result) = std::thread::scope(|s| {
-        let usr = s.spawn(|| partitions::write_usr(&image.file, usr_part, &req.usr, &stamped, epoch, salt.clone()));
+        let usr = s.spawn(|| {
+            partitions::write_usr(
+                &image.file,
+                usr_part,
+                &req.usr,
+                &stamped,
+                epoch,
+                salt.clone(),
+            )
+        });
         let rest = s.spawn(|| -> anyhow::Result<String> {
             for p in &layout.partitions {
                 let ext = matches!(p.fs_type.as_deref(), Some("ext2" | "ext4"));
@@ -138,18 +157,31 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
                     continue;
                 }
                 match (&oem_tree, p.label == OEM_LABEL) {
-                    (Some((dir, overrides)), true) => partitions::write_tree_fs(&image.file, p, Some(dir), overrides.clone(), epoch)?,
+                    (Some((dir, overrides)), true) => partitions::write_tree_fs(
+                        &image.file,
+                        p,
+                        Some(dir),
+                        overrides.clone(),
+                        epoch,
+                    )?,
                     _ => partitions::write_tree_fs(&image.file, p, None, Vec::new(), epoch)?,
                 }
             }
-            contents::listing(&req.usr, &stamped, epoch).with_context(|| format!("listing {}", req.usr.display()))
+            contents::listing(&req.usr, &stamped, epoch)
+                .with_context(|| format!("listing {}", req.usr.display()))
         });
-        (usr.join().expect("USR-A thread panicked"), rest.join().expect("filesystem thread panicked"))
+        (
+            usr.join().expect("USR-A thread panicked"),
+            rest.join().expect("filesystem thread panicked"),
+        )
     });
     let verity = usr_result?;
     let listing = rest_result?;
     step.finish_with_message("done");
-    let root_hash = verity.as_ref().map(|t| t.root_hash_hex()).unwrap_or_default();
+    let root_hash = verity
+        .as_ref()
+        .map(|t| t.root_hash_hex())
+        .unwrap_or_default();
 
     let step = ui.step("ESP");
     let boot = bootloader::prepare(&BootInputs {
@@ -159,7 +191,11 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
         verity_salt: verity.as_ref().map(|t| t.salt_hex()).unwrap_or_default(),
     })?;
     let files = esp::esp_files(&req.usr, boot.as_ref())?;
-    for p in layout.partitions.iter().filter(|p| p.fs_type.as_deref() == Some("vfat")) {
+    for p in layout
+        .partitions
+        .iter()
+        .filter(|p| p.fs_type.as_deref() == Some("vfat"))
+    {
         partitions::write_esp(&image.file, p, &files, epoch)?;
     }
     step.finish_with_message("done");
@@ -172,7 +208,15 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     }
     step.finish_with_message("done");
 
-    let verity_txt = Pending::text(outdir, VERITY_NAME, &if root_hash.is_empty() { String::new() } else { format!("{root_hash}\n") })?;
+    let verity_txt = Pending::text(
+        outdir,
+        VERITY_NAME,
+        &if root_hash.is_empty() {
+            String::new()
+        } else {
+            format!("{root_hash}\n")
+        },
+    )?;
     let contents_txt = Pending::text(outdir, CONTENTS_NAME, &listing)?;
     let version_txt = Pending::text(outdir, VERSION_NAME, &version::version_txt(&version))?;
     Ok(BuiltImage {
@@ -188,13 +232,23 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
 /// Rewrite partition 6 (OEM) of an existing image with another OEM tree, in place.
 pub fn replace_oem(image: &Path, oem: &OemSource, ui: &Ui) -> anyhow::Result<()> {
     let step = ui.step("OEM");
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(image).with_context(|| format!("opening {}", image.display()))?;
-    let table = disk::gpt::read_table(&file).with_context(|| format!("reading the partition table of {}", image.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(image)
+        .with_context(|| format!("opening {}", image.display()))?;
+    let table = disk::gpt::read_table(&file)
+        .with_context(|| format!("reading the partition table of {}", image.display()))?;
     let mut p = table
         .by_label(OEM_LABEL)
         .or_else(|| table.by_number(6))
         .cloned()
-        .with_context(|| format!("{} has no OEM partition (label OEM or number 6)", image.display()))?;
+        .with_context(|| {
+            format!(
+                "{} has no OEM partition (label OEM or number 6)",
+                image.display()
+            )
+        })?;
     p.fs_type = Some("ext4".into());
     let scratch = tempfile::tempdir()?;
     let (dir, overrides) = oem::materialize(oem, scratch.path())?;

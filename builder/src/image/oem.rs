@@ -10,7 +10,10 @@ static OEM_TREES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../oem");
 
 /// Names of the embedded OEM trees.
 pub fn builtin_names() -> Vec<&'static str> {
-    OEM_TREES.dirs().filter_map(|d| d.path().file_name()?.to_str()).collect()
+    OEM_TREES
+        .dirs()
+        .filter_map(|d| d.path().file_name()?.to_str())
+        .collect()
 }
 
 impl OemSource {
@@ -26,7 +29,10 @@ impl OemSource {
             }
             Ok(OemSource::Dir(p))
         } else {
-            bail!("unknown OEM {s:?}: built-in OEMs are {} (or give a folder)", builtin_names().join(", "))
+            bail!(
+                "unknown OEM {s:?}: built-in OEMs are {} (or give a folder)",
+                builtin_names().join(", ")
+            )
         }
     }
 }
@@ -37,7 +43,9 @@ pub fn materialize(src: &OemSource, scratch: &Path) -> anyhow::Result<(PathBuf, 
     let dir = match src {
         OemSource::Dir(p) => p.clone(),
         OemSource::Builtin(name) => {
-            let tree = OEM_TREES.get_dir(name).with_context(|| format!("unknown OEM {name:?}"))?;
+            let tree = OEM_TREES
+                .get_dir(name)
+                .with_context(|| format!("unknown OEM {name:?}"))?;
             let out = scratch.join("oem");
             std::fs::create_dir_all(&out)?;
             extract(tree, Path::new(name), &out)?;
@@ -51,7 +59,10 @@ pub fn materialize(src: &OemSource, scratch: &Path) -> anyhow::Result<(PathBuf, 
 
 fn extract(d: &Dir, base: &Path, out: &Path) -> anyhow::Result<()> {
     for e in d.entries() {
-        let rel = e.path().strip_prefix(base).expect("entries lie under their folder");
+        let rel = e
+            .path()
+            .strip_prefix(base)
+            .expect("entries lie under their folder");
         match e {
             DirEntry::Dir(sub) => {
                 std::fs::create_dir_all(out.join(rel))?;
@@ -64,12 +75,19 @@ fn extract(d: &Dir, base: &Path, out: &Path) -> anyhow::Result<()> {
 }
 
 fn root_owned(path: PathBuf) -> Override {
-    Override { path, uid: Some(0), gid: Some(0), mode: None }
+    Override {
+        path,
+        uid: Some(0),
+        gid: Some(0),
+        mode: None,
+    }
 }
 
 fn collect(root: &Path, rel: &Path, out: &mut Vec<Override>) -> anyhow::Result<()> {
     let full = root.join(rel);
-    for e in std::fs::read_dir(&full).with_context(|| format!("reading OEM folder {}", full.display()))? {
+    for e in std::fs::read_dir(&full)
+        .with_context(|| format!("reading OEM folder {}", full.display()))?
+    {
         let e = e?;
         let r = rel.join(e.file_name());
         out.push(root_owned(r.clone()));
@@ -83,7 +101,9 @@ fn collect(root: &Path, rel: &Path, out: &mut Vec<Override>) -> anyhow::Result<(
 /// A file of an embedded OEM tree.
 #[cfg(test)]
 pub fn builtin_file(name: &str, file: &str) -> Option<&'static [u8]> {
-    OEM_TREES.get_file(format!("{name}/{file}")).map(|f| f.contents())
+    OEM_TREES
+        .get_file(format!("{name}/{file}"))
+        .map(|f| f.contents())
 }
 
 #[cfg(test)]
@@ -96,11 +116,18 @@ mod tests {
             let g = std::str::from_utf8(builtin_file(name, "grub.cfg").unwrap()).unwrap();
             assert!(g.contains("set oem_id=\""), "{name}: {g}");
             let r = std::str::from_utf8(builtin_file(name, "oem-release").unwrap()).unwrap();
-            assert!(r.starts_with("ID=") && r.contains("NAME=") && r.contains("HOME_URL="), "{name}: {r}");
+            assert!(
+                r.starts_with("ID=") && r.contains("NAME=") && r.contains("HOME_URL="),
+                "{name}: {r}"
+            );
         }
         let v = std::str::from_utf8(builtin_file("vagrant", "cloud-config.yml").unwrap()).unwrap();
         assert!(v.contains("ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkTkyrtvp9eWW6A8YVr+kz4TjGYe7gHzIw+niNltGEFHzD8+v1I2YJ6oX"));
-        assert!(std::str::from_utf8(builtin_file("ec2", "grub.cfg").unwrap()).unwrap().contains("modprobe.blacklist=xen_fbfront net.ifnames=0"));
+        assert!(
+            std::str::from_utf8(builtin_file("ec2", "grub.cfg").unwrap())
+                .unwrap()
+                .contains("modprobe.blacklist=xen_fbfront net.ifnames=0")
+        );
     }
 
     #[test]
@@ -110,6 +137,9 @@ mod tests {
         assert!(dir.join("grub.cfg").is_file() && dir.join("oem-release").is_file());
         assert!(ov.iter().all(|o| o.uid == Some(0) && o.gid == Some(0)));
         assert_eq!(ov.len(), 3);
-        assert!(OemSource::parse("nonesuch").unwrap_err().to_string().contains("vagrant"));
+        assert!(OemSource::parse("nonesuch")
+            .unwrap_err()
+            .to_string()
+            .contains("vagrant"));
     }
 }

@@ -23,7 +23,12 @@ impl Pending {
             .truncate(true)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        Ok(Pending { file, tmp, dest: dir.join(name), done: false })
+        Ok(Pending {
+            file,
+            tmp,
+            dest: dir.join(name),
+            done: false,
+        })
     }
 
     /// A small text artifact, complete at once.
@@ -39,7 +44,8 @@ impl Pending {
 
     /// Give the artifact its final name.
     pub fn commit(mut self) -> anyhow::Result<PathBuf> {
-        std::fs::rename(&self.tmp, &self.dest).with_context(|| format!("renaming to {}", self.dest.display()))?;
+        std::fs::rename(&self.tmp, &self.dest)
+            .with_context(|| format!("renaming to {}", self.dest.display()))?;
         self.done = true;
         Ok(self.dest.clone())
     }

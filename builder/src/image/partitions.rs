@@ -56,20 +56,34 @@ pub const RO_MARKER_OFFSET: u64 = 0x467;
 /// tree stays untouched and the writer's contract stays one source folder), then the
 /// read-only marker, then the verity tree after `fs_blocks` when the partition has the
 /// `verity` feature.
-pub fn write_usr(out: &File, p: &Partition, usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64, salt: Vec<u8>) -> anyhow::Result<Option<VerityTree>> {
+pub fn write_usr(
+    out: &File,
+    p: &Partition,
+    usr: &Path,
+    stamped: &[(PathBuf, Vec<u8>)],
+    epoch: i64,
+    salt: Vec<u8>,
+) -> anyhow::Result<Option<VerityTree>> {
     let prm = params(p, flavor(p), epoch);
     let t = std::time::Instant::now();
-    ext4::write_tree(Some(usr), out, p.offset(), &prm).map_err(|e| ext4_context(e, p, &format!("the USR tree {}", usr.display())))?;
+    ext4::write_tree(Some(usr), out, p.offset(), &prm)
+        .map_err(|e| ext4_context(e, p, &format!("the USR tree {}", usr.display())))?;
     tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
     let t = std::time::Instant::now();
-    let meta = ext4::edit::NewFile { mode: 0o644, uid: 0, gid: 0, mtime: prm.timestamp };
+    let meta = ext4::edit::NewFile {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: prm.timestamp,
+    };
     for (path, data) in stamped {
         let abs = format!("/{}", path.display());
         ext4::edit::add_file(out, p.offset(), p.fs_bytes(), &abs, data, meta)
             .with_context(|| format!("stamping {abs} into partition {} ({})", p.number, p.label))?;
     }
     tracing::debug!(elapsed = ?t.elapsed(), "release files stamped");
-    out.write_all_at(&[0xff], p.offset() + RO_MARKER_OFFSET).context("setting the read-only marker of USR-A")?;
+    out.write_all_at(&[0xff], p.offset() + RO_MARKER_OFFSET)
+        .context("setting the read-only marker of USR-A")?;
     let t = std::time::Instant::now();
     if !p.verity {
         return Ok(None);
@@ -82,23 +96,46 @@ pub fn write_usr(out: &File, p: &Partition, usr: &Path, stamped: &[(PathBuf, Vec
         uuid: verity::uuid_for(&salt),
         salt,
     };
-    let tree = verity::format(out, &vp).with_context(|| format!("dm-verity for partition {} ({})", p.number, p.label))?;
+    let tree = verity::format(out, &vp)
+        .with_context(|| format!("dm-verity for partition {} ({})", p.number, p.label))?;
     tracing::debug!(elapsed = ?t.elapsed(), "verity tree written");
     Ok(Some(tree))
 }
 
 /// An ext4 filesystem from a folder (OEM), root-owned per `overrides`.
-pub fn write_tree_fs(out: &File, p: &Partition, tree: Option<&Path>, overrides: Vec<Override>, epoch: i64) -> anyhow::Result<()> {
+pub fn write_tree_fs(
+    out: &File,
+    p: &Partition,
+    tree: Option<&Path>,
+    overrides: Vec<Override>,
+    epoch: i64,
+) -> anyhow::Result<()> {
     let mut prm = params(p, flavor(p), epoch);
     prm.overrides = overrides;
-    let what = tree.map(|t| format!("the tree {}", t.display())).unwrap_or_else(|| "an empty filesystem".into());
+    let what = tree
+        .map(|t| format!("the tree {}", t.display()))
+        .unwrap_or_else(|| "an empty filesystem".into());
     ext4::write_tree(tree, out, p.offset(), &prm).map_err(|e| ext4_context(e, p, &what))?;
     Ok(())
 }
 
 /// The ESP's FAT volume.
-pub fn write_esp(out: &File, p: &Partition, files: &[(String, Vec<u8>)], epoch: i64) -> anyhow::Result<()> {
+pub fn write_esp(
+    out: &File,
+    p: &Partition,
+    files: &[(String, Vec<u8>)],
+    epoch: i64,
+) -> anyhow::Result<()> {
     let g = p.part_guid.as_bytes();
-    let params = disk::fat::FatParams { label: p.label.clone(), volume_id: u32::from_le_bytes([g[0], g[1], g[2], g[3]]), timestamp: epoch };
-    disk::fat::write_fat(out, p.offset(), p.bytes(), &params, files).with_context(|| format!("writing the FAT filesystem of partition {} ({})", p.number, p.label))
+    let params = disk::fat::FatParams {
+        label: p.label.clone(),
+        volume_id: u32::from_le_bytes([g[0], g[1], g[2], g[3]]),
+        timestamp: epoch,
+    };
+    disk::fat::write_fat(out, p.offset(), p.bytes(), &params, files).with_context(|| {
+        format!(
+            "writing the FAT filesystem of partition {} ({})",
+            p.number, p.label
+        )
+    })
 }

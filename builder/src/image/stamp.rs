@@ -24,14 +24,23 @@ pub fn release_files(v: &Version, group: &str, board: &str) -> Vec<(PathBuf, Vec
         (PathBuf::from("lib/os-release"), os_release.into_bytes()),
         (PathBuf::from("share/coreos/lsb-release"), lsb.into_bytes()),
         (PathBuf::from("share/coreos/release"), release.into_bytes()),
-        (PathBuf::from("share/coreos/update.conf"), update.into_bytes()),
+        (
+            PathBuf::from("share/coreos/update.conf"),
+            update.into_bytes(),
+        ),
     ]
 }
 
 /// A channel name that is safe in `GROUP=` (letters, digits, `-`, `_`, `.`).
 pub fn check_group(group: &str) -> anyhow::Result<()> {
-    if group.is_empty() || !group.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
-        anyhow::bail!("group {group:?} must be a channel name such as stable, beta, alpha or developer");
+    if group.is_empty()
+        || !group
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        anyhow::bail!(
+            "group {group:?} must be a channel name such as stable, beta, alpha or developer"
+        );
     }
     Ok(())
 }
@@ -43,10 +52,27 @@ mod tests {
     #[test]
     fn stamps_version_group_board() {
         let files = release_files(&Version::parse("1.2.3").unwrap(), "beta", "amd64-usr");
-        let get = |p: &str| String::from_utf8(files.iter().find(|f| f.0 == PathBuf::from(p)).unwrap().1.clone()).unwrap();
+        let get = |p: &str| {
+            String::from_utf8(
+                files
+                    .iter()
+                    .find(|f| f.0 == PathBuf::from(p))
+                    .unwrap()
+                    .1
+                    .clone(),
+            )
+            .unwrap()
+        };
         assert!(get("lib/os-release").contains("\nID=coreos\nVERSION=1.2.3\nVERSION_ID=1.2.3\n"));
-        assert_eq!(get("share/coreos/update.conf"), format!("SERVER={UPDATE_SERVER}\nGROUP=beta\n"));
+        assert_eq!(
+            get("share/coreos/update.conf"),
+            format!("SERVER={UPDATE_SERVER}\nGROUP=beta\n")
+        );
         assert!(get("share/coreos/release").contains("COREOS_RELEASE_BOARD=amd64-usr\n"));
-        assert!(check_group("stable").is_ok() && check_group("a b").is_err() && check_group("").is_err());
+        assert!(
+            check_group("stable").is_ok()
+                && check_group("a b").is_err()
+                && check_group("").is_err()
+        );
     }
 }

@@ -22,17 +22,32 @@ impl fmt::Display for Version {
 impl Version {
     pub fn parse(s: &str) -> anyhow::Result<Version> {
         let parts: Vec<&str> = s.split('.').collect();
-        if parts.len() != 3 || parts.iter().any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        if parts.len() != 3
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+        {
             bail!("version {s:?} is not of the form X.Y.Z (three numbers)");
         }
-        let n = |p: &str| p.parse::<u32>().with_context(|| format!("version {s:?}: {p} is too large"));
-        Ok(Version { build: n(parts[0])?, branch: n(parts[1])?, patch: n(parts[2])? })
+        let n = |p: &str| {
+            p.parse::<u32>()
+                .with_context(|| format!("version {s:?}: {p} is too large"))
+        };
+        Ok(Version {
+            build: n(parts[0])?,
+            branch: n(parts[1])?,
+            patch: n(parts[2])?,
+        })
     }
 
     /// `TODAYS_VERSION`: whole days since `COREOS_EPOCH`, as N.0.0.
     pub fn for_time(unix: i64) -> Version {
         let days = (unix - COREOS_EPOCH).div_euclid(86400).max(0);
-        Version { build: days as u32, branch: 0, patch: 0 }
+        Version {
+            build: days as u32,
+            branch: 0,
+            patch: 0,
+        }
     }
 }
 
@@ -57,7 +72,14 @@ mod tests {
 
     #[test]
     fn parses_and_rejects() {
-        assert_eq!(Version::parse("1235.4.0").unwrap(), Version { build: 1235, branch: 4, patch: 0 });
+        assert_eq!(
+            Version::parse("1235.4.0").unwrap(),
+            Version {
+                build: 1235,
+                branch: 4,
+                patch: 0
+            }
+        );
         for bad in ["1.2", "1.2.3.4", "a.b.c", "1..3", "99999999999.0.0"] {
             assert!(Version::parse(bad).is_err(), "{bad}");
         }
@@ -66,7 +88,14 @@ mod tests {
     #[test]
     fn version_txt_lines() {
         let t = version_txt(&Version::parse("3788.1.2").unwrap());
-        assert!(t.starts_with("COREOS_BUILD=3788\nCOREOS_BRANCH=1\nCOREOS_PATCH=2\nCOREOS_VERSION=3788.1.2\n"), "{t}");
-        assert!(t.contains("COREOS_BUILD_ID=\"\"\n") && t.contains("COREOS_SDK_VERSION=3788.1.2\n"));
+        assert!(
+            t.starts_with(
+                "COREOS_BUILD=3788\nCOREOS_BRANCH=1\nCOREOS_PATCH=2\nCOREOS_VERSION=3788.1.2\n"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("COREOS_BUILD_ID=\"\"\n") && t.contains("COREOS_SDK_VERSION=3788.1.2\n")
+        );
     }
 }

@@ -14,8 +14,18 @@ pub const GIB: u64 = 1 << 30;
 pub const LEVEL: u32 = 6;
 
 /// Archive `disk_raw` (already padded to whole GiB) as `dest`.
-pub fn write_archive(disk_raw: &Path, dest: &Path, mtime: u64, workers: usize, ui: &Ui) -> anyhow::Result<PathBuf> {
-    let members = vec![Member { name: "disk.raw".into(), mode: 0o644, source: Source::SparseFile(disk_raw.to_path_buf()) }];
+pub fn write_archive(
+    disk_raw: &Path,
+    dest: &Path,
+    mtime: u64,
+    workers: usize,
+    ui: &Ui,
+) -> anyhow::Result<PathBuf> {
+    let members = vec![Member {
+        name: "disk.raw".into(),
+        mode: 0o644,
+        source: Source::SparseFile(disk_raw.to_path_buf()),
+    }];
     let pieces = pieces(members, mtime)?;
     let total: u64 = pieces.iter().map(|p| p.len()).sum();
     let pb = ui.bytes("gce tar.gz", total);

@@ -55,7 +55,13 @@ fn chunks(pieces: Vec<Piece>) -> impl Iterator<Item = anyhow::Result<Vec<u8>>> +
 }
 
 /// Write `pieces` gzip-compressed at `level` to `out`; returns the compressed size.
-pub fn write_gzip(pieces: Vec<Piece>, out: &mut impl Write, level: u32, workers: usize, progress: &dyn Fn(u64)) -> anyhow::Result<u64> {
+pub fn write_gzip(
+    pieces: Vec<Piece>,
+    out: &mut impl Write,
+    level: u32,
+    workers: usize,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<u64> {
     out.write_all(&HEADER)?;
     let mut written = HEADER.len() as u64;
     let mut crc = crc32fast::Hasher::new();
@@ -68,7 +74,10 @@ pub fn write_gzip(pieces: Vec<Piece>, out: &mut impl Write, level: u32, workers:
         |z, data: Vec<u8>| {
             let mut c = crc32fast::Hasher::new();
             c.update(&data);
-            Ok(Chunk { deflated: deflate(z, &data, FlushCompress::Sync)?, crc: c })
+            Ok(Chunk {
+                deflated: deflate(z, &data, FlushCompress::Sync)?,
+                crc: c,
+            })
         },
         |chunk: Chunk| {
             out.write_all(&chunk.deflated)?;
@@ -79,7 +88,11 @@ pub fn write_gzip(pieces: Vec<Piece>, out: &mut impl Write, level: u32, workers:
             Ok(())
         },
     )?;
-    let end = deflate(&mut Compress::new(Compression::new(level), false), &[], FlushCompress::Finish)?;
+    let end = deflate(
+        &mut Compress::new(Compression::new(level), false),
+        &[],
+        FlushCompress::Finish,
+    )?;
     out.write_all(&end)?;
     let total = crc.total_len();
     out.write_all(&crc.finalize().to_le_bytes())?;
@@ -95,16 +108,26 @@ mod tests {
 
     #[test]
     fn one_member_that_gunzip_reads_back() {
-        let text: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8 ^ (i >> 13) as u8).collect();
-        let pieces = vec![Piece::Bytes(text[..100].to_vec()), Piece::Bytes(text[100..].to_vec())];
+        let text: Vec<u8> = (0..3_500_000u32)
+            .map(|i| (i % 251) as u8 ^ (i >> 13) as u8)
+            .collect();
+        let pieces = vec![
+            Piece::Bytes(text[..100].to_vec()),
+            Piece::Bytes(text[100..].to_vec()),
+        ];
         let mut gz = Vec::new();
         write_gzip(pieces, &mut gz, 6, 2, &|_| ()).unwrap();
         // A single-member decoder must see the whole input (no concatenated members).
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back == text);
         let mut again = Vec::new();
         write_gzip(vec![Piece::Bytes(text.clone())], &mut again, 6, 1, &|_| ()).unwrap();
-        assert!(again == gz, "same bytes for any worker count and piece split");
+        assert!(
+            again == gz,
+            "same bytes for any worker count and piece split"
+        );
     }
 }

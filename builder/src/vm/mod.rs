@@ -71,8 +71,11 @@ impl Format {
 impl std::str::FromStr for Format {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> anyhow::Result<Format> {
-        <Format as clap::ValueEnum>::from_str(s, true)
-            .map_err(|_| anyhow::anyhow!("unknown VM format {s:?} (virtualbox, vagrant, gce, ami, ami_vmdk, qemu)"))
+        <Format as clap::ValueEnum>::from_str(s, true).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown VM format {s:?} (virtualbox, vagrant, gce, ami, ami_vmdk, qemu)"
+            )
+        })
     }
 }
 
@@ -123,8 +126,21 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
 /// Make `format`'s artifacts from `raw_image` in `outdir` with the defaults (the platform's
 /// OEM tree, 1 GiB guests); returns the files written.
 #[allow(dead_code)] // called by `release --formats` (release engineer's module)
-pub fn build_artifacts(format: Format, raw_image: &Path, outdir: &Path, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
-    let req = Request { format, image: raw_image, outdir, oem: None, as_is: false, memory_mib: 1024, box_url: None };
+pub fn build_artifacts(
+    format: Format,
+    raw_image: &Path,
+    outdir: &Path,
+    ui: &Ui,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let req = Request {
+        format,
+        image: raw_image,
+        outdir,
+        oem: None,
+        as_is: false,
+        memory_mib: 1024,
+        box_url: None,
+    };
     build(&req, ui)
 }
 
@@ -145,7 +161,10 @@ fn artifact(outdir: &Path, format: Format, suffix: &str) -> PathBuf {
 /// SOURCE_DATE_EPOCH, or 0: the time stamped into archives.
 fn source_date_epoch() -> anyhow::Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) => s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
+        Ok(s) => s
+            .trim()
+            .parse()
+            .with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
         Err(_) => Ok(0),
     }
 }
@@ -161,7 +180,8 @@ fn image_version(image: &Path) -> Option<String> {
 fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
     let format = req.format;
     work_image::check_coreos(req.image)?;
-    std::fs::create_dir_all(req.outdir).with_context(|| format!("creating {}", req.outdir.display()))?;
+    std::fs::create_dir_all(req.outdir)
+        .with_context(|| format!("creating {}", req.outdir.display()))?;
     let workers = disk::ordered_map::default_workers();
 
     // The working copy: for ami it is the artifact itself, for the others it is removed at the end.
@@ -173,17 +193,23 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         req.image.to_path_buf()
     } else {
         let (out, work) = OutputFile::create(&artifact(req.outdir, format, "_image.bin"))?;
-        let src = File::open(req.image).with_context(|| format!("opening {}", req.image.display()))?;
+        let src =
+            File::open(req.image).with_context(|| format!("opening {}", req.image.display()))?;
         let pb = ui.bytes("copy", src.metadata()?.len());
         work_image::sparse_copy(&src, &work, &|n| pb.set_position(n))?;
         pb.finish_and_clear();
         if let Some(name) = format.layout() {
-            let layout = disk::layout::Layout::builtin(name).with_context(|| format!("layout {name}"))?;
+            let layout =
+                disk::layout::Layout::builtin(name).with_context(|| format!("layout {name}"))?;
             work_image::grow_to_layout(&work, &layout)?;
         }
-        let oem = req.oem.clone().or_else(|| format.default_oem().map(|o| OemSource::Builtin(o.into())));
+        let oem = req
+            .oem
+            .clone()
+            .or_else(|| format.default_oem().map(|o| OemSource::Builtin(o.into())));
         if let Some(oem) = &oem {
-            crate::image::replace_oem(out.tmp_path(), oem, ui).with_context(|| format!("putting OEM {oem:?} into the image"))?;
+            crate::image::replace_oem(out.tmp_path(), oem, ui)
+                .with_context(|| format!("putting OEM {oem:?} into the image"))?;
         }
         if format == Format::Gce {
             work_image::pad_to(&work, gce::GIB)?;
@@ -195,7 +221,11 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
     let work = File::open(&work_path)?;
     let seed = work_image::fingerprint(&work, format.name())?;
     let version = image_version(req.image).unwrap_or_else(|| "0.0.0".into());
-    let vm_name = format!("coreos_production_{}-{}", format.name(), version.replace(['.', '+'], "-"));
+    let vm_name = format!(
+        "coreos_production_{}-{}",
+        format.name(),
+        version.replace(['.', '+'], "-")
+    );
 
     let mut written = Vec::new();
     match format {
@@ -210,7 +240,8 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         }
         Format::Virtualbox => {
             let dest = artifact(req.outdir, format, "_image.vmdk");
-            let (out, f, capacity) = write_vmdk(&work, &dest, AdapterType::Ide, &seed, workers, ui)?;
+            let (out, f, capacity) =
+                write_vmdk(&work, &dest, AdapterType::Ide, &seed, workers, ui)?;
             let vmdk = out.commit(f)?;
             let ids = ovf::MachineIds::from_seed(&seed);
             let text = ovf::render(&ovf::OvfParams {
@@ -222,15 +253,30 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
                 ids: &ids,
             });
             written.push(vmdk);
-            written.push(write_text(&artifact(req.outdir, format, ".ovf"), &text, 0o644)?);
+            written.push(write_text(
+                &artifact(req.outdir, format, ".ovf"),
+                &text,
+                0o644,
+            )?);
         }
-        Format::Vagrant => written.extend(write_vagrant(req, &work, &seed, &vm_name, &version, workers, ui)?),
+        Format::Vagrant => written.extend(write_vagrant(
+            req, &work, &seed, &vm_name, &version, workers, ui,
+        )?),
         Format::Gce => {
             if work.metadata()?.len() % gce::GIB != 0 {
-                bail!("{} is not a whole number of GiB, as GCE requires of disk.raw", work_path.display());
+                bail!(
+                    "{} is not a whole number of GiB, as GCE requires of disk.raw",
+                    work_path.display()
+                );
             }
             let dest = artifact(req.outdir, format, ".tar.gz");
-            written.push(gce::write_archive(&work_path, &dest, source_date_epoch()?, workers, ui)?);
+            written.push(gce::write_archive(
+                &work_path,
+                &dest,
+                source_date_epoch()?,
+                workers,
+                ui,
+            )?);
         }
         Format::Qemu => {
             let dest = artifact(req.outdir, format, "_image.img");
@@ -241,14 +287,20 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
             let img = out.commit(f)?;
             let script = qemu::launcher(&file_name(&img), &vm_name, req.memory_mib);
             written.push(img);
-            written.push(write_text(&artifact(req.outdir, format, ".sh"), &script, 0o755)?);
+            written.push(write_text(
+                &artifact(req.outdir, format, ".sh"),
+                &script,
+                0o755,
+            )?);
         }
     }
     Ok(written)
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn write_text(dest: &Path, text: &str, mode: u32) -> anyhow::Result<PathBuf> {
@@ -278,8 +330,13 @@ fn write_vmdk(
         workers,
     };
     let pb = ui.bytes("vmdk", src.metadata()?.len());
-    let report = disk::vmdk::write_stream_optimized(src, BufWriter::with_capacity(1 << 20, &f), &opts, &|n| pb.set_position(n))
-        .with_context(|| format!("writing {}", dest.display()))?;
+    let report = disk::vmdk::write_stream_optimized(
+        src,
+        BufWriter::with_capacity(1 << 20, &f),
+        &opts,
+        &|n| pb.set_position(n),
+    )
+    .with_context(|| format!("writing {}", dest.display()))?;
     pb.finish_and_clear();
     Ok((out, f, report.capacity_bytes))
 }
@@ -301,7 +358,14 @@ fn write_vagrant(
     use tar_stream::{Member, Source};
     let vmdk_name = "coreos_production_vagrant_image.vmdk";
     // The VMDK lives only inside the box: its temporary file goes when `vmdk_out` drops.
-    let (vmdk_out, f, capacity) = write_vmdk(work, &req.outdir.join(vmdk_name), AdapterType::Ide, seed, workers, ui)?;
+    let (vmdk_out, f, capacity) = write_vmdk(
+        work,
+        &req.outdir.join(vmdk_name),
+        AdapterType::Ide,
+        seed,
+        workers,
+        ui,
+    )?;
     f.sync_all()?;
     let ids = ovf::MachineIds::from_seed(seed);
     let box_ovf = ovf::render(&ovf::OvfParams {
@@ -313,17 +377,35 @@ fn write_vagrant(
         ids: &ids,
     });
     let members = vec![
-        Member { name: "metadata.json".into(), mode: 0o644, source: Source::Bytes(vagrant::METADATA_JSON.into()) },
-        Member { name: "Vagrantfile".into(), mode: 0o644, source: Source::Bytes(vagrant::vagrantfile(&ids.mac).into()) },
-        Member { name: "box.ovf".into(), mode: 0o644, source: Source::Bytes(box_ovf.into()) },
-        Member { name: vmdk_name.into(), mode: 0o644, source: Source::File(vmdk_out.tmp_path().to_path_buf()) },
+        Member {
+            name: "metadata.json".into(),
+            mode: 0o644,
+            source: Source::Bytes(vagrant::METADATA_JSON.into()),
+        },
+        Member {
+            name: "Vagrantfile".into(),
+            mode: 0o644,
+            source: Source::Bytes(vagrant::vagrantfile(&ids.mac).into()),
+        },
+        Member {
+            name: "box.ovf".into(),
+            mode: 0o644,
+            source: Source::Bytes(box_ovf.into()),
+        },
+        Member {
+            name: vmdk_name.into(),
+            mode: 0o644,
+            source: Source::File(vmdk_out.tmp_path().to_path_buf()),
+        },
     ];
     let pieces = tar_stream::pieces(members, source_date_epoch()?)?;
     let dest = artifact(req.outdir, Format::Vagrant, ".box");
     let (box_out, bf) = OutputFile::create(&dest)?;
     let pb = ui.bytes("box", pieces.iter().map(|p| p.len()).sum());
     let mut w = BufWriter::with_capacity(1 << 20, &bf);
-    gzip::write_gzip(pieces, &mut w, BOX_GZIP_LEVEL, workers, &|n| pb.set_position(n))?;
+    gzip::write_gzip(pieces, &mut w, BOX_GZIP_LEVEL, workers, &|n| {
+        pb.set_position(n)
+    })?;
     drop(w);
     pb.finish_and_clear();
     drop(vmdk_out);
@@ -333,13 +415,20 @@ fn write_vagrant(
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
         std::io::copy(&mut File::open(&box_path)?, &mut h)?;
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect::<String>()
+        h.finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
     };
     let url = match &req.box_url {
         Some(u) => u.clone(),
         None => format!("file://{}", std::fs::canonicalize(&box_path)?.display()),
     };
     let catalog = vagrant::catalog("coreos", version, &url, &sha);
-    let json = write_text(&artifact(req.outdir, Format::Vagrant, ".json"), &catalog, 0o644)?;
+    let json = write_text(
+        &artifact(req.outdir, Format::Vagrant, ".json"),
+        &catalog,
+        0o644,
+    )?;
     Ok(vec![box_path, json])
 }

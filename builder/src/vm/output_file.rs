@@ -14,7 +14,10 @@ pub struct OutputFile {
 impl OutputFile {
     /// Create `<dir>/.<name>.partial` (replacing a stale one) for `<dir>/<name>`.
     pub fn create(dest: &Path) -> anyhow::Result<(OutputFile, File)> {
-        let name = dest.file_name().context("artifact path has no file name")?.to_string_lossy();
+        let name = dest
+            .file_name()
+            .context("artifact path has no file name")?
+            .to_string_lossy();
         let tmp = dest.with_file_name(format!(".{name}.partial"));
         let f = OpenOptions::new()
             .read(true)
@@ -23,7 +26,14 @@ impl OutputFile {
             .truncate(true)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
-        Ok((OutputFile { tmp, dest: dest.to_path_buf(), committed: false }, f))
+        Ok((
+            OutputFile {
+                tmp,
+                dest: dest.to_path_buf(),
+                committed: false,
+            },
+            f,
+        ))
     }
 
     pub fn tmp_path(&self) -> &Path {
@@ -32,10 +42,12 @@ impl OutputFile {
 
     /// Flush to disk and rename to the final name.
     pub fn commit(mut self, file: File) -> anyhow::Result<PathBuf> {
-        file.sync_all().with_context(|| format!("syncing {}", self.tmp.display()))?;
+        file.sync_all()
+            .with_context(|| format!("syncing {}", self.tmp.display()))?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.dest)
-            .with_context(|| format!("renaming {} to {}", self.tmp.display(), self.dest.display()))?;
+        std::fs::rename(&self.tmp, &self.dest).with_context(|| {
+            format!("renaming {} to {}", self.tmp.display(), self.dest.display())
+        })?;
         self.committed = true;
         Ok(self.dest.clone())
     }

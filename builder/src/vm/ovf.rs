@@ -16,7 +16,8 @@ impl MachineIds {
     pub fn from_seed(seed: &[u8]) -> MachineIds {
         let d = Sha256::digest([b"ovf-machine-ids".as_slice(), seed].concat());
         let mac = format!("080027{:02X}{:02X}{:02X}", d[0], d[1], d[2]);
-        let disk_uuid = uuid::Builder::from_random_bytes(d[16..32].try_into().expect("16 bytes")).into_uuid();
+        let disk_uuid =
+            uuid::Builder::from_random_bytes(d[16..32].try_into().expect("16 bytes")).into_uuid();
         MachineIds { mac, disk_uuid }
     }
 }
@@ -31,16 +32,26 @@ pub struct OvfParams<'a> {
     pub ids: &'a MachineIds,
 }
 
-const STREAM_OPTIMIZED: &str = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized";
+const STREAM_OPTIMIZED: &str =
+    "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized";
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 pub fn render(p: &OvfParams) -> String {
     let name = escape(p.vm_name);
     let vmdk = escape(p.vmdk_file);
-    let (cap, mem, cpus, mac, uuid) = (p.capacity, p.memory_mib, p.cpus, &p.ids.mac, p.ids.disk_uuid);
+    let (cap, mem, cpus, mac, uuid) = (
+        p.capacity,
+        p.memory_mib,
+        p.cpus,
+        &p.ids.mac,
+        p.ids.disk_uuid,
+    );
     format!(
         r#"<?xml version="1.0"?>
 <Envelope ovf:version="1.0" xml:lang="en-US" xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:rasd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData" xmlns:vssd="http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_VirtualSystemSettingData" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:vbox="http://www.virtualbox.org/ovf/machine">
@@ -182,13 +193,24 @@ mod tests {
         let a = MachineIds::from_seed(b"x");
         assert_eq!(a, MachineIds::from_seed(b"x"));
         assert_ne!(a.mac, MachineIds::from_seed(b"y").mac);
-        assert!(a.mac.starts_with("080027") && a.mac.len() == 12 && a.mac.chars().all(|c| c.is_ascii_hexdigit()));
+        assert!(
+            a.mac.starts_with("080027")
+                && a.mac.len() == 12
+                && a.mac.chars().all(|c| c.is_ascii_hexdigit())
+        );
     }
 
     #[test]
     fn names_disk_and_capacity() {
         let ids = MachineIds::from_seed(b"x");
-        let p = OvfParams { vm_name: "coreos_production_virtualbox-1-0-0", vmdk_file: "d.vmdk", capacity: 9116319744, memory_mib: 1024, cpus: 1, ids: &ids };
+        let p = OvfParams {
+            vm_name: "coreos_production_virtualbox-1-0-0",
+            vmdk_file: "d.vmdk",
+            capacity: 9116319744,
+            memory_mib: 1024,
+            cpus: 1,
+            ids: &ids,
+        };
         let x = render(&p);
         assert!(x.contains(r#"ovf:capacity="9116319744""#));
         assert!(x.contains(&format!(r#"MACAddress="{}""#, ids.mac)));

@@ -53,7 +53,8 @@ impl Piece {
             Piece::Bytes(b) => Ok(b),
             Piece::Read { file, at, len } => {
                 let mut buf = vec![0u8; len as usize];
-                file.read_exact_at(&mut buf, at).with_context(|| format!("reading {len} bytes at {at}"))?;
+                file.read_exact_at(&mut buf, at)
+                    .with_context(|| format!("reading {len} bytes at {at}"))?;
                 Ok(buf)
             }
         }
@@ -62,7 +63,8 @@ impl Piece {
 
 fn base_header(name: &str, mode: u32, mtime: u64) -> anyhow::Result<Header> {
     let mut h = Header::new_gnu();
-    h.set_path(name).with_context(|| format!("tar member name {name}"))?;
+    h.set_path(name)
+        .with_context(|| format!("tar member name {name}"))?;
     h.set_mode(mode);
     h.set_uid(0);
     h.set_gid(0);
@@ -77,14 +79,21 @@ fn data_pieces(file: &Arc<File>, ranges: &[Range<u64>], out: &mut Vec<Piece>) {
         let mut at = r.start;
         while at < r.end {
             let len = (r.end - at).min(READ_PIECE);
-            out.push(Piece::Read { file: file.clone(), at, len });
+            out.push(Piece::Read {
+                file: file.clone(),
+                at,
+                len,
+            });
             at += len;
         }
     }
 }
 
 fn padding(stored: u64) -> Piece {
-    Piece::Bytes(vec![0u8; (stored.next_multiple_of(BLOCK) - stored) as usize])
+    Piece::Bytes(vec![
+        0u8;
+        (stored.next_multiple_of(BLOCK) - stored) as usize
+    ])
 }
 
 /// The old-GNU sparse map of `ranges` within a file of `real_size` bytes: four entries in the
@@ -135,7 +144,9 @@ pub fn pieces(members: Vec<Member>, mtime: u64) -> anyhow::Result<Vec<Piece>> {
                 out.push(padding(n));
             }
             Source::File(path) => {
-                let f = Arc::new(File::open(&path).with_context(|| format!("opening {}", path.display()))?);
+                let f = Arc::new(
+                    File::open(&path).with_context(|| format!("opening {}", path.display()))?,
+                );
                 let len = f.metadata()?.len();
                 h.set_entry_type(EntryType::Regular);
                 h.set_size(len);
@@ -145,9 +156,12 @@ pub fn pieces(members: Vec<Member>, mtime: u64) -> anyhow::Result<Vec<Piece>> {
                 out.push(padding(len));
             }
             Source::SparseFile(path) => {
-                let f = Arc::new(File::open(&path).with_context(|| format!("opening {}", path.display()))?);
+                let f = Arc::new(
+                    File::open(&path).with_context(|| format!("opening {}", path.display()))?,
+                );
                 let real_size = f.metadata()?.len();
-                let ranges = disk::sparse::data_ranges(&f).with_context(|| format!("mapping {}", path.display()))?;
+                let ranges = disk::sparse::data_ranges(&f)
+                    .with_context(|| format!("mapping {}", path.display()))?;
                 let stored: u64 = ranges.iter().map(|r| r.end - r.start).sum();
                 h.set_entry_type(EntryType::GNUSparse);
                 h.set_size(stored);
@@ -161,6 +175,10 @@ pub fn pieces(members: Vec<Member>, mtime: u64) -> anyhow::Result<Vec<Piece>> {
         }
     }
     let written: u64 = out.iter().map(Piece::len).sum::<u64>() + 2 * BLOCK;
-    out.push(Piece::Bytes(vec![0u8; (2 * BLOCK + written.next_multiple_of(RECORD) - written) as usize]));
+    out.push(Piece::Bytes(vec![
+        0u8;
+        (2 * BLOCK + written.next_multiple_of(RECORD) - written)
+            as usize
+    ]));
     Ok(out)
 }

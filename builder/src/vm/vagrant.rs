@@ -67,7 +67,12 @@ pub fn catalog(name: &str, version: &str, url: &str, sha256: &str) -> String {
         description: &description,
         versions: vec![CatalogVersion {
             version,
-            providers: vec![CatalogProvider { name: "virtualbox", url, checksum_type: "sha256", checksum: sha256 }],
+            providers: vec![CatalogProvider {
+                name: "virtualbox",
+                url,
+                checksum_type: "sha256",
+                checksum: sha256,
+            }],
         }],
     };
     serde_json::to_string_pretty(&c).expect("plain data") + "\n"
@@ -79,7 +84,9 @@ mod tests {
 
     #[test]
     fn catalog_shape() {
-        let j: serde_json::Value = serde_json::from_str(&catalog("coreos-stable", "1.2.3", "file:///x.box", "ab")).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&catalog("coreos-stable", "1.2.3", "file:///x.box", "ab"))
+                .unwrap();
         assert_eq!(j["versions"][0]["providers"][0]["checksum"], "ab");
         assert_eq!(j["versions"][0]["version"], "1.2.3");
         assert!(vagrantfile("080027AABBCC").contains("config.vm.base_mac = \"080027AABBCC\""));

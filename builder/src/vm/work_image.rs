@@ -26,8 +26,12 @@ pub const REQUIRED: [(u32, &str); 3] = [(3, "USR-A"), (6, "OEM"), (9, "ROOT")];
 /// Read the table of `path` and check that it is a CoreOS disk.
 pub fn check_coreos(path: &Path) -> anyhow::Result<Layout> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let table = disk::gpt::read_table(&f)
-        .with_context(|| format!("{} is not a CoreOS image: no readable GPT partition table", path.display()))?;
+    let table = disk::gpt::read_table(&f).with_context(|| {
+        format!(
+            "{} is not a CoreOS image: no readable GPT partition table",
+            path.display()
+        )
+    })?;
     for (number, label) in REQUIRED {
         match table.by_number(number) {
             Some(p) if p.label == label => {}
@@ -36,7 +40,10 @@ pub fn check_coreos(path: &Path) -> anyhow::Result<Layout> {
                 path.display(),
                 p.label
             ),
-            None => bail!("{} is not a CoreOS image: it has no partition {number} ({label})", path.display()),
+            None => bail!(
+                "{} is not a CoreOS image: it has no partition {number} ({label})",
+                path.display()
+            ),
         }
     }
     Ok(table)
@@ -56,12 +63,16 @@ pub fn sparse_copy(src: &File, dst: &File, progress: &dyn Fn(u64)) -> anyhow::Re
     for r in disk::sparse::data_ranges(src).context("mapping the source image")? {
         let mut at = r.start - r.start % COPY_BLOCK as u64;
         while at < r.end {
-            let n = ((r.end.next_multiple_of(COPY_BLOCK as u64) - at) as usize).min(buf.len()).min((len - at) as usize);
-            src.read_exact_at(&mut buf[..n], at).with_context(|| format!("reading the source image at byte {at}"))?;
+            let n = ((r.end.next_multiple_of(COPY_BLOCK as u64) - at) as usize)
+                .min(buf.len())
+                .min((len - at) as usize);
+            src.read_exact_at(&mut buf[..n], at)
+                .with_context(|| format!("reading the source image at byte {at}"))?;
             for (i, block) in buf[..n].chunks(COPY_BLOCK).enumerate() {
                 if !is_zero(block) {
                     let off = at + (i * COPY_BLOCK) as u64;
-                    dst.write_all_at(block, off).with_context(|| format!("writing the work copy at byte {off}"))?;
+                    dst.write_all_at(block, off)
+                        .with_context(|| format!("writing the work copy at byte {off}"))?;
                 }
             }
             at += n as u64;
@@ -76,14 +87,20 @@ pub fn sparse_copy(src: &File, dst: &File, progress: &dyn Fn(u64)) -> anyhow::Re
 /// backup GPT to the new end. ROOT's filesystem keeps its size (CoreOS grows it on first boot).
 pub fn grow_to_layout(work: &File, layout: &Layout) -> anyhow::Result<()> {
     let table = disk::gpt::read_table(work).context("reading the work copy's GPT")?;
-    let root = table.by_number(9).context("the image has no ROOT partition")?;
-    let want = layout.by_number(9).context("the layout has no ROOT partition")?;
+    let root = table
+        .by_number(9)
+        .context("the image has no ROOT partition")?;
+    let want = layout
+        .by_number(9)
+        .context("the layout has no ROOT partition")?;
     if root.sectors >= want.sectors {
         return Ok(());
     }
     let new_last = root.first_lba + want.sectors - 1;
     // The table needs 33 sectors after the last partition; CoreOS aligns disks to 258048 sectors.
-    let disk_sectors = layout.disk_sectors.max((new_last + 1 + 34).next_multiple_of(258048));
+    let disk_sectors = layout
+        .disk_sectors
+        .max((new_last + 1 + 34).next_multiple_of(258048));
     let old_bytes = work.metadata()?.len();
     if disk_sectors * SECTOR > old_bytes {
         work.set_len(disk_sectors * SECTOR)?;
@@ -113,9 +130,13 @@ fn grow_entry(f: &File, number: u32, last_lba: u64) -> anyhow::Result<()> {
     if &hdr[0..8] != b"EFI PART" {
         bail!("no primary GPT header at LBA 1");
     }
-    let u32_at = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let u32_at =
+        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
     let entries_lba = u64::from_le_bytes(hdr[HDR_ENTRIES_LBA..HDR_ENTRIES_LBA + 8].try_into()?);
-    let (count, size) = (u32_at(&hdr, HDR_NUM_ENTRIES) as usize, u32_at(&hdr, HDR_ENTRY_SIZE) as usize);
+    let (count, size) = (
+        u32_at(&hdr, HDR_NUM_ENTRIES) as usize,
+        u32_at(&hdr, HDR_ENTRY_SIZE) as usize,
+    );
     if number as usize > count || size < 128 {
         bail!("GPT has {count} entries of {size} bytes; cannot hold partition {number}");
     }
@@ -124,7 +145,8 @@ fn grow_entry(f: &File, number: u32, last_lba: u64) -> anyhow::Result<()> {
     let at = (number as usize - 1) * size + ENTRY_LAST_LBA;
     entries[at..at + 8].copy_from_slice(&last_lba.to_le_bytes());
     f.write_all_at(&entries, entries_lba * SECTOR)?;
-    hdr[HDR_ENTRIES_CRC..HDR_ENTRIES_CRC + 4].copy_from_slice(&crc32fast::hash(&entries).to_le_bytes());
+    hdr[HDR_ENTRIES_CRC..HDR_ENTRIES_CRC + 4]
+        .copy_from_slice(&crc32fast::hash(&entries).to_le_bytes());
     let hsize = u32_at(&hdr, HDR_SIZE) as usize;
     hdr[HDR_CRC..HDR_CRC + 4].fill(0);
     let crc = crc32fast::hash(&hdr[..hsize.min(512)]);
@@ -151,11 +173,16 @@ pub fn fingerprint(work: &File, format: &str) -> anyhow::Result<Vec<u8>> {
     h.update(&head);
     let table = disk::gpt::read_table(work)?;
     for (number, _) in REQUIRED.iter().filter(|(n, _)| *n != 9) {
-        let p = table.by_number(*number).context("partition checked earlier")?;
+        let p = table
+            .by_number(*number)
+            .context("partition checked earlier")?;
         // USR-A's first MiB (superblock, UUIDs) and all of OEM's data.
         let span = if *number == 6 { p.bytes() } else { 1 << 20 };
         let mut buf = vec![0u8; 1 << 20];
-        for r in ranges.iter().filter(|r| r.start < p.offset() + span && r.end > p.offset()) {
+        for r in ranges
+            .iter()
+            .filter(|r| r.start < p.offset() + span && r.end > p.offset())
+        {
             let (mut at, end) = (r.start.max(p.offset()), r.end.min(p.offset() + span));
             while at < end {
                 let n = ((end - at) as usize).min(buf.len());
@@ -175,16 +202,29 @@ mod tests {
     #[test]
     fn sparse_copy_keeps_data_and_skips_zeros() {
         let dir = tempfile::tempdir().unwrap();
-        let src = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(dir.path().join("s")).unwrap();
+        let src = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("s"))
+            .unwrap();
         src.set_len(8 << 20).unwrap();
         src.write_all_at(&[7u8; 5000], 100_000).unwrap();
         src.write_all_at(&vec![0u8; 1 << 20], 4 << 20).unwrap();
         src.write_all_at(&[9u8; 10], (8 << 20) - 10).unwrap();
         let dst = File::create(dir.path().join("d")).unwrap();
         sparse_copy(&src, &dst, &|_| ()).unwrap();
-        let (a, b) = (std::fs::read(dir.path().join("s")).unwrap(), std::fs::read(dir.path().join("d")).unwrap());
+        let (a, b) = (
+            std::fs::read(dir.path().join("s")).unwrap(),
+            std::fs::read(dir.path().join("d")).unwrap(),
+        );
         assert!(a == b);
-        let data: u64 = disk::sparse::data_ranges(&dst).unwrap().iter().map(|r| r.end - r.start).sum();
+        let data: u64 = disk::sparse::data_ranges(&dst)
+            .unwrap()
+            .iter()
+            .map(|r| r.end - r.start)
+            .sum();
         assert!(data <= 3 * COPY_BLOCK as u64, "zeros were written: {data}");
     }
 }

@@ -3,6 +3,17 @@
 //!
 //! CONTRACT (other modules call these; keep the signatures): `write_tree`, `Ext4Params`,
 //! `Flavor`, `WriteReport`, `Ext4Error`, and `edit::add_file`.
+//!
+//! How the writer works: `scan` reads the tree (lstat, sorted names, holes, xattrs);
+//! `plan` numbers inodes breadth-first and allocates blocks with one sequential cursor
+//! (`alloc`), building every metadata block in memory (`dir`, `extent` or `blockmap`,
+//! `xattr`, `journal`, `tables`); `write` punches the target range to zeros and writes the
+//! metadata while two threads copy file data with copy_file_range. The same tree and
+//! parameters always give the same bytes. On-disk structures (`superblock`, `group`,
+//! `inode`, `csum`) have public encode/decode for the in-place editor.
+//!
+//! Layout choice: both flavours keep each group's bitmaps and inode table inside the group
+//! (valid with or without flex_bg), so one rule serves ext2 and ext4.
 
 pub mod alloc;
 pub mod blockmap;
@@ -106,6 +117,9 @@ pub enum Ext4Error {
 /// tree at `source` (or an empty root directory when `None`). Never writes zeros into holes.
 /// Everything that can fail about the tree (size, names, readability, inodes) is checked
 /// before the first byte is written.
+///
+/// A file shorter than `offset + size` is extended first (ftruncate); callers that write
+/// several partitions of one image from several threads should size the image beforehand.
 pub fn write_tree(
     source: Option<&Path>,
     out: &File,

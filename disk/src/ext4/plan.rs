@@ -358,8 +358,10 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
             uid: n.uid,
             gid: n.gid,
             size,
-            atime: clamp(n.atime),
-            ctime: clamp(n.ctime),
+            // Only mtime is the tree's content: the source's atime moves as we read it
+            // and its ctime as it was unpacked, so both would make builds differ.
+            atime: clamp(n.mtime),
+            ctime: clamp(n.mtime),
             mtime: clamp(n.mtime),
             crtime: clamp(n.mtime),
             links_count: links as u16,

@@ -43,6 +43,8 @@ pub const EXT4_CRC32C_CHKSUM: u8 = 1;
 /// Offset of the top byte of s_feature_ro_compat in the filesystem; 0xff there is CoreOS's
 /// read-only marker (unknown ro_compat bits forbid read-write mounts).
 pub const READ_ONLY_MARKER_OFFSET: u64 = SUPERBLOCK_OFFSET + 0x67;
+/// The marker as s_feature_ro_compat bits.
+pub const READ_ONLY_MARKER: u32 = 0xFF00_0000;
 
 /// The superblock fields this project reads or writes; everything else stays zero.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -198,6 +198,10 @@ pub fn superblock_copies(
         let mut first = vec![0u8; BLOCK_SIZE as usize];
         let mut s = sb.clone();
         s.block_group_nr = g as u16;
+        if g == 0 && read_only_marker {
+            // Through the struct, so a metadata_csum superblock stays correctly checksummed.
+            s.feature_ro_compat |= READ_ONLY_MARKER;
+        }
         // The primary sits 1024 bytes in (after the boot sector area); backups start their block.
         let at = if g == 0 {
             SUPERBLOCK_OFFSET as usize
@@ -205,9 +209,6 @@ pub fn superblock_copies(
             0
         };
         first[at..at + SUPERBLOCK_SIZE].copy_from_slice(&s.encode());
-        if g == 0 && read_only_marker {
-            first[READ_ONLY_MARKER_OFFSET as usize] = 0xFF;
-        }
         out.push((start, first));
         for (k, chunk) in gdt.chunks(BLOCK_SIZE as usize).enumerate() {
             out.push((start + 1 + k as u64, chunk.to_vec()));

@@ -114,7 +114,9 @@ impl fmt::Display for PartName {
 pub enum LayoutError {
     #[error("layout {file}: {msg}")]
     Parse { file: String, msg: String },
-    #[error("unknown layout {0:?}: built-in layouts are base, vm and vagrant (or give a file path)")]
+    #[error(
+        "unknown layout {0:?}: built-in layouts are base, vm and vagrant (or give a file path)"
+    )]
     UnknownLayout(String),
     #[error("{0}: unknown partition type {1:?} (known: efi, bios, coreos-rootfs, coreos-usr, coreos-resize, coreos-reserved, coreos-root-raid, data, linux-data, blank, or a GUID)")]
     UnknownType(PartName, String),
@@ -123,11 +125,22 @@ pub enum LayoutError {
     #[error("duplicate partition number {0}")]
     DuplicateNumber(u32),
     #[error("duplicate label {label:?}: {a} and {b}")]
-    DuplicateLabel { label: String, a: PartName, b: PartName },
+    DuplicateLabel {
+        label: String,
+        a: PartName,
+        b: PartName,
+    },
     #[error("{0}: first sector {1} is not aligned to {2} sectors")]
     Misaligned(PartName, u64, u64),
     #[error("{a} (sectors {a_first}..={a_last}) overlaps {b} (sectors {b_first}..={b_last})")]
-    Overlap { a: PartName, a_first: u64, a_last: u64, b: PartName, b_first: u64, b_last: u64 },
+    Overlap {
+        a: PartName,
+        a_first: u64,
+        a_last: u64,
+        b: PartName,
+        b_first: u64,
+        b_last: u64,
+    },
     #[error("{0}: filesystem of {1} bytes is larger than the partition's {2} bytes")]
     FsTooLarge(PartName, u64, u64),
     #[error("{0}: size is zero sectors")]
@@ -165,7 +178,10 @@ impl Layout {
             file: path.display().to_string(),
             msg: e.to_string(),
         })?;
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         Layout::from_toml(&name, &text, &path.display().to_string())
     }
 
@@ -196,13 +212,18 @@ impl Layout {
         let part_align = m.part_alignment.unwrap_or(4096).max(1);
         let disk_align = m.disk_alignment.unwrap_or(258048).max(1);
         if m.block_size.unwrap_or(512) != crate::SECTOR {
-            return Err(LayoutError::Invalid(format!("{name}: block_size must be 512")));
+            return Err(LayoutError::Invalid(format!(
+                "{name}: block_size must be 512"
+            )));
         }
         if m.fs_block_size.unwrap_or(FS_BLOCK_SIZE) != FS_BLOCK_SIZE {
-            return Err(LayoutError::Invalid(format!("{name}: fs_block_size must be 4096")));
+            return Err(LayoutError::Invalid(format!(
+                "{name}: fs_block_size must be 4096"
+            )));
         }
         let disk_guid = match &m.disk_guid {
-            Some(g) => Uuid::parse_str(g).map_err(|_| LayoutError::Invalid(format!("{name}: bad disk_guid {g:?}")))?,
+            Some(g) => Uuid::parse_str(g)
+                .map_err(|_| LayoutError::Invalid(format!("{name}: bad disk_guid {g:?}")))?,
             None => PRISTINE_DISK_GUID,
         };
 
@@ -214,7 +235,9 @@ impl Layout {
             }
         }
         if specs.iter().any(|p| p.number == 0 || p.number > 128) {
-            return Err(LayoutError::Invalid(format!("{name}: partition numbers must be 1..=128")));
+            return Err(LayoutError::Invalid(format!(
+                "{name}: partition numbers must be 1..=128"
+            )));
         }
 
         let mut parts: Vec<Partition> = Vec::new();
@@ -222,15 +245,21 @@ impl Layout {
         for s in specs {
             let label = s.label.clone().unwrap_or_default();
             let pn = PartName(s.number, label.clone());
-            let tname = s.type_name.as_deref().ok_or_else(|| LayoutError::Missing(pn.clone(), "type"))?;
+            let tname = s
+                .type_name
+                .as_deref()
+                .ok_or_else(|| LayoutError::Missing(pn.clone(), "type"))?;
             if tname == "blank" {
                 continue;
             }
-            let type_guid = types::type_guid(tname).ok_or_else(|| LayoutError::UnknownType(pn.clone(), tname.into()))?;
+            let type_guid = types::type_guid(tname)
+                .ok_or_else(|| LayoutError::UnknownType(pn.clone(), tname.into()))?;
             if label.is_empty() {
                 return Err(LayoutError::Missing(pn, "label"));
             }
-            let sectors = s.blocks.ok_or_else(|| LayoutError::Missing(pn.clone(), "blocks"))?;
+            let sectors = s
+                .blocks
+                .ok_or_else(|| LayoutError::Missing(pn.clone(), "blocks"))?;
             if sectors == 0 {
                 return Err(LayoutError::Empty(pn));
             }
@@ -243,7 +272,10 @@ impl Layout {
                 }
                 None => next.div_ceil(part_align) * part_align,
             };
-            if let Some(prev) = parts.iter().find(|q| first_lba <= q.last_lba() && q.first_lba <= first_lba + sectors - 1) {
+            if let Some(prev) = parts
+                .iter()
+                .find(|q| first_lba <= q.last_lba() && q.first_lba <= first_lba + sectors - 1)
+            {
                 return Err(LayoutError::Overlap {
                     a: pn,
                     a_first: first_lba,
@@ -266,7 +298,11 @@ impl Layout {
             let bytes = sectors * crate::SECTOR;
             let fs_blocks = s.fs_blocks.unwrap_or(bytes / FS_BLOCK_SIZE);
             if fs_blocks * FS_BLOCK_SIZE > bytes {
-                return Err(LayoutError::FsTooLarge(pn, fs_blocks * FS_BLOCK_SIZE, bytes));
+                return Err(LayoutError::FsTooLarge(
+                    pn,
+                    fs_blocks * FS_BLOCK_SIZE,
+                    bytes,
+                ));
             }
             if let Some(fs) = &s.fs_type {
                 if !matches!(fs.as_str(), "ext2" | "ext4" | "vfat") {
@@ -283,7 +319,9 @@ impl Layout {
                 }
             }
             let part_guid = match &s.uuid {
-                Some(u) => Uuid::parse_str(u).map_err(|_| LayoutError::BadUuid(pn.clone(), u.clone()))?,
+                Some(u) => {
+                    Uuid::parse_str(u).map_err(|_| LayoutError::BadUuid(pn.clone(), u.clone()))?
+                }
                 None => derived_part_guid(&disk_guid, s.number, &label),
             };
             parts.push(Partition {
@@ -315,32 +353,52 @@ impl Layout {
             }
         }
         if parts.iter().filter(|p| p.hybrid).count() > 1 {
-            return Err(LayoutError::Invalid(format!("{name}: only one partition may have the hybrid feature")));
+            return Err(LayoutError::Invalid(format!(
+                "{name}: only one partition may have the hybrid feature"
+            )));
         }
 
         // "prioritize": in reverse disk order, successful=1 and priority i+1 (disk_util).
         let mut prio: Vec<usize> = (0..parts.len()).filter(|&i| parts[i].prioritize).collect();
         prio.sort_by_key(|&i| parts[i].first_lba);
         for (rank, &i) in prio.iter().rev().enumerate() {
-            parts[i].attributes |= ATTR_SUCCESSFUL | (((rank as u64 + 1) & 0xf) << ATTR_PRIORITY_SHIFT);
+            parts[i].attributes |=
+                ATTR_SUCCESSFUL | (((rank as u64 + 1) & 0xf) << ATTR_PRIORITY_SHIFT);
         }
 
-        let end = parts.iter().map(|p| p.first_lba + p.sectors).max().unwrap_or(GPT_RESERVED_SECTORS);
+        let end = parts
+            .iter()
+            .map(|p| p.first_lba + p.sectors)
+            .max()
+            .unwrap_or(GPT_RESERVED_SECTORS);
         let disk_sectors = (end + GPT_RESERVED_SECTORS).div_ceil(disk_align) * disk_align;
-        Ok(Layout { name: name.to_string(), disk_guid, disk_sectors, partitions: parts })
+        Ok(Layout {
+            name: name.to_string(),
+            disk_guid,
+            disk_sectors,
+            partitions: parts,
+        })
     }
 }
 
 fn parse(text: &str, file: &str) -> Result<LayoutSpec, LayoutError> {
-    toml::from_str(text).map_err(|e| LayoutError::Parse { file: file.to_string(), msg: e.to_string() })
+    toml::from_str(text).map_err(|e| LayoutError::Parse {
+        file: file.to_string(),
+        msg: e.to_string(),
+    })
 }
 
 fn builtin_spec(name: &str) -> Result<LayoutSpec, LayoutError> {
-    let (_, text) = BUILTIN.iter().find(|(n, _)| *n == name).ok_or_else(|| LayoutError::UnknownLayout(name.into()))?;
+    let (_, text) = BUILTIN
+        .iter()
+        .find(|(n, _)| *n == name)
+        .ok_or_else(|| LayoutError::UnknownLayout(name.into()))?;
     let spec = parse(text, &format!("layouts/{name}.toml"))?;
     match &spec.inherits {
         Some(parent) if parent != name => Ok(spec.over(&builtin_spec(parent)?)),
-        Some(_) => Err(LayoutError::Invalid(format!("layout {name} inherits itself"))),
+        Some(_) => Err(LayoutError::Invalid(format!(
+            "layout {name} inherits itself"
+        ))),
         None => Ok(spec),
     }
 }

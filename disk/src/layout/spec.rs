@@ -54,7 +54,19 @@ impl PartitionSpec {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(label, type_name, blocks, first_lba, fs_type, fs_blocks, fs_bytes_per_inode, fs_inode_size, mount, features, uuid);
+        take!(
+            label,
+            type_name,
+            blocks,
+            first_lba,
+            fs_type,
+            fs_blocks,
+            fs_bytes_per_inode,
+            fs_inode_size,
+            mount,
+            features,
+            uuid
+        );
     }
 }
 
@@ -63,7 +75,13 @@ impl MetadataSpec {
         macro_rules! take {
             ($($f:ident),*) => { $( if over.$f.is_some() { self.$f = over.$f.clone(); } )* };
         }
-        take!(part_alignment, disk_alignment, block_size, fs_block_size, disk_guid);
+        take!(
+            part_alignment,
+            disk_alignment,
+            block_size,
+            fs_block_size,
+            disk_guid
+        );
     }
 }
 

@@ -4,11 +4,23 @@ use uuid::{uuid, Uuid};
 
 /// (cgpt name, type GUID). Aliases map to the same GUID.
 pub const TYPES: &[(&str, Uuid)] = &[
-    ("coreos-rootfs", uuid!("5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6")),
+    (
+        "coreos-rootfs",
+        uuid!("5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6"),
+    ),
     ("coreos-usr", uuid!("5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6")),
-    ("coreos-resize", uuid!("3884dd41-8582-4404-b9a8-e9b84f2df50e")),
-    ("coreos-reserved", uuid!("c95dc21a-df0e-4340-8d7b-26cbfa9a03e0")),
-    ("coreos-root-raid", uuid!("be9067b9-ea49-4f15-b4f6-f36f8c9e1818")),
+    (
+        "coreos-resize",
+        uuid!("3884dd41-8582-4404-b9a8-e9b84f2df50e"),
+    ),
+    (
+        "coreos-reserved",
+        uuid!("c95dc21a-df0e-4340-8d7b-26cbfa9a03e0"),
+    ),
+    (
+        "coreos-root-raid",
+        uuid!("be9067b9-ea49-4f15-b4f6-f36f8c9e1818"),
+    ),
     ("efi", uuid!("c12a7328-f81f-11d2-ba4b-00a0c93ec93b")),
     ("bios", uuid!("21686148-6449-6e6f-744e-656564454649")),
     ("data", uuid!("0fc63daf-8483-4772-8e79-3d69d8477de4")),

@@ -45,7 +45,10 @@ impl ContentId {
         }
         let mut long_content_id = [0u8; 16];
         long_content_id.copy_from_slice(&d[16..32]);
-        ContentId { cid, long_content_id }
+        ContentId {
+            cid,
+            long_content_id,
+        }
     }
 }
 
@@ -55,10 +58,19 @@ const VIRTUAL_HW_VERSION: &str = "4";
 const TOOLS_VERSION: &str = "2147483647";
 const SECTORS_PER_TRACK: u64 = 63;
 
-pub fn render(capacity_sectors: u64, extent_file: &str, adapter: AdapterType, id: &ContentId) -> String {
+pub fn render(
+    capacity_sectors: u64,
+    extent_file: &str,
+    adapter: AdapterType,
+    id: &ContentId,
+) -> String {
     let heads = adapter.heads();
     let cylinders = (capacity_sectors / (heads * SECTORS_PER_TRACK)).clamp(1, 65535);
-    let long: String = id.long_content_id.iter().map(|b| format!("{b:02x}")).collect();
+    let long: String = id
+        .long_content_id
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     format!(
         "# Disk DescriptorFile\n\
          version=1\n\

@@ -45,14 +45,21 @@ pub fn read_batches<'a>(
     runs: &'a [Range<u64>],
 ) -> impl Iterator<Item = Result<GrainBatch, VmdkError>> + Send + 'a {
     runs.iter()
-        .flat_map(|run| (run.start..run.end).step_by(BATCH_GRAINS as usize).map(move |g| g..(g + BATCH_GRAINS).min(run.end)))
+        .flat_map(|run| {
+            (run.start..run.end)
+                .step_by(BATCH_GRAINS as usize)
+                .map(move |g| g..(g + BATCH_GRAINS).min(run.end))
+        })
         .map(move |grains| {
             let offset = grains.start * GRAIN_BYTES;
             let mut data = vec![0u8; ((grains.end - grains.start) * GRAIN_BYTES) as usize];
             let readable = src_len.saturating_sub(offset).min(data.len() as u64) as usize;
             src.read_exact_at(&mut data[..readable], offset)
                 .map_err(|e| VmdkError::Read { offset, source: e })?;
-            Ok(GrainBatch { first_grain: grains.start, data })
+            Ok(GrainBatch {
+                first_grain: grains.start,
+                data,
+            })
         })
 }
 
@@ -62,7 +69,10 @@ pub fn new_compressor(level: u32) -> Compress {
 
 fn is_zero(b: &[u8]) -> bool {
     let (chunks, rest) = b.split_at(b.len() - b.len() % 16);
-    chunks.chunks_exact(16).all(|c| u128::from_ne_bytes(c.try_into().expect("16 bytes")) == 0) && rest.iter().all(|&x| x == 0)
+    chunks
+        .chunks_exact(16)
+        .all(|c| u128::from_ne_bytes(c.try_into().expect("16 bytes")) == 0)
+        && rest.iter().all(|&x| x == 0)
 }
 
 /// Compress every non-zero grain of `batch`; all-zero grains are left out of the stream.
@@ -82,9 +92,13 @@ pub fn compress_batch(z: &mut Compress, batch: GrainBatch) -> Result<Vec<FramedG
             other => return Err(VmdkError::Compress(format!("grain {index}: {other:?}"))),
         }
         let compressed = (framed.len() - GRAIN_MARKER_BYTES) as u32;
-        framed[..GRAIN_MARKER_BYTES].copy_from_slice(&grain_marker(index * GRAIN_SECTORS, compressed));
+        framed[..GRAIN_MARKER_BYTES]
+            .copy_from_slice(&grain_marker(index * GRAIN_SECTORS, compressed));
         framed.resize(framed.len().next_multiple_of(SECTOR), 0);
-        out.push(FramedGrain { grain: index, framed });
+        out.push(FramedGrain {
+            grain: index,
+            framed,
+        });
     }
     Ok(out)
 }
@@ -96,7 +110,16 @@ mod tests {
     #[test]
     fn runs_cover_ranges_in_whole_grains() {
         let g = GRAIN_BYTES;
-        let runs = grain_runs(&[0..4096, 10..20, 3 * g + 5..5 * g, 5 * g..5 * g + 1, 100 * g..200 * g], 150);
+        let runs = grain_runs(
+            &[
+                0..4096,
+                10..20,
+                3 * g + 5..5 * g,
+                5 * g..5 * g + 1,
+                100 * g..200 * g,
+            ],
+            150,
+        );
         assert_eq!(runs, vec![0..1, 3..6, 100..150]);
     }
 }

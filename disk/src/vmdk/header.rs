@@ -89,11 +89,18 @@ mod tests {
 
     #[test]
     fn header_fields_at_spec_offsets() {
-        let h = SparseExtentHeader { capacity: 2048, gd_offset: GD_AT_END, over_head: 128 };
+        let h = SparseExtentHeader {
+            capacity: 2048,
+            gd_offset: GD_AT_END,
+            over_head: 128,
+        };
         let b = h.to_bytes();
         assert_eq!(&b[0..4], b"KDMV");
         assert_eq!(u32::from_le_bytes(b[4..8].try_into().unwrap()), 3);
-        assert_eq!(u32::from_le_bytes(b[8..12].try_into().unwrap()), 0x0003_0001);
+        assert_eq!(
+            u32::from_le_bytes(b[8..12].try_into().unwrap()),
+            0x0003_0001
+        );
         assert_eq!(u64::from_le_bytes(b[20..28].try_into().unwrap()), 128);
         assert_eq!(u64::from_le_bytes(b[56..64].try_into().unwrap()), u64::MAX);
         assert_eq!(&b[73..77], b"\n \r\n");

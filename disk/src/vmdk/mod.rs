@@ -63,10 +63,19 @@ pub fn write_stream_optimized<W: Write>(
     opts: &StreamOptions,
     progress: &dyn Fn(u64),
 ) -> Result<StreamReport, VmdkError> {
-    let src_len = src.metadata().map_err(|e| VmdkError::Read { offset: 0, source: e })?.len();
+    let src_len = src
+        .metadata()
+        .map_err(|e| VmdkError::Read {
+            offset: 0,
+            source: e,
+        })?
+        .len();
     let capacity_grains = src_len.div_ceil(GRAIN_BYTES);
     let capacity = capacity_grains * GRAIN_SECTORS;
-    let ranges = crate::sparse::data_ranges(src).map_err(|e| VmdkError::Read { offset: 0, source: e })?;
+    let ranges = crate::sparse::data_ranges(src).map_err(|e| VmdkError::Read {
+        offset: 0,
+        source: e,
+    })?;
     let runs = grains::grain_runs(&ranges, capacity_grains);
 
     let mut stream = Stream::new(out, capacity);
@@ -118,7 +127,8 @@ impl<W: Write> Stream<W> {
     }
 
     fn tables(&self) -> u64 {
-        self.capacity.div_ceil(GRAIN_SECTORS * NUM_GTES_PER_GT as u64)
+        self.capacity
+            .div_ceil(GRAIN_SECTORS * NUM_GTES_PER_GT as u64)
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<(), VmdkError> {
@@ -133,9 +143,18 @@ impl<W: Write> Stream<W> {
     }
 
     fn begin(&mut self, opts: &StreamOptions) -> Result<(), VmdkError> {
-        let header = SparseExtentHeader { capacity: self.capacity, gd_offset: GD_AT_END, over_head: OVER_HEAD };
+        let header = SparseExtentHeader {
+            capacity: self.capacity,
+            gd_offset: GD_AT_END,
+            over_head: OVER_HEAD,
+        };
         self.put(&header.to_bytes())?;
-        let text = descriptor::render(self.capacity, &opts.extent_file, opts.adapter, &opts.content_id);
+        let text = descriptor::render(
+            self.capacity,
+            &opts.extent_file,
+            opts.adapter,
+            &opts.content_id,
+        );
         let room = (DESCRIPTOR_SECTORS as usize) * SECTOR;
         if text.len() > room {
             return Err(VmdkError::DescriptorTooLong(text.len()));
@@ -177,12 +196,20 @@ impl<W: Write> Stream<W> {
         let gd_sectors = (self.directory.len() as u64 * 4).div_ceil(SECTOR as u64);
         self.put(&metadata_marker(gd_sectors, MARKER_GD))?;
         let gd_offset = self.sector;
-        let mut bytes: Vec<u8> = self.directory.iter().flat_map(|e| e.to_le_bytes()).collect();
+        let mut bytes: Vec<u8> = self
+            .directory
+            .iter()
+            .flat_map(|e| e.to_le_bytes())
+            .collect();
         bytes.resize(gd_sectors as usize * SECTOR, 0);
         self.put(&bytes)?;
         // Footer + end-of-stream: the last two sectors, where qemu and VirtualBox look for them.
         self.put(&metadata_marker(1, MARKER_FOOTER))?;
-        let footer = SparseExtentHeader { capacity: self.capacity, gd_offset, over_head: OVER_HEAD };
+        let footer = SparseExtentHeader {
+            capacity: self.capacity,
+            gd_offset,
+            over_head: OVER_HEAD,
+        };
         self.put(&footer.to_bytes())?;
         self.put(&metadata_marker(0, MARKER_EOS))?;
         self.out.flush().map_err(VmdkError::Write)?;

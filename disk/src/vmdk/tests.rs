@@ -24,7 +24,12 @@ pub(crate) fn synthetic_raw(path: &Path, size: u64) {
             .collect()
     };
     f.write_all_at(&random(3 << 20), 1 << 20).unwrap();
-    let text: Vec<u8> = b"streamOptimized grains ".iter().cycle().take(5 << 20).copied().collect();
+    let text: Vec<u8> = b"streamOptimized grains "
+        .iter()
+        .cycle()
+        .take(5 << 20)
+        .copied()
+        .collect();
     f.write_all_at(&text, 40 << 20).unwrap();
     f.write_all_at(&vec![0u8; 2 << 20], 50 << 20).unwrap();
     f.write_all_at(&random(1000), (70 << 20) + 65000).unwrap();
@@ -32,13 +37,20 @@ pub(crate) fn synthetic_raw(path: &Path, size: u64) {
 }
 
 fn require(tool: &str) {
-    let ok = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().unwrap().status.success();
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .unwrap()
+        .status
+        .success();
     assert!(ok, "{tool} is not installed (ci/install-deps installs it)");
 }
 
 fn qemu_img(args: &[&str]) -> String {
     let out = Command::new("qemu-img").args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "qemu-img {args:?}: {text}");
     text
 }
@@ -59,7 +71,11 @@ fn write(src: &Path, dst: &Path, workers: usize) -> StreamReport {
 fn qemu_reads_back_the_source() {
     require("qemu-img");
     let dir = tempfile::tempdir().unwrap();
-    let (raw, vmdk, back) = (dir.path().join("a.raw"), dir.path().join("a.vmdk"), dir.path().join("b.raw"));
+    let (raw, vmdk, back) = (
+        dir.path().join("a.raw"),
+        dir.path().join("a.vmdk"),
+        dir.path().join("b.raw"),
+    );
     synthetic_raw(&raw, 96 << 20);
     let report = write(&raw, &vmdk, 2);
     assert_eq!(report.capacity_bytes, 96 << 20);
@@ -70,8 +86,17 @@ fn qemu_reads_back_the_source() {
     assert!(info.contains("create type: streamOptimized"), "{info}");
     assert!(info.contains("virtual size: 96 MiB"), "{info}");
     qemu_img(&["check", vmdk.to_str().unwrap()]);
-    qemu_img(&["convert", "-O", "raw", vmdk.to_str().unwrap(), back.to_str().unwrap()]);
-    assert!(std::fs::read(&raw).unwrap() == std::fs::read(&back).unwrap(), "round trip differs");
+    qemu_img(&[
+        "convert",
+        "-O",
+        "raw",
+        vmdk.to_str().unwrap(),
+        back.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read(&raw).unwrap() == std::fs::read(&back).unwrap(),
+        "round trip differs"
+    );
 
     // Last two sectors: footer (a header with the real gdOffset) and end-of-stream.
     let bytes = std::fs::read(&vmdk).unwrap();
@@ -79,7 +104,10 @@ fn qemu_reads_back_the_source() {
     assert_eq!(n % 512, 0);
     assert!(bytes[n - 512..].iter().all(|&b| b == 0), "EOS marker");
     assert_eq!(&bytes[n - 1024..n - 1020], b"KDMV");
-    assert_eq!(u32::from_le_bytes(bytes[n - 1536 + 12..n - 1536 + 16].try_into().unwrap()), MARKER_FOOTER);
+    assert_eq!(
+        u32::from_le_bytes(bytes[n - 1536 + 12..n - 1536 + 16].try_into().unwrap()),
+        MARKER_FOOTER
+    );
 }
 
 #[test]

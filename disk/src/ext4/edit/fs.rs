@@ -181,9 +181,14 @@ impl<'a> Fs<'a> {
                     .write(run.block * self.sb.block_size + chunk.len() as u64, &pad)?;
             }
         }
+        // Each step reaches the disk before the next starts (fdatasync as a barrier), so the
+        // crash states are the ones listed above whatever order the page cache writes back.
         self.write_blocks(Phase::Unreferenced)?;
+        self.dev.sync()?;
         self.write_allocation()?;
+        self.dev.sync()?;
         self.write_inodes(Phase::NewInode)?;
+        self.dev.sync()?;
         self.write_inodes(Phase::Link)?;
         self.write_blocks(Phase::Link)?;
         if !self.to_free.is_empty() {
