@@ -241,7 +241,10 @@ pub fn boot(
             REPORT_MARKER.trim()
         )),
         Some(_) if count != 1 => fail(format!("{count} report lines; exactly one expected")),
-        Some((fields, elapsed)) => BootReport::parse(&fields, elapsed, log.clone()).or_else(fail),
+        Some((fields, elapsed)) => {
+            record_time(&name, elapsed);
+            BootReport::parse(&fields, elapsed, log.clone()).or_else(fail)
+        }
     }
 }
 
@@ -267,6 +270,20 @@ fn ovmf() -> (PathBuf, Option<PathBuf>) {
         "OVMF is not installed (package ovmf): run ci/install-deps"
     );
     (whole.to_path_buf(), None)
+}
+
+/// One line per successful boot in `<repo>/.cache/boot-logs/times.txt`: the measured boot
+/// times, kept for the record (tests make no timing assertions).
+fn record_time(name: &str, elapsed: Duration) {
+    use std::io::Write;
+    let path = crate::cache().join("boot-logs").join("times.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{name} {:.1}", elapsed.as_secs_f64());
+    }
 }
 
 fn keep_log(name: &str, console: &[u8], stderr: &str) -> PathBuf {

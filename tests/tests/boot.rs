@@ -6,7 +6,6 @@
 //! an image-writer fault.
 
 // The builder's bootloader module, compiled in here (the builder is a binary crate).
-#[allow(dead_code)]
 #[path = "../../builder/src/bootloader/mod.rs"]
 mod bootloader;
 #[path = "boot/hand_image.rs"]
@@ -37,7 +36,25 @@ fn boot_ok(image: &Path, fw: Firmware) -> BootReport {
 }
 
 fn assert_report(r: &BootReport, version: &str, oem_id: &str, fw: Firmware) {
-    let want = ("USR-A", "ok", "ROOT", oem_id, "none", version, fw.name());
+    assert_report_with(r, version, oem_id, "none", fw)
+}
+
+fn assert_report_with(
+    r: &BootReport,
+    version: &str,
+    oem_id: &str,
+    user_data_sha256: &str,
+    fw: Firmware,
+) {
+    let want = (
+        "USR-A",
+        "ok",
+        "ROOT",
+        oem_id,
+        user_data_sha256,
+        version,
+        fw.name(),
+    );
     let got = (
         r.usr.as_str(),
         r.verity.as_str(),
@@ -156,13 +173,23 @@ fn image_with_one_usr_byte_changed_never_reports_verity_ok() {
 }
 
 #[test]
-fn hand_assembled_image_boots_under_uefi_and_bios_with_its_oem_config() {
+fn hand_assembled_image_boots_under_uefi_and_bios_with_its_oem_config_and_user_data() {
     let sample = e2e::sample_os();
     let dir = tempfile::tempdir_in(e2e::cache()).unwrap();
-    let img = hand_image::assemble(dir.path(), &sample.join("usr"), "1.2.3", Some("hand"));
+    let user_data = b"#cloud-config\nhostname: hand\n";
+    let img = hand_image::assemble(
+        dir.path(),
+        &sample.join("usr"),
+        "1.2.3",
+        Some("hand"),
+        Some(user_data),
+    );
+    let user_data_path = dir.path().join("user_data");
+    std::fs::write(&user_data_path, user_data).unwrap();
+    let sha = e2e::sha256_file(&user_data_path);
     for fw in [Firmware::Uefi, Firmware::Bios] {
         let r = boot_ok(&img.path, fw);
-        assert_report(&r, "1.2.3", "hand", fw);
+        assert_report_with(&r, "1.2.3", "hand", &sha, fw);
     }
 }
 
@@ -170,7 +197,7 @@ fn hand_assembled_image_boots_under_uefi_and_bios_with_its_oem_config() {
 fn hand_assembled_image_with_one_usr_byte_changed_never_reports_verity_ok() {
     let sample = e2e::sample_os();
     let dir = tempfile::tempdir_in(e2e::cache()).unwrap();
-    let img = hand_image::assemble(dir.path(), &sample.join("usr"), "1.2.3", None);
+    let img = hand_image::assemble(dir.path(), &sample.join("usr"), "1.2.3", None, None);
     let at = corrupt_usr_file(&img.path, img.usr_a_offset, "/bin/busybox");
     let r = boot_ok(&img.path, Firmware::Bios);
     assert_eq!(r.verity, "fail", "byte {at} of USR-A changed, yet {r:?}");

@@ -36,7 +36,7 @@ impl CfgParams {
             );
         }
         let salt = inputs.verity_salt.trim().to_ascii_lowercase();
-        if salt.len() % 2 != 0 || !is_hex(&salt) {
+        if !salt.len().is_multiple_of(2) || !is_hex(&salt) {
             bail!("verity salt {:?} is not hex bytes", inputs.verity_salt);
         }
         if inputs.usr_fs_blocks == 0 {

@@ -15,14 +15,16 @@ pub struct ModuleDirs {
 }
 
 impl ModuleDirs {
+    /// Module folders in the USR tree's `lib/grub`, else the host's `/usr/lib/grub`.
     pub fn find(usr: &Path) -> ModuleDirs {
+        Self::find_in(&usr.join("lib/grub"), Path::new("/usr/lib/grub"))
+    }
+
+    fn find_in(tree: &Path, host: &Path) -> ModuleDirs {
         let pick = |target: &str| {
-            [
-                usr.join("lib/grub").join(target),
-                Path::new("/usr/lib/grub").join(target),
-            ]
-            .into_iter()
-            .find(|d| d.join("moddep.lst").is_file() && d.join("kernel.img").is_file())
+            [tree.join(target), host.join(target)]
+                .into_iter()
+                .find(|d| d.join("moddep.lst").is_file() && d.join("kernel.img").is_file())
         };
         ModuleDirs {
             pc: pick(GrubTarget::Pc.name()),
@@ -156,9 +158,34 @@ mod tests {
             if target == GrubTarget::Efi {
                 assert_eq!(&a[..2], b"MZ", "EFI image is not a PE file");
             } else {
-                assert!(a.len() % 512 == 0 || a.len() > 512, "core.img too small");
+                assert!(
+                    a.len() > 512,
+                    "core.img is {} bytes: no room for more than diskboot",
+                    a.len()
+                );
             }
         }
+    }
+
+    #[test]
+    fn module_dirs_prefer_the_tree_and_need_kernel_and_moddep() {
+        let t = tempfile::tempdir().unwrap();
+        let (tree, host) = (t.path().join("tree"), t.path().join("host"));
+        let d = ModuleDirs::find_in(&tree, &host);
+        assert!(d.pc.is_none() && d.efi.is_none(), "{d:?}");
+        for (root, target) in [
+            (&tree, "i386-pc"),
+            (&host, "i386-pc"),
+            (&host, "x86_64-efi"),
+        ] {
+            std::fs::create_dir_all(root.join(target)).unwrap();
+            std::fs::write(root.join(target).join("moddep.lst"), "").unwrap();
+            std::fs::write(root.join(target).join("kernel.img"), "").unwrap();
+        }
+        std::fs::create_dir_all(tree.join("x86_64-efi")).unwrap(); // empty: not a module folder
+        let d = ModuleDirs::find_in(&tree, &host);
+        assert_eq!(d.pc, Some(tree.join("i386-pc")));
+        assert_eq!(d.efi, Some(host.join("x86_64-efi")));
     }
 
     #[test]

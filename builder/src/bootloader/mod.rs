@@ -6,7 +6,7 @@
 //! One `grub.cfg` (CoreOS's, see `grub_cfg`) is embedded in both GRUB images' memdisk, so BIOS
 //! and UEFI boot the same entries: kernels and initramfs images from the ESP, `/usr` from USR-A
 //! through dm-verity, the OEM partition's `grub.cfg` sourced first.
-// The image builder is the caller; until it lands in this branch nothing else uses these.
+// `open_image` is for tests, and until the image builder lands in this branch nothing calls the rest.
 #![allow(dead_code)]
 
 mod bios;
@@ -65,25 +65,42 @@ pub fn prepare(inputs: &BootInputs) -> anyhow::Result<Option<BootAssets>> {
         return Ok(None);
     }
     let cfg = grub_cfg::main_cfg(&grub_cfg::CfgParams::from_inputs(inputs)?);
+    // The two grub-mkimage runs are independent: one per core.
+    let (efi, pc) = std::thread::scope(|s| {
+        let efi = s.spawn(|| {
+            dirs.efi
+                .as_deref()
+                .map(|d| grub_image::make(GrubTarget::Efi, d, &cfg))
+                .transpose()
+        });
+        let pc = s.spawn(|| {
+            dirs.pc
+                .as_deref()
+                .map(|d| grub_image::make(GrubTarget::Pc, d, &cfg))
+                .transpose()
+        });
+        (
+            efi.join().expect("grub-mkimage thread panicked"),
+            pc.join().expect("grub-mkimage thread panicked"),
+        )
+    });
     let mut assets = BootAssets::default();
-    match &dirs.efi {
-        Some(dir) => {
+    match (efi?, &dirs.efi) {
+        (Some(image), Some(dir)) => {
             tracing::info!("GRUB for UEFI from {}", dir.display());
-            let efi = grub_image::make(GrubTarget::Efi, dir, &cfg)?;
-            assets.esp_files.push((EFI_BOOT_PATH.to_string(), efi));
+            assets.esp_files.push((EFI_BOOT_PATH.to_string(), image));
         }
-        None => tracing::warn!("no x86_64-efi GRUB modules: the image will not boot under UEFI"),
+        _ => tracing::warn!("no x86_64-efi GRUB modules: the image will not boot under UEFI"),
     }
-    match &dirs.pc {
-        Some(dir) => {
+    match (pc?, &dirs.pc) {
+        (Some(core_img), Some(dir)) => {
             tracing::info!("GRUB for BIOS from {}", dir.display());
-            let core_img = grub_image::make(GrubTarget::Pc, dir, &cfg)?;
             let boot_path = dir.join("boot.img");
             let boot_img = std::fs::read(&boot_path)
                 .with_context(|| format!("reading {}", boot_path.display()))?;
             assets.bios = Some(BiosBoot { boot_img, core_img });
         }
-        None => tracing::warn!("no i386-pc GRUB modules: the image will not boot under BIOS"),
+        _ => tracing::warn!("no i386-pc GRUB modules: the image will not boot under BIOS"),
     }
     Ok(Some(assets))
 }

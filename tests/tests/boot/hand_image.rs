@@ -27,8 +27,15 @@ pub struct HandImage {
 }
 
 /// Assemble the image in `dir` from `usr` (the sample OS's /usr) with `version` stamped into
-/// os-release, an OEM partition whose grub.cfg sets `oem_id` when given.
-pub fn assemble(dir: &Path, usr: &Path, version: &str, oem_id: Option<&str>) -> HandImage {
+/// os-release, an OEM partition whose grub.cfg sets `oem_id` when given, and `user_data` at
+/// ROOT:/var/lib/coreos-install/user_data when given.
+pub fn assemble(
+    dir: &Path,
+    usr: &Path,
+    version: &str,
+    oem_id: Option<&str>,
+    user_data: Option<&[u8]>,
+) -> HandImage {
     for t in [
         "sgdisk",
         "mkfs.ext4",
@@ -188,6 +195,10 @@ pub fn assemble(dir: &Path, usr: &Path, version: &str, oem_id: Option<&str>) -> 
     let oem = ext4_image(dir, "oem.img", "OEM", &oem_tree, OEM.1);
     let root_tree = dir.join("root-tree");
     fs::create_dir_all(&root_tree).unwrap();
+    if let Some(data) = user_data {
+        fs::create_dir_all(root_tree.join("var/lib/coreos-install")).unwrap();
+        fs::write(root_tree.join("var/lib/coreos-install/user_data"), data).unwrap();
+    }
     let root = ext4_image(dir, "root.img", "ROOT", &root_tree, ROOT.1);
 
     for (img, (first, _)) in [(&esp, ESP), (&usr_img, USR_A), (&oem, OEM), (&root, ROOT)] {
