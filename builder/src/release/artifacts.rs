@@ -100,3 +100,34 @@ fn move_into_place(from: &Path, to: &Path) -> Result<()> {
     std::fs::remove_file(from).ok();
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_split_deduplicated_and_checked() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse(&v(&["gce,ami_vmdk", "gce"])).unwrap(),
+            [Format::Gce, Format::AmiVmdk]
+        );
+        let msg = format!("{:#}", parse(&v(&["qemu,floppy"])).unwrap_err());
+        assert!(
+            msg.contains("floppy") && msg.contains("virtualbox"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn box_url_names_no_local_path() {
+        assert_eq!(
+            box_url(None, "amd64-usr", "1.2.3"),
+            "coreos_production_vagrant.box"
+        );
+        assert_eq!(
+            box_url(Some("https://m.example/"), "amd64-usr", "1.2.3"),
+            "https://m.example/amd64-usr/1.2.3/coreos_production_vagrant.box"
+        );
+    }
+}
