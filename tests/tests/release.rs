@@ -342,3 +342,76 @@ fn full_release_from_usr_has_every_file_and_oem() {
             .contains("4.5.6")
     );
 }
+
+/// `--formats`: the platform artifacts land in the version folder, each with DIGESTS that
+/// coreutils accept and signatures gpg accepts; an unknown format fails before any file exists.
+#[test]
+fn formats_add_signed_artifacts_to_the_mirror() {
+    require("qemu-img");
+    let t = tempfile::tempdir().unwrap();
+    let (secret, public) = keygen(&t.path().join("keys"));
+    let usr = debian_minbase().join("usr");
+    let with_formats = |mirror: &Path, formats: &[&str]| {
+        let mut c = build();
+        c.args(["-q", "release", "--version", "7.8.9", "--no-oem"])
+            .arg("--usr")
+            .arg(&usr)
+            .arg("--output")
+            .arg(mirror)
+            .arg("--signing-key")
+            .arg(&secret)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        for f in formats {
+            c.args(["--formats", f]);
+        }
+        c
+    };
+
+    let bad = t.path().join("bad-mirror");
+    let msg = run_fail(&mut with_formats(&bad, &["gce,floppy"]));
+    assert!(
+        msg.contains("floppy") && msg.contains("ami_vmdk"),
+        "the error names neither the bad format nor the valid ones:\n{msg}"
+    );
+    assert!(!bad.exists(), "{} was created", bad.display());
+
+    let mirror = t.path().join("mirror");
+    run(&mut with_formats(&mirror, &["gce", "ami_vmdk"]));
+    let dir = mirror.join("amd64-usr/7.8.9");
+    let home = gpg_home(&public);
+    for name in [
+        "coreos_production_gce.tar.gz",
+        "coreos_production_ami_vmdk_image.vmdk",
+    ] {
+        let file = dir.join(name);
+        assert!(file.is_file(), "{name} missing in {}", dir.display());
+        let out = gpg_verify(home.path(), &[&dir.join(format!("{name}.sig")), &file]);
+        assert!(out.contains("Good signature"), "{name}: {out}");
+        let out = gpg_verify(home.path(), &[&dir.join(format!("{name}.DIGESTS.asc"))]);
+        assert!(out.contains("Good signature"), "{name}.DIGESTS.asc: {out}");
+        let digests = fs::read_to_string(dir.join(format!("{name}.DIGESTS"))).unwrap();
+        assert!(digests.contains(&format!("  {name}\n")), "{digests}");
+        sum_check(&dir, "sha512sum", &section(&digests, "# SHA512 HASH"));
+        sum_check(&dir, "md5sum", &section(&digests, "# MD5 HASH"));
+    }
+    let info = run(Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(dir.join("coreos_production_ami_vmdk_image.vmdk")));
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains("\"streamOptimized\""), "{info}");
+
+    let names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "temp files left: {names:?}"
+    );
+    let leftovers: Vec<String> = fs::read_dir(t.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".coreos-release-"))
+        .collect();
+    assert!(leftovers.is_empty(), "work folders left: {leftovers:?}");
+}

@@ -20,15 +20,35 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl FileDigests {
-    /// Digests of a small file, read whole.
-    pub fn of_file(path: &Path) -> Result<FileDigests> {
-        let data = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    /// Digests of a file, read once in pieces; each piece is also given to `also` (a signer).
+    pub fn of_file_with(path: &Path, mut also: impl FnMut(&[u8])) -> Result<FileDigests> {
+        use std::io::Read;
+        let mut f =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let (mut md5, mut sha1, mut sha512) = (Md5::new(), Sha1::new(), Sha512::new());
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .with_context(|| format!("reading {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            md5.update(&buf[..n]);
+            sha1.update(&buf[..n]);
+            sha512.update(&buf[..n]);
+            also(&buf[..n]);
+        }
         Ok(FileDigests {
             name: file_name(path),
-            md5: Md5::digest(&data).into(),
-            sha1: Sha1::digest(&data).into(),
-            sha512: Sha512::digest(&data).into(),
+            md5: md5.finalize().into(),
+            sha1: sha1.finalize().into(),
+            sha512: sha512.finalize().into(),
         })
+    }
+
+    pub fn of_file(path: &Path) -> Result<FileDigests> {
+        Self::of_file_with(path, |_| {})
     }
 }
 

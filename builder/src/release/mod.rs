@@ -5,6 +5,7 @@
 //! says so: `coreos-install` refuses such images unless given `--insecure`, so an unsigned
 //! mirror is only useful for local testing.
 
+mod artifacts;
 mod bmap;
 mod compress;
 mod digests;
@@ -12,6 +13,7 @@ mod mirror;
 
 use crate::image::{self, ImageRequest, OemSource};
 use crate::progress::Ui;
+use crate::vm;
 use anyhow::{bail, Context, Result};
 use compress::{ChunkCache, Compressed};
 use digests::FileDigests;
@@ -55,6 +57,14 @@ pub struct Args {
     /// the verity and contents files are copied when they lie beside it).
     #[arg(long, requires = "version")]
     from_image: Option<PathBuf>,
+    /// Also release these platform artifacts (comma-separated or repeated): virtualbox,
+    /// vagrant, gce, ami, ami_vmdk, qemu.
+    #[arg(long = "formats", value_name = "FORMAT[,FORMAT...]")]
+    formats: Vec<String>,
+    /// The URL MIRROR is served at, for the box URL in the Vagrant catalog (Vagrant does not
+    /// resolve a relative URL against the catalog's) [default: the box's file name].
+    #[arg(long, value_name = "URL")]
+    mirror_url: Option<String>,
 }
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
@@ -93,6 +103,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         };
         oems.push((name, src));
     }
+    let formats = artifacts::parse(&args.formats)?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let output = args.output.canonicalize()?;
@@ -180,6 +191,24 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
             c.chunks
         );
         std::fs::remove_file(&raw).ok();
+    }
+    let vm_opts = vm::ArtifactOptions {
+        box_url: Some(artifacts::box_url(
+            args.mirror_url.as_deref(),
+            &args.board,
+            &built.version,
+        )),
+    };
+    for format in formats {
+        artifacts::release(
+            format,
+            &built.image,
+            &work,
+            &dir,
+            &vm_opts,
+            key.as_ref(),
+            ui,
+        )?;
     }
     let current = mirror::update_current(&board_dir)?;
     tracing::info!(

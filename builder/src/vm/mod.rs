@@ -3,7 +3,7 @@
 //! tree into the OEM partition, then write the format's files (each under a temporary name,
 //! renamed when complete).
 //!
-//! CONTRACT (release calls it): `build_artifacts(format, raw_image, outdir, ui)`.
+//! CONTRACT (release calls it): `build_artifacts(format, raw_image, outdir, &ArtifactOptions, ui)`.
 
 mod gce;
 mod gzip;
@@ -123,13 +123,21 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a caller of `build_artifacts` may set beyond the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct ArtifactOptions {
+    /// URL of the box in the Vagrant catalog JSON [default: file:// URL of the output folder,
+    /// which names this machine's path and so differs between output folders].
+    pub box_url: Option<String>,
+}
+
 /// Make `format`'s artifacts from `raw_image` in `outdir` with the defaults (the platform's
 /// OEM tree, 1 GiB guests); returns the files written.
-#[allow(dead_code)] // called by `release --formats` (release engineer's module)
 pub fn build_artifacts(
     format: Format,
     raw_image: &Path,
     outdir: &Path,
+    opts: &ArtifactOptions,
     ui: &Ui,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let req = Request {
@@ -139,7 +147,7 @@ pub fn build_artifacts(
         oem: None,
         as_is: false,
         memory_mib: 1024,
-        box_url: None,
+        box_url: opts.box_url.clone(),
     };
     build(&req, ui)
 }

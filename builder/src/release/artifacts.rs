@@ -1,0 +1,133 @@
+//! `release --formats`: the platform artifacts of `vm::build_artifacts`, made in the work
+//! folder and moved into the version folder under their final names only when complete, each
+//! with its `.DIGESTS` and, when signing, a detached `.sig` and a clearsigned `.DIGESTS.asc`.
+
+use super::digests::{self, FileDigests};
+use super::mirror;
+use crate::progress::Ui;
+use crate::vm::{self, ArtifactOptions, Format};
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// The `--formats` values (comma-separated or repeated), checked before any work starts;
+/// a format named twice is built once.
+pub fn parse(values: &[String]) -> Result<Vec<Format>> {
+    let mut formats = Vec::new();
+    for v in values.iter().flat_map(|v| v.split(',')) {
+        let f: Format = v
+            .trim()
+            .parse()
+            .with_context(|| format!("--formats {v:?}"))?;
+        if !formats.contains(&f) {
+            formats.push(f);
+        }
+    }
+    Ok(formats)
+}
+
+/// Where the Vagrant catalog points at the box: under `mirror_url` when given, else the box's
+/// file name relative to the catalog. Either way no path of this machine gets in, so two
+/// releases stay byte-identical.
+pub fn box_url(mirror_url: Option<&str>, board: &str, version: &str) -> String {
+    let name = "coreos_production_vagrant.box";
+    match mirror_url {
+        Some(base) => format!("{}/{board}/{version}/{name}", base.trim_end_matches('/')),
+        None => name.to_string(),
+    }
+}
+
+/// Build `format`'s artifacts from `raw` in `work` and publish them into `dir`.
+pub fn release(
+    format: Format,
+    raw: &Path,
+    work: &Path,
+    dir: &Path,
+    opts: &ArtifactOptions,
+    key: Option<&keys::SecretKey>,
+    ui: &Ui,
+) -> Result<()> {
+    let outdir = work.join(format!("vm-{}", format.name()));
+    if outdir.exists() {
+        // A previous run's leftovers in a reused --work-dir.
+        std::fs::remove_dir_all(&outdir)
+            .with_context(|| format!("removing {}", outdir.display()))?;
+    }
+    let files = vm::build_artifacts(format, raw, &outdir, opts, ui)
+        .with_context(|| format!("building the {} artifacts", format.name()))?;
+    for f in &files {
+        publish(f, dir, key)?;
+    }
+    std::fs::remove_dir_all(&outdir).ok();
+    Ok(())
+}
+
+/// Sign and digest `file` in one read, write the `.sig`, `.DIGESTS.asc` and `.DIGESTS` beside
+/// its final place, then move it there.
+fn publish(file: &Path, dir: &Path, key: Option<&keys::SecretKey>) -> Result<()> {
+    let name = digests::file_name(file);
+    let mut signer = key.map(keys::DetachedSigner::new).transpose()?;
+    let d = FileDigests::of_file_with(file, |data| {
+        if let Some(s) = signer.as_mut() {
+            s.update(data);
+        }
+    })?;
+    let text = digests::render(&[d]);
+    let dest = dir.join(&name);
+    let with_ext = |ext: &str| dir.join(format!("{name}{ext}"));
+    if let (Some(signer), Some(key)) = (signer, key) {
+        mirror::write_atomic(&with_ext(".sig"), &signer.finish()?)?;
+        mirror::write_atomic(
+            &with_ext(".DIGESTS.asc"),
+            keys::clearsign(key, &text)?.as_bytes(),
+        )?;
+    }
+    mirror::write_atomic(&with_ext(".DIGESTS"), text.as_bytes())?;
+    move_into_place(file, &dest)
+}
+
+/// A rename when the work folder shares the mirror's filesystem (the default), else a sparse
+/// copy under a temporary name first.
+fn move_into_place(from: &Path, to: &Path) -> Result<()> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    let tmp = to.with_file_name(format!(".{}.tmp", digests::file_name(to)));
+    mirror::sparse_copy(from, &tmp)?;
+    let mode = std::fs::metadata(from)?.permissions();
+    std::fs::set_permissions(&tmp, mode)?;
+    std::fs::rename(&tmp, to)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+    std::fs::remove_file(from).ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_split_deduplicated_and_checked() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            parse(&v(&["gce,ami_vmdk", "gce"])).unwrap(),
+            [Format::Gce, Format::AmiVmdk]
+        );
+        let msg = format!("{:#}", parse(&v(&["qemu,floppy"])).unwrap_err());
+        assert!(
+            msg.contains("floppy") && msg.contains("virtualbox"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn box_url_names_no_local_path() {
+        assert_eq!(
+            box_url(None, "amd64-usr", "1.2.3"),
+            "coreos_production_vagrant.box"
+        );
+        assert_eq!(
+            box_url(Some("https://m.example/"), "amd64-usr", "1.2.3"),
+            "https://m.example/amd64-usr/1.2.3/coreos_production_vagrant.box"
+        );
+    }
+}
