@@ -687,11 +687,22 @@ fn missing_signature_image_or_version() {
 fn truncated_and_trailing_garbage_are_refused_even_when_signed() {
     let m = mirror();
     let good = fs::read(m.image()).unwrap();
-    let t = variant(&m, &good[..good.len() - 1000], Some("release@example.com"));
-    let web = Nginx::start(t.path());
-    let msg = must_fail(&web.base(), &m.key, &[IMAGE]);
-    assert!(msg.contains("truncated") || msg.contains("ended"), "{msg}");
-    drop(web);
+    // Cut inside the last stream, and inside the last stream's header (the release's .bz2
+    // is one stream per chunk, each starting with "BZh9" and the block magic).
+    let header = b"BZh9\x31\x41\x59\x26\x53\x59";
+    let last = good
+        .windows(header.len())
+        .rposition(|w| w == header)
+        .expect("a stream header");
+    for cut in [good.len() - 1000, last + 5] {
+        let t = variant(&m, &good[..cut], Some("release@example.com"));
+        let web = Nginx::start(t.path());
+        let msg = must_fail(&web.base(), &m.key, &[IMAGE]);
+        assert!(
+            msg.contains("truncated") || msg.contains("ended"),
+            "cut at {cut}: {msg}"
+        );
+    }
     let mut garbage = good.clone();
     garbage.extend_from_slice(b"garbage after the last stream\n");
     let t = variant(&m, &garbage, Some("release@example.com"));

@@ -3,7 +3,9 @@
 //! compressed bytes equal a stream already seen to hold only zeros — the release's repeated
 //! all-zero chunk — becomes a zero run without being decompressed.
 
-use super::bzip2_split::{decode_stream, Segment, Splitter, StreamError, TooLong};
+use super::bzip2_split::{
+    decode_stream, is_stream_start_prefix, Segment, Splitter, StreamError, TooLong,
+};
 use super::sequential::read_piece;
 use super::{all_zero, Compressed, Piece, PieceStream};
 use anyhow::{anyhow, Result};
@@ -132,7 +134,8 @@ impl<'a> ParallelBzip2<'a> {
             "{}: not a chunked bzip2 file; decompressing on one core",
             self.what
         );
-        self.sequential = Some(OneCore::new(self.splitter.take_pending()));
+        let (offset, pending) = self.splitter.take_pending();
+        self.sequential = Some(OneCore::new(offset, pending));
     }
 
     fn wait(&self, rx: Receiver<Done>) -> Result<Done> {
@@ -142,9 +145,11 @@ impl<'a> ParallelBzip2<'a> {
 
     fn error(&self, seg: &Segment, e: StreamError) -> anyhow::Error {
         match e {
-            StreamError::Truncated => {
-                anyhow!("{}: truncated bzip2 stream starting at compressed byte {} (the file ends inside it)", self.what, seg.offset)
-            }
+            StreamError::Truncated { from } => anyhow!(
+                "{}: truncated bzip2 stream starting at compressed byte {} (the file ends inside it)",
+                self.what,
+                seg.offset + from as u64
+            ),
             StreamError::Trailing { at } => anyhow!(
                 "{}: trailing data after the compressed stream at byte {}",
                 self.what,
@@ -186,7 +191,7 @@ impl<'a> PieceStream<'a> for ParallelBzip2<'a> {
         let Done { mut seg, mut out } = self.wait(rx)?;
         // A false split ends a segment inside a stream: join the following segments until
         // the stream decodes (a genuinely truncated file runs out of segments).
-        while let Err(StreamError::Truncated) = out {
+        while let Err(StreamError::Truncated { .. }) = out {
             self.fill()?;
             let next = match self.window.pop_front() {
                 None => break,
@@ -230,12 +235,12 @@ struct OneCore {
 }
 
 impl OneCore {
-    fn new(pending: Vec<u8>) -> Self {
+    fn new(offset: u64, pending: Vec<u8>) -> Self {
         OneCore {
             input: pending,
             pos: 0,
             decoder: None,
-            offset: 0,
+            offset,
         }
     }
 }
@@ -247,18 +252,45 @@ struct OneCoreReader<'s, 'a> {
 }
 
 impl OneCoreReader<'_, '_> {
-    /// Make sure some unread input is buffered; false at the end of the source.
-    fn refill(&mut self) -> std::io::Result<bool> {
+    /// Make at least `want` unread bytes available (fewer only at the end of the source) and
+    /// return how many are. Unread bytes are kept, so a look-ahead can span two reads.
+    fn fill_to(&mut self, want: usize) -> std::io::Result<usize> {
         let s = &mut *self.state;
-        if s.pos < s.input.len() {
-            return Ok(true);
+        while s.input.len() - s.pos < want {
+            s.offset += s.pos as u64;
+            s.input.drain(..s.pos);
+            s.pos = 0;
+            let old = s.input.len();
+            s.input.resize(old + super::READ_BUFFER, 0);
+            let n = loop {
+                match self.src.read(&mut s.input[old..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r,
+                }
+            };
+            let n = match n {
+                Ok(n) => n,
+                Err(e) => {
+                    s.input.truncate(old);
+                    return Err(e);
+                }
+            };
+            s.input.truncate(old + n);
+            if n == 0 {
+                break;
+            }
         }
-        s.offset += s.input.len() as u64;
-        s.input.resize(super::READ_BUFFER, 0);
-        s.pos = 0;
-        let n = self.src.read(&mut s.input)?;
-        s.input.truncate(n);
-        Ok(n > 0)
+        Ok(s.input.len() - s.pos)
+    }
+
+    fn truncated(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!(
+                "{}: truncated bzip2 stream (the file ends inside it)",
+                self.what
+            ),
+        )
     }
 }
 
@@ -266,14 +298,16 @@ impl Read for OneCoreReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::io::{Error, ErrorKind};
         loop {
-            let more = self.refill()?;
-            let s = &mut *self.state;
-            if s.decoder.is_none() {
-                if !more {
+            if self.state.decoder.is_none() {
+                // Between streams: what follows must be another stream ("BZh" + level), else
+                // it is trailing data; a file cut inside that header is truncated.
+                let avail = self.fill_to(4)?;
+                if avail == 0 {
                     return Ok(0);
                 }
-                // Between streams: what follows must be another stream, else it is trailing data.
-                if !s.input[s.pos..].starts_with(b"BZh") {
+                let s = &mut *self.state;
+                let head = &s.input[s.pos..s.pos + avail.min(4)];
+                if !is_stream_start_prefix(head) {
                     return Err(Error::new(
                         ErrorKind::InvalidData,
                         format!(
@@ -282,17 +316,15 @@ impl Read for OneCoreReader<'_, '_> {
                         ),
                     ));
                 }
+                if avail < 4 {
+                    return Err(self.truncated());
+                }
                 s.decoder = Some(bzip2::Decompress::new(false));
             }
-            if !more {
-                return Err(Error::new(
-                    ErrorKind::UnexpectedEof,
-                    format!(
-                        "{}: truncated bzip2 stream (the file ends inside it)",
-                        self.what
-                    ),
-                ));
+            if self.fill_to(1)? == 0 {
+                return Err(self.truncated());
             }
+            let s = &mut *self.state;
             let d = s.decoder.as_mut().expect("set above");
             let (in0, out0) = (d.total_in(), d.total_out());
             let status = d.decompress(&s.input[s.pos..], buf).map_err(|e| {
@@ -323,5 +355,144 @@ impl Drop for ParallelBzip2<'_> {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::VerifyingTee;
+    use std::io::{BufReader, Cursor, Write};
+
+    fn bz(data: &[u8]) -> Vec<u8> {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn src(bytes: Vec<u8>) -> Compressed<'static> {
+        BufReader::new(VerifyingTee::new(
+            Box::new(Cursor::new(bytes)) as Box<dyn Read + Send>,
+            None,
+        ))
+    }
+
+    /// A release-shaped file: one stream per chunk, zero chunks repeated, data at the end.
+    fn chunked() -> (Vec<u8>, Vec<u8>) {
+        let chunk = 64 << 10;
+        let mut raw = Vec::new();
+        for i in 0..6u32 {
+            if i % 2 == 0 {
+                raw.extend(vec![0u8; chunk]);
+            } else {
+                raw.extend((0..chunk as u32).map(|j| (j * 7 + i) as u8 ^ (j >> 9) as u8));
+            }
+        }
+        raw.extend(b"backup GPT at the very end".repeat(100));
+        let compressed = raw.chunks(chunk).flat_map(bz).collect();
+        (raw, compressed)
+    }
+
+    /// Where each stream of `chunked()` ends.
+    fn stream_ends() -> Vec<usize> {
+        let (raw, _) = chunked();
+        raw.chunks(64 << 10)
+            .scan(0, |end, c| {
+                *end += bz(c).len();
+                Some(*end)
+            })
+            .collect()
+    }
+
+    fn decode(bytes: Vec<u8>) -> Result<Vec<u8>> {
+        let mut p = ParallelBzip2::new(src(bytes), "image.bz2");
+        let mut out = Vec::new();
+        while let Some(piece) = p.next_piece()? {
+            match piece {
+                Piece::Data(d) => out.extend(d),
+                Piece::Zeros(n) => out.resize(out.len() + n as usize, 0),
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn whole_file_decodes() {
+        let (raw, compressed) = chunked();
+        assert_eq!(decode(compressed).unwrap(), raw);
+    }
+
+    /// Wherever the file is cut (inside a stream or inside a header), the error says
+    /// truncated, never trailing data. (A cut between two streams leaves a valid, shorter
+    /// file: the image size from the GPT and the signature catch that, not the decoder.)
+    #[test]
+    fn every_cut_near_the_end_is_called_truncated() {
+        let (_, compressed) = chunked();
+        let n = compressed.len();
+        let ends = stream_ends();
+        assert_eq!(ends.last(), Some(&n));
+        let near_a_boundary = ends.iter().rev().nth(1).map_or(0, |e| e + 5);
+        for cut in (n - 400..n)
+            .chain([n / 2, n / 3 + 1, near_a_boundary, 11, 3])
+            .filter(|c| !ends.contains(c))
+        {
+            let e = format!("{:#}", decode(compressed[..cut].to_vec()).unwrap_err());
+            assert!(e.contains("truncated"), "cut at {cut} of {n}: {e}");
+        }
+    }
+
+    #[test]
+    fn trailing_garbage_is_named_with_its_offset() {
+        let (_, mut compressed) = chunked();
+        let at = compressed.len();
+        compressed.extend(b"garbage");
+        let e = format!("{:#}", decode(compressed).unwrap_err());
+        assert!(
+            e.contains("trailing data") && e.contains(&format!("byte {at}")),
+            "{e}"
+        );
+    }
+
+    /// One-core fallback: the next stream's header may straddle two reads of the source.
+    #[test]
+    fn one_core_reads_a_header_split_across_reads() {
+        let (a, b) = (bz(b"first stream"), bz(b"second stream"));
+        let pending = [&a[..], &b[..2]].concat();
+        let mut state = OneCore::new(0, pending);
+        let mut rest = src(b[2..].to_vec());
+        let mut r = OneCoreReader {
+            state: &mut state,
+            src: &mut rest,
+            what: "image.bz2",
+        };
+        let mut out = Vec::new();
+        r.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"first streamsecond stream");
+
+        let mut state = OneCore::new(100, [&a[..], b"BZ"].concat());
+        let mut empty = src(Vec::new());
+        let mut r = OneCoreReader {
+            state: &mut state,
+            src: &mut empty,
+            what: "image.bz2",
+        };
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+
+        let mut state = OneCore::new(100, [&a[..], b"junk"].concat());
+        let mut empty = src(Vec::new());
+        let mut r = OneCoreReader {
+            state: &mut state,
+            src: &mut empty,
+            what: "image.bz2",
+        };
+        let e = r.read_to_end(&mut Vec::new()).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!(
+                "trailing data after the compressed stream at byte {}",
+                100 + a.len()
+            )),
+            "{e}"
+        );
     }
 }

@@ -16,10 +16,17 @@ const EOS_MAGIC: [u8; 6] = [0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
 const START_LEN: usize = 10;
 
 fn is_stream_start(w: &[u8]) -> bool {
-    w.len() >= START_LEN
-        && &w[..3] == b"BZh"
-        && (b'1'..=b'9').contains(&w[3])
-        && (w[4..10] == BLOCK_MAGIC || w[4..10] == EOS_MAGIC)
+    w.len() >= START_LEN && is_stream_start_prefix(&w[..START_LEN])
+}
+
+/// True when `w` (at most a stream start's length) agrees with a stream start as far as it
+/// goes: bytes that a file cut short inside a stream's header ends with.
+pub fn is_stream_start_prefix(w: &[u8]) -> bool {
+    let w = &w[..w.len().min(START_LEN)];
+    let magic = |m: &[u8; 6]| w.len() <= 4 || w[4..] == m[..w.len() - 4];
+    w.iter().zip(b"BZh").all(|(a, b)| a == b)
+        && w.get(3).is_none_or(|d| (b'1'..=b'9').contains(d))
+        && (magic(&BLOCK_MAGIC) || magic(&EOS_MAGIC))
 }
 
 /// One candidate stream and where it starts in the compressed file.
@@ -50,9 +57,10 @@ impl Splitter {
         }
     }
 
-    /// The bytes read but not yet handed out (for falling back to sequential decoding).
-    pub fn take_pending(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.pending)
+    /// The bytes read but not yet handed out, and their offset in the compressed file (for
+    /// falling back to sequential decoding).
+    pub fn take_pending(&mut self) -> (u64, Vec<u8>) {
+        (self.pending_offset, std::mem::take(&mut self.pending))
     }
 
     /// Next candidate stream, `Ok(None)` at the end of input; `Err(TooLong)` when no stream
@@ -138,8 +146,11 @@ impl Splitter {
 /// How decoding one candidate stream went wrong.
 #[derive(Debug)]
 pub enum StreamError {
-    /// The input ended inside the stream: a false split (join with the next) or a truncated file.
-    Truncated,
+    /// The input ended inside the stream that starts `from` bytes into the segment: a false
+    /// split (join with the next segment) or a truncated file.
+    Truncated {
+        from: usize,
+    },
     /// The stream ended `at` bytes into the segment, followed by bytes that start no stream.
     Trailing {
         at: usize,
@@ -163,13 +174,18 @@ pub fn decode_stream(seg: &[u8], hint: usize) -> Result<Vec<u8>, StreamError> {
         if let bzip2::Status::StreamEnd = status {
             let at = d.total_in() as usize;
             if at != seg.len() {
+                // The splitter only cuts before a whole stream header, so a file that ends a
+                // few bytes into the next stream leaves that header's start here.
+                if is_stream_start_prefix(&seg[at..]) && seg.len() - at < START_LEN {
+                    return Err(StreamError::Truncated { from: at });
+                }
                 return Err(StreamError::Trailing { at });
             }
             return Ok(out);
         }
         if d.total_in() as usize == seg.len() && out.len() == produced && out.capacity() > out.len()
         {
-            return Err(StreamError::Truncated);
+            return Err(StreamError::Truncated { from: 0 });
         }
     }
 }
@@ -216,11 +232,25 @@ mod tests {
         let a = bz(b"hello hello hello");
         assert!(matches!(
             decode_stream(&a[..a.len() - 3], 0),
-            Err(StreamError::Truncated)
+            Err(StreamError::Truncated { from: 0 })
         ));
         let mut t = a.clone();
         t.extend_from_slice(b"junk");
         assert!(matches!(decode_stream(&t, 0), Err(StreamError::Trailing { at }) if at == a.len()));
+        // A whole stream, then the first bytes of another: the file was cut in that header.
+        let b = bz(b"next");
+        for cut in 1..START_LEN {
+            let t = [&a[..], &b[..cut]].concat();
+            assert!(
+                matches!(decode_stream(&t, 0), Err(StreamError::Truncated { from }) if from == a.len()),
+                "cut {cut}"
+            );
+        }
+        let t = [&a[..], b"BZh0"].concat();
+        assert!(matches!(
+            decode_stream(&t, 0),
+            Err(StreamError::Trailing { .. })
+        ));
     }
 
     #[test]
