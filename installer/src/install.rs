@@ -7,6 +7,7 @@ use crate::cli::Args;
 use crate::configure::{self, UserConfig};
 use crate::image::gpt_header::{self, Partition};
 use crate::image::HoldBackWriter;
+use crate::installed_version;
 use crate::pipeline::{self, ImageSource};
 use crate::progress::Ui;
 use crate::release;
@@ -172,7 +173,7 @@ pub fn run(args: &Args) -> Result<()> {
     ));
 
     let mut writer = HoldBackWriter::new(&dev, true, disk_size, &choice.image);
-    let result = pipeline::write_image(source, &mut writer, &ui).and_then(|size| {
+    let installed = pipeline::write_image(source, &mut writer, &ui).and_then(|size| {
         finish(
             &dev,
             &disk,
@@ -183,23 +184,38 @@ pub fn run(args: &Args) -> Result<()> {
             &ui,
         )
     });
-    if let Err(e) = result {
-        let cleanup = writer.abort();
-        bail!(
-            "{e:#}\ninstall to {} failed; {cleanup}",
-            disk.path.display()
-        );
-    }
+    let installed = match installed {
+        Ok(v) => v,
+        Err(e) => {
+            let cleanup = writer.abort();
+            bail!(
+                "{e:#}\ninstall to {} failed; {cleanup}",
+                disk.path.display()
+            );
+        }
+    };
+    let version = match installed {
+        Some(v) if args.image_file.is_some() => v,
+        Some(v) => {
+            if v != choice.version {
+                tracing::warn!(
+                    "the mirror announced {} but the image it served is {v}",
+                    choice.version
+                );
+            }
+            v
+        }
+        None => choice.version,
+    };
     let oem = args.oem.as_deref().unwrap_or("none");
     println!(
-        "Success! {} ({oem}) is installed on {}",
-        choice.version,
+        "Success! {version} ({oem}) is installed on {}",
         disk.path.display()
     );
     Ok(())
 }
 
-/// After the verified image is on the disk.
+/// After the verified image is on the disk; returns the version its USR-A holds.
 fn finish(
     dev: &File,
     disk: &TargetDisk,
@@ -208,7 +224,7 @@ fn finish(
     config: &UserConfig,
     oem_id: Option<&str>,
     ui: &Ui,
-) -> Result<()> {
+) -> Result<Option<String>> {
     if image_size < disk_size {
         disk::gpt::relocate_backup(dev, disk_size)
             .context("moving the backup GPT to the end of the disk")?;
@@ -241,7 +257,10 @@ fn finish(
         tracing::info!("added {added} partition node(s) with BLKPG");
     }
     partitions::udev_settle();
-    Ok(())
+    Ok(parts
+        .iter()
+        .find(|p| p.number == installed_version::USR_A_PARTITION)
+        .and_then(|p| installed_version::read(dev, p.offset(), p.len())))
 }
 
 fn print_settings(args: &Args, disk: &TargetDisk, size: u64, c: &Choice) {

@@ -7,6 +7,7 @@ mod decompress;
 mod download;
 mod image;
 mod install;
+mod installed_version;
 mod pipeline;
 mod progress;
 mod release;

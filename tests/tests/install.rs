@@ -193,9 +193,27 @@ fn build_raw(raw: &Path, oem_tree: Option<&Path>) {
                 .arg(raw)
                 .arg(format!("{}k", len / 1024)));
         }
+        if n == 3 {
+            // USR-A: an ext2 /usr with the release file (the installer reports its version)
+            // and compressible but varied data, then zeros, as a real /usr image.
+            let tree = tempfile::tempdir().unwrap();
+            let t = tree.path().display();
+            sh(&format!(
+                "mkdir -p {t}/share/coreos {t}/lib
+                 printf 'COREOS_RELEASE_VERSION={VERSION}\nCOREOS_RELEASE_BOARD={BOARD}\n' > {t}/share/coreos/release
+                 head -c 30M /dev/urandom | base64 -w 0 | head -c 40M > {t}/lib/data"
+            ));
+            run(Command::new("mkfs.ext4")
+                .args(["-q", "-F", "-t", "ext2", "-L", label, "-d"])
+                .arg(tree.path())
+                .arg("-E")
+                .arg(format!("offset={off}"))
+                .env("E2FSPROGS_FAKE_TIME", "1600000000")
+                .arg(raw)
+                .arg(format!("{}k", len / 1024)));
+            continue;
+        }
         let data = match n {
-            // USR-A: compressible but varied data, then zeros (as a real /usr image).
-            3 => "head -c 30M /dev/urandom | base64 -w 0 | head -c 40M",
             1 => "head -c 3M /dev/urandom",
             _ => continue,
         };
@@ -515,7 +533,7 @@ fn oem_without_its_image_sets_oem_id_on_the_base_image() {
 fn local_file_with_signature_and_without() {
     let m = mirror();
     let d = disk(300);
-    run(&mut install(&[
+    let out = run(&mut install(&[
         "-d",
         &dev(&d),
         "-f",
@@ -524,6 +542,15 @@ fn local_file_with_signature_and_without() {
         m.key.to_str().unwrap(),
     ]));
     assert_installed(&d, &m.raw, &[]);
+    // The version comes from the installed USR-A, not from a file name.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "Success! {VERSION} (none) is installed on {}",
+            dev(&d)
+        )),
+        "{stdout}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let unsigned = tmp.path().join("unsigned.bin.bz2");
