@@ -166,3 +166,37 @@ fn refuses_a_too_small_disk() {
     let e = write_table(&f, &layout).unwrap_err().to_string();
     assert!(e.contains("1073741824") && e.contains("4756340736"), "{e}");
 }
+
+#[test]
+fn reads_the_primary_table_from_the_first_mib_in_memory() {
+    let (_d, path, layout) = base_image();
+    let mut head = vec![0u8; 1 << 20];
+    File::open(&path)
+        .unwrap()
+        .read_exact_at(&mut head, 0)
+        .unwrap();
+    let t = read_primary(&head).unwrap();
+    assert_eq!(t.disk_bytes(), layout.disk_bytes(), "from the AlternateLBA");
+    let got: Vec<_> = t
+        .partitions
+        .iter()
+        .map(|p| (p.number, p.label.as_str(), p.first_lba, p.sectors))
+        .collect();
+    let want: Vec<_> = layout
+        .partitions
+        .iter()
+        .map(|p| (p.number, p.label.as_str(), p.first_lba, p.sectors))
+        .collect();
+    assert_eq!(got, want);
+
+    let err = |bytes: &[u8]| read_primary(bytes).unwrap_err().to_string();
+    assert!(err(&head[..1000]).contains("no GPT header"));
+    let mut bad = head.clone();
+    bad[512 + 40] ^= 1; // FirstUsableLBA, under the header CRC
+    assert!(err(&bad).contains("header CRC32 mismatch"), "{}", err(&bad));
+    let mut bad = head.clone();
+    bad[1024 + 40] ^= 1; // an entry's LastLBA, under the entry array CRC
+    assert!(err(&bad).contains("entry array CRC32"), "{}", err(&bad));
+    // The entry array (LBA 2..34) must be in the bytes given.
+    assert!(err(&head[..4096]).contains("outside the first 4096 bytes"));
+}
