@@ -3,7 +3,7 @@
 //!
 //! CONTRACT: `write_table(&File, &Layout)`, `read_table(&File) -> Layout`,
 //! `read_primary(&[u8]) -> Layout` (from an image's first bytes, for a streaming reader),
-//! `relocate_backup(&File, new_disk_bytes)`.
+//! `relocate_backup(&File, new_disk_bytes)`, `resize_partition(&File, number, sectors)`.
 //!
 //! `gpt::GptDisk::write_inplace` packs used entries into the first slots of the array, which
 //! would renumber OEM (6) and ROOT (9) to 5 and 7; CoreOS's numbering has gaps on purpose. So
@@ -299,21 +299,7 @@ fn table_layout(
 /// Move the backup GPT to the last sectors of a disk of `new_disk_bytes` (as `sgdisk -e`),
 /// growing a regular file to that size first, and widen the protective MBR entry.
 pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError> {
-    let disk = gpt::GptConfig::new()
-        .writable(false)
-        .logical_block_size(LB)
-        .open_from_device(file)
-        .map_err(|e| gpt_err("reading the GPT", e))?;
-    let old = disk
-        .primary_header()
-        .map_err(|e| gpt_err("the primary GPT header is damaged", e))?
-        .clone();
-    let entries: Vec<(u32, gpt::partition::Partition)> = disk
-        .partitions()
-        .iter()
-        .filter(|(_, e)| e.is_used())
-        .map(|(n, e)| (*n, e.clone()))
-        .collect();
+    let (old, entries) = primary_and_entries(file)?;
     let new_sectors = new_disk_bytes / crate::SECTOR;
     let last_end = entries.iter().map(|(_, e)| e.last_lba).max().unwrap_or(0);
     let array_sectors = (old.num_parts as u64 * old.part_size as u64).div_ceil(crate::SECTOR);
@@ -355,6 +341,48 @@ pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError>
             .map_err(|e| gpt_err("writing the MBR", e))?;
     }
     Ok(())
+}
+
+/// Move the end of partition `number` so that it spans `sectors` (as `cgpt add -s`), keeping
+/// its start, the other entries, their numbering and the MBR. It must fit the usable sectors:
+/// move the backup GPT first (`relocate_backup`) when the disk grew.
+pub fn resize_partition(file: &File, number: u32, sectors: u64) -> Result<(), GptError> {
+    let (primary, mut entries) = primary_and_entries(file)?;
+    let (_, e) = entries
+        .iter_mut()
+        .find(|(n, _)| *n == number)
+        .ok_or_else(|| GptError::Invalid(format!("the GPT has no partition {number}")))?;
+    let last = e.first_lba + sectors.max(1) - 1;
+    if last > primary.last_usable {
+        return Err(GptError::Invalid(format!(
+            "partition {number} ({}) of {sectors} sectors from sector {} would end after the last usable sector {}",
+            e.name, e.first_lba, primary.last_usable
+        )));
+    }
+    e.last_lba = last;
+    write_headers_and_entries(file, primary, &entries)
+}
+
+/// The primary header and the used entries (with their numbers) of a disk's GPT.
+fn primary_and_entries(
+    file: &File,
+) -> Result<(Header, Vec<(u32, gpt::partition::Partition)>), GptError> {
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .logical_block_size(LB)
+        .open_from_device(file)
+        .map_err(|e| gpt_err("reading the GPT", e))?;
+    let primary = disk
+        .primary_header()
+        .map_err(|e| gpt_err("the primary GPT header is damaged", e))?
+        .clone();
+    let entries = disk
+        .partitions()
+        .iter()
+        .filter(|(_, e)| e.is_used())
+        .map(|(n, e)| (*n, e.clone()))
+        .collect();
+    Ok((primary, entries))
 }
 
 #[cfg(test)]

@@ -159,6 +159,56 @@ fn relocates_backup_like_sgdisk_e() {
 }
 
 #[test]
+fn resizes_one_partition_keeping_the_others_and_the_mbr() {
+    let (_d, path, layout) = base_image();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    let mut mbr = [0u8; 512];
+    f.read_exact_at(&mut mbr, 0).unwrap();
+    let root = layout.by_number(9).unwrap();
+    let grown = root.sectors + (1 << 21);
+    // Past the usable sectors until the backup GPT moves.
+    let e = resize_partition(&f, 9, grown).unwrap_err().to_string();
+    assert!(
+        e.contains("partition 9 (ROOT)") && e.contains("last usable"),
+        "{e}"
+    );
+    relocate_backup(&f, layout.disk_bytes() + (1 << 30)).unwrap();
+    resize_partition(&f, 9, grown).unwrap();
+    let v = sgdisk(&["-v"], &path);
+    assert!(v.contains("No problems found"), "{v}");
+    let t = read_table(&f).unwrap();
+    for p in &layout.partitions {
+        let q = t.by_number(p.number).unwrap();
+        let want = if p.number == 9 { grown } else { p.sectors };
+        assert_eq!(
+            (
+                q.label.as_str(),
+                q.first_lba,
+                q.sectors,
+                q.part_guid,
+                q.attributes
+            ),
+            (
+                p.label.as_str(),
+                p.first_lba,
+                want,
+                p.part_guid,
+                p.attributes
+            )
+        );
+    }
+    let mut after = [0u8; 512];
+    f.read_exact_at(&mut after, 0).unwrap();
+    assert!(after == mbr, "the hybrid MBR is kept");
+    let e = resize_partition(&f, 5, 10).unwrap_err().to_string();
+    assert!(e.contains("no partition 5"), "{e}");
+}
+
+#[test]
 fn refuses_a_too_small_disk() {
     let layout = Layout::builtin("base").unwrap();
     let f = tempfile::tempfile().unwrap();
