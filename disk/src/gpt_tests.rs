@@ -31,6 +31,14 @@ fn base_image() -> (tempfile::TempDir, std::path::PathBuf, Layout) {
     (dir, path, layout)
 }
 
+fn open_rw(path: &std::path::Path) -> File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap()
+}
+
 #[test]
 fn sgdisk_accepts_base_table() {
     let (_d, path, layout) = base_image();
@@ -138,11 +146,7 @@ fn reads_back_what_it_wrote() {
 #[test]
 fn relocates_backup_like_sgdisk_e() {
     let (_d, path, layout) = base_image();
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
+    let f = open_rw(&path);
     let new_bytes = layout.disk_bytes() + (1 << 30);
     relocate_backup(&f, new_bytes).unwrap();
     assert_eq!(f.metadata().unwrap().len(), new_bytes);
@@ -161,11 +165,7 @@ fn relocates_backup_like_sgdisk_e() {
 #[test]
 fn resizes_one_partition_keeping_the_others_and_the_mbr() {
     let (_d, path, layout) = base_image();
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
+    let f = open_rw(&path);
     let mut mbr = [0u8; 512];
     f.read_exact_at(&mut mbr, 0).unwrap();
     let root = layout.by_number(9).unwrap();
