@@ -1,9 +1,10 @@
 //! `coreos-build keygen`: a new OpenPGP signing key pair for releases, as armored files gpg
 //! imports: `signing-key.asc` (secret, mode 0600) and `signing-key.pub.asc`.
 
+use crate::atomic_output::Pending;
 use anyhow::{bail, Context, Result};
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
@@ -39,16 +40,16 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Written to a temp name with its final mode from the start, then renamed.
+/// Given its final mode before the first byte is written (the secret key is never readable by
+/// others, not even under its temporary name), then renamed.
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+    let mut out = Pending::create(path)?;
+    out.file
+        .set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", out.tmp_path().display()))?;
+    out.file
+        .write_all(bytes)
+        .with_context(|| format!("writing {}", out.tmp_path().display()))?;
+    out.commit()?;
+    Ok(())
 }

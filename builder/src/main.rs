@@ -1,6 +1,7 @@
 //! `coreos-build`: a USR tree in, CoreOS disk images, release files and VM artifacts out.
 //! This file is only the dispatch table; each subcommand lives in its own module.
 
+mod atomic_output;
 mod bootloader;
 mod image;
 mod inspect;

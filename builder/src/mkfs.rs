@@ -1,5 +1,6 @@
 //! `coreos-build mkfs ext4`: a rootless, reproducible `mkfs.ext4 -d`.
 
+use crate::atomic_output::Pending;
 use anyhow::{bail, Context, Result};
 use disk::ext4::{self, Ext4Params, Flavor};
 use std::fs::OpenOptions;
@@ -137,42 +138,11 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
     if is_block_device(&a.output) {
         return write_device(&a.output, a.source.as_deref(), &params, ui);
     }
-    let dir = a
-        .output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = a
-        .output
-        .file_name()
-        .context("--output has no file name")?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| -> Result<ext4::WriteReport> {
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
-        let report = write_with_progress(&f, a.source.as_deref(), &params, ui)?;
-        f.sync_all()
-            .with_context(|| format!("syncing {}", tmp.display()))?;
-        Ok(report)
-    })();
-    match result {
-        Ok(report) => {
-            std::fs::rename(&tmp, &a.output)
-                .with_context(|| format!("renaming to {}", a.output.display()))?;
-            log_report(&a.output, &report);
-            Ok(())
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    let out = Pending::create(&a.output)?;
+    let report = write_with_progress(&out.file, a.source.as_deref(), &params, ui)?;
+    out.commit()?;
+    log_report(&a.output, &report);
+    Ok(())
 }
 
 fn is_block_device(p: &Path) -> bool {

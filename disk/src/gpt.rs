@@ -2,7 +2,8 @@
 //! 128 entries at LBA 2, backup entries at N-33, backup header at N-1).
 //!
 //! CONTRACT: `write_table(&File, &Layout)`, `read_table(&File) -> Layout`,
-//! `relocate_backup(&File, new_disk_bytes)`.
+//! `read_primary(&[u8]) -> Layout` (from an image's first bytes, for a streaming reader),
+//! `relocate_backup(&File, new_disk_bytes)`, `resize_partition(&File, number, sectors)`.
 //!
 //! `gpt::GptDisk::write_inplace` packs used entries into the first slots of the array, which
 //! would renumber OEM (6) and ROOT (9) to 5 and 7; CoreOS's numbering has gaps on purpose. So
@@ -14,7 +15,7 @@ use crate::layout::{
     Layout, Partition, ATTR_LEGACY_BIOS_BOOTABLE, ATTR_PRIORITY_SHIFT, ATTR_SUCCESSFUL,
 };
 use gpt::disk::LogicalBlockSize;
-use gpt::header::{Header, HeaderBuilder};
+use gpt::header::{Header, HeaderBuilder, HeaderError};
 use gpt::mbr::{PartRecord, ProtectiveMBR};
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -205,8 +206,70 @@ pub fn read_table(file: &File) -> Result<Layout, GptError> {
         .open_from_device(file)
         .map_err(|e| gpt_err("reading the GPT", e))?;
     let header = disk.header();
+    let backup = header.current_lba.max(header.backup_lba);
+    Ok(table_layout(*disk.guid(), disk.partitions(), backup))
+}
+
+/// Read the primary GPT of an image from its first bytes held in memory (at least through the
+/// partition entry array), for a reader that sees the image as a stream and must know its size
+/// before the rest arrives. `disk_sectors` of the result comes from the header's AlternateLBA:
+/// the backup header is the image's last sector.
+pub fn read_primary(disk_start: &[u8]) -> Result<Layout, GptError> {
+    let invalid = |m: String| GptError::Invalid(m);
+    let sector = crate::SECTOR as usize;
+    if disk_start.len() < 2 * sector || &disk_start[sector..sector + 8] != b"EFI PART" {
+        return Err(invalid("no GPT header (\"EFI PART\") at LBA 1".into()));
+    }
+    let mut dev = std::io::Cursor::new(disk_start);
+    let header =
+        gpt::header::read_header_from_arbitrary_device(&mut dev, LB).map_err(|e| match e {
+            HeaderError::InvalidCRC32Checksum => {
+                invalid("GPT header CRC32 mismatch at LBA 1".into())
+            }
+            e => gpt_err("reading the GPT header at LBA 1", e),
+        })?;
+    // UEFI 2.10 §5.3.2: HeaderSize is at least 92 and at most the block size.
+    if !(92..=crate::SECTOR as u32).contains(&header.header_size_le) {
+        return Err(invalid(format!(
+            "GPT header size {} is invalid",
+            header.header_size_le
+        )));
+    }
+    if header.current_lba != 1 || header.backup_lba < 3 {
+        return Err(invalid(format!(
+            "GPT header at LBA 1 names itself LBA {}, backup LBA {}",
+            header.current_lba, header.backup_lba
+        )));
+    }
+    let (at, n, size) = (
+        header.part_start * crate::SECTOR,
+        header.num_parts as u64,
+        header.part_size,
+    );
+    if size != GPT_ENTRY_SIZE || at + n * size as u64 > disk_start.len() as u64 {
+        return Err(invalid(format!(
+            "GPT partition entries ({n} x {size} bytes at byte {at}) are outside the first {} bytes",
+            disk_start.len()
+        )));
+    }
+    let entries = gpt::partition::file_read_partitions(&mut dev, &header, LB).map_err(|e| {
+        if e.to_string().contains("CRC") {
+            invalid("GPT partition entry array CRC32 mismatch".into())
+        } else {
+            gpt_err("reading the GPT partition entries", e)
+        }
+    })?;
+    Ok(table_layout(header.disk_guid, &entries, header.backup_lba))
+}
+
+/// The used entries of a table as a `Layout` of `backup_lba + 1` sectors.
+fn table_layout(
+    disk_guid: uuid::Uuid,
+    entries: &std::collections::BTreeMap<u32, gpt::partition::Partition>,
+    backup_lba: u64,
+) -> Layout {
     let mut partitions = Vec::new();
-    for (&number, e) in disk.partitions().iter().filter(|(_, e)| e.is_used()) {
+    for (&number, e) in entries.iter().filter(|(_, e)| e.is_used()) {
         let sectors = e.last_lba + 1 - e.first_lba;
         partitions.push(Partition {
             number,
@@ -225,33 +288,18 @@ pub fn read_table(file: &File) -> Result<Layout, GptError> {
             fs_inode_size: 128,
         });
     }
-    let backup = header.current_lba.max(header.backup_lba);
-    Ok(Layout {
+    Layout {
         name: "disk".into(),
-        disk_guid: *disk.guid(),
-        disk_sectors: backup + 1,
+        disk_guid,
+        disk_sectors: backup_lba + 1,
         partitions,
-    })
+    }
 }
 
 /// Move the backup GPT to the last sectors of a disk of `new_disk_bytes` (as `sgdisk -e`),
 /// growing a regular file to that size first, and widen the protective MBR entry.
 pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError> {
-    let disk = gpt::GptConfig::new()
-        .writable(false)
-        .logical_block_size(LB)
-        .open_from_device(file)
-        .map_err(|e| gpt_err("reading the GPT", e))?;
-    let old = disk
-        .primary_header()
-        .map_err(|e| gpt_err("the primary GPT header is damaged", e))?
-        .clone();
-    let entries: Vec<(u32, gpt::partition::Partition)> = disk
-        .partitions()
-        .iter()
-        .filter(|(_, e)| e.is_used())
-        .map(|(n, e)| (*n, e.clone()))
-        .collect();
+    let (old, entries) = primary_and_entries(file)?;
     let new_sectors = new_disk_bytes / crate::SECTOR;
     let last_end = entries.iter().map(|(_, e)| e.last_lba).max().unwrap_or(0);
     let array_sectors = (old.num_parts as u64 * old.part_size as u64).div_ceil(crate::SECTOR);
@@ -293,6 +341,48 @@ pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError>
             .map_err(|e| gpt_err("writing the MBR", e))?;
     }
     Ok(())
+}
+
+/// Move the end of partition `number` so that it spans `sectors` (as `cgpt add -s`), keeping
+/// its start, the other entries, their numbering and the MBR. It must fit the usable sectors:
+/// move the backup GPT first (`relocate_backup`) when the disk grew.
+pub fn resize_partition(file: &File, number: u32, sectors: u64) -> Result<(), GptError> {
+    let (primary, mut entries) = primary_and_entries(file)?;
+    let (_, e) = entries
+        .iter_mut()
+        .find(|(n, _)| *n == number)
+        .ok_or_else(|| GptError::Invalid(format!("the GPT has no partition {number}")))?;
+    let last = e.first_lba + sectors.max(1) - 1;
+    if last > primary.last_usable {
+        return Err(GptError::Invalid(format!(
+            "partition {number} ({}) of {sectors} sectors from sector {} would end after the last usable sector {}",
+            e.name, e.first_lba, primary.last_usable
+        )));
+    }
+    e.last_lba = last;
+    write_headers_and_entries(file, primary, &entries)
+}
+
+/// The primary header and the used entries (with their numbers) of a disk's GPT.
+fn primary_and_entries(
+    file: &File,
+) -> Result<(Header, Vec<(u32, gpt::partition::Partition)>), GptError> {
+    let disk = gpt::GptConfig::new()
+        .writable(false)
+        .logical_block_size(LB)
+        .open_from_device(file)
+        .map_err(|e| gpt_err("reading the GPT", e))?;
+    let primary = disk
+        .primary_header()
+        .map_err(|e| gpt_err("the primary GPT header is damaged", e))?
+        .clone();
+    let entries = disk
+        .partitions()
+        .iter()
+        .filter(|(_, e)| e.is_used())
+        .map(|(n, e)| (*n, e.clone()))
+        .collect();
+    Ok((primary, entries))
 }
 
 #[cfg(test)]

@@ -31,6 +31,14 @@ fn base_image() -> (tempfile::TempDir, std::path::PathBuf, Layout) {
     (dir, path, layout)
 }
 
+fn open_rw(path: &std::path::Path) -> File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap()
+}
+
 #[test]
 fn sgdisk_accepts_base_table() {
     let (_d, path, layout) = base_image();
@@ -138,11 +146,7 @@ fn reads_back_what_it_wrote() {
 #[test]
 fn relocates_backup_like_sgdisk_e() {
     let (_d, path, layout) = base_image();
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .unwrap();
+    let f = open_rw(&path);
     let new_bytes = layout.disk_bytes() + (1 << 30);
     relocate_backup(&f, new_bytes).unwrap();
     assert_eq!(f.metadata().unwrap().len(), new_bytes);
@@ -159,10 +163,90 @@ fn relocates_backup_like_sgdisk_e() {
 }
 
 #[test]
+fn resizes_one_partition_keeping_the_others_and_the_mbr() {
+    let (_d, path, layout) = base_image();
+    let f = open_rw(&path);
+    let mut mbr = [0u8; 512];
+    f.read_exact_at(&mut mbr, 0).unwrap();
+    let root = layout.by_number(9).unwrap();
+    let grown = root.sectors + (1 << 21);
+    // Past the usable sectors until the backup GPT moves.
+    let e = resize_partition(&f, 9, grown).unwrap_err().to_string();
+    assert!(
+        e.contains("partition 9 (ROOT)") && e.contains("last usable"),
+        "{e}"
+    );
+    relocate_backup(&f, layout.disk_bytes() + (1 << 30)).unwrap();
+    resize_partition(&f, 9, grown).unwrap();
+    let v = sgdisk(&["-v"], &path);
+    assert!(v.contains("No problems found"), "{v}");
+    let t = read_table(&f).unwrap();
+    for p in &layout.partitions {
+        let q = t.by_number(p.number).unwrap();
+        let want = if p.number == 9 { grown } else { p.sectors };
+        assert_eq!(
+            (
+                q.label.as_str(),
+                q.first_lba,
+                q.sectors,
+                q.part_guid,
+                q.attributes
+            ),
+            (
+                p.label.as_str(),
+                p.first_lba,
+                want,
+                p.part_guid,
+                p.attributes
+            )
+        );
+    }
+    let mut after = [0u8; 512];
+    f.read_exact_at(&mut after, 0).unwrap();
+    assert!(after == mbr, "the hybrid MBR is kept");
+    let e = resize_partition(&f, 5, 10).unwrap_err().to_string();
+    assert!(e.contains("no partition 5"), "{e}");
+}
+
+#[test]
 fn refuses_a_too_small_disk() {
     let layout = Layout::builtin("base").unwrap();
     let f = tempfile::tempfile().unwrap();
     f.set_len(1 << 30).unwrap();
     let e = write_table(&f, &layout).unwrap_err().to_string();
     assert!(e.contains("1073741824") && e.contains("4756340736"), "{e}");
+}
+
+#[test]
+fn reads_the_primary_table_from_the_first_mib_in_memory() {
+    let (_d, path, layout) = base_image();
+    let mut head = vec![0u8; 1 << 20];
+    File::open(&path)
+        .unwrap()
+        .read_exact_at(&mut head, 0)
+        .unwrap();
+    let t = read_primary(&head).unwrap();
+    assert_eq!(t.disk_bytes(), layout.disk_bytes(), "from the AlternateLBA");
+    let got: Vec<_> = t
+        .partitions
+        .iter()
+        .map(|p| (p.number, p.label.as_str(), p.first_lba, p.sectors))
+        .collect();
+    let want: Vec<_> = layout
+        .partitions
+        .iter()
+        .map(|p| (p.number, p.label.as_str(), p.first_lba, p.sectors))
+        .collect();
+    assert_eq!(got, want);
+
+    let err = |bytes: &[u8]| read_primary(bytes).unwrap_err().to_string();
+    assert!(err(&head[..1000]).contains("no GPT header"));
+    let mut bad = head.clone();
+    bad[512 + 40] ^= 1; // FirstUsableLBA, under the header CRC
+    assert!(err(&bad).contains("header CRC32 mismatch"), "{}", err(&bad));
+    let mut bad = head.clone();
+    bad[1024 + 40] ^= 1; // an entry's LastLBA, under the entry array CRC
+    assert!(err(&bad).contains("entry array CRC32"), "{}", err(&bad));
+    // The entry array (LBA 2..34) must be in the bytes given.
+    assert!(err(&head[..4096]).contains("outside the first 4096 bytes"));
 }

@@ -5,7 +5,7 @@
 
 use crate::cli::Args;
 use crate::configure::{self, UserConfig};
-use crate::image::gpt_header::{self, Partition};
+use crate::image::holdback::HOLD;
 use crate::image::HoldBackWriter;
 use crate::installed_version;
 use crate::pipeline::{self, ImageSource};
@@ -15,7 +15,9 @@ use crate::signature::KeyRing;
 use crate::source::HttpClient;
 use crate::target::{in_use, partitions, TargetDisk};
 use anyhow::{bail, Context, Result};
+use disk::layout::Partition;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 
 /// The trusted keys: `-k` or the built-in ones.
 pub fn key_ring(args: &Args) -> Result<Option<KeyRing>> {
@@ -215,6 +217,14 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// The partitions of the written disk, from the primary GPT in its first MiB.
+fn written_partitions(dev: &File) -> Result<Vec<Partition>> {
+    let mut head = vec![0u8; HOLD as usize];
+    dev.read_exact_at(&mut head, 0)
+        .context("reading the first MiB")?;
+    Ok(disk::gpt::read_primary(&head)?.partitions)
+}
+
 /// After the verified image is on the disk; returns the version its USR-A holds.
 fn finish(
     dev: &File,
@@ -229,8 +239,7 @@ fn finish(
         disk::gpt::relocate_backup(dev, disk_size)
             .context("moving the backup GPT to the end of the disk")?;
     }
-    let parts: Vec<Partition> =
-        gpt_header::read_partitions(dev).context("reading the written partition table")?;
+    let parts = written_partitions(dev).context("reading the written partition table")?;
     let mtime = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -260,7 +269,7 @@ fn finish(
     Ok(parts
         .iter()
         .find(|p| p.number == installed_version::USR_A_PARTITION)
-        .and_then(|p| installed_version::read(dev, p.offset(), p.len())))
+        .and_then(|p| installed_version::read(dev, p.offset(), p.bytes())))
 }
 
 fn print_settings(args: &Args, disk: &TargetDisk, size: u64, c: &Choice) {

@@ -1,15 +1,17 @@
 //! Boot a disk image in qemu (TCG, no network, the disk as a virtio drive with `snapshot=on` so
 //! the image is never modified) under UEFI (OVMF) or BIOS (SeaBIOS), and read the one
-//! `COREOS-BOOT-REPORT` line the sample OS's initramfs prints on the serial console.
+//! `COREOS-BOOT-REPORT` line the sample OS's initramfs prints on the serial console. Tests that
+//! need another machine (a kernel booted directly, more disks, writable disks) build a
+//! `Machine` and `run` it.
 //!
-//! A boot is bounded by a timeout. The whole console log is kept in `<repo>/.cache/boot-logs/`
+//! A run is bounded by a timeout. The whole console log is kept in `<repo>/.cache/boot-logs/`
 //! (its path is in the report, and in the error on failure, so a failed test shows why).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -106,6 +108,201 @@ impl fmt::Display for BootError {
 
 impl std::error::Error for BootError {}
 
+/// A qemu machine as every test runs one: TCG, 1 GiB, the serial console on stdout, no
+/// network, no reboot. The command line is built in `command` only.
+pub struct Machine {
+    firmware: Firmware,
+    direct_boot: Option<DirectBoot>,
+    disks: Vec<Disk>,
+}
+
+struct DirectBoot {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    append: String,
+}
+
+struct Disk {
+    path: PathBuf,
+    format: String,
+    snapshot: bool,
+}
+
+/// What one run of a machine left behind.
+pub struct Run {
+    /// Everything the guest printed on the serial console.
+    pub console: Vec<u8>,
+    /// qemu's exit status; None when it was still running at the timeout or after the grace
+    /// period that follows `done`, and was killed.
+    pub exited: Option<ExitStatus>,
+    /// From starting qemu to the console output on which `done` first held.
+    pub done_after: Option<Duration>,
+    /// The timeout passed with qemu still running.
+    pub timed_out: bool,
+    /// From starting qemu to its end.
+    pub elapsed: Duration,
+    /// The console and qemu's stderr, kept under `<repo>/.cache/boot-logs/`.
+    pub log: PathBuf,
+}
+
+impl Machine {
+    pub fn new(firmware: Firmware) -> Machine {
+        Machine {
+            firmware,
+            direct_boot: None,
+            disks: Vec::new(),
+        }
+    }
+
+    /// Start this kernel and initrd directly (qemu's `-kernel`), not a boot loader on a disk.
+    pub fn direct_boot(mut self, kernel: &Path, initrd: &Path, append: &str) -> Machine {
+        self.direct_boot = Some(DirectBoot {
+            kernel: kernel.to_path_buf(),
+            initrd: initrd.to_path_buf(),
+            append: append.to_string(),
+        });
+        self
+    }
+
+    /// The next virtio disk (`/dev/vda`, `/dev/vdb`, ...). With `snapshot` the file is never
+    /// modified (writes go to a temporary overlay); without, the guest writes the file.
+    pub fn disk(mut self, path: &Path, format: &str, snapshot: bool) -> Machine {
+        self.disks.push(Disk {
+            path: path.to_path_buf(),
+            format: format.to_string(),
+            snapshot,
+        });
+        self
+    }
+
+    /// The command line; `work` holds the private copy of the firmware variables.
+    fn command(&self, work: &Path) -> Command {
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args([
+            "-accel",
+            "tcg",
+            "-m",
+            "1024",
+            "-nographic",
+            "-nic",
+            "none",
+            "-no-reboot",
+        ]);
+        match self.firmware {
+            Firmware::Uefi => {
+                let (code, vars) = ovmf();
+                if let Some(vars) = vars {
+                    // A private copy: OVMF writes its variables, and parallel boots must not
+                    // share them.
+                    let copy = work.join("OVMF_VARS.fd");
+                    std::fs::copy(&vars, &copy)
+                        .unwrap_or_else(|e| panic!("copying {}: {e}", vars.display()));
+                    cmd.arg("-drive").arg(format!(
+                        "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                        code.display()
+                    ));
+                    cmd.arg("-drive").arg(format!(
+                        "if=pflash,format=raw,unit=1,file={}",
+                        copy.display()
+                    ));
+                } else {
+                    cmd.arg("-bios").arg(&code);
+                }
+            }
+            Firmware::Bios => {} // qemu's default firmware is SeaBIOS
+        }
+        if let Some(b) = &self.direct_boot {
+            cmd.arg("-kernel").arg(&b.kernel);
+            cmd.arg("-initrd").arg(&b.initrd);
+            cmd.arg("-append").arg(&b.append);
+        }
+        for d in &self.disks {
+            let snapshot = if d.snapshot { ",snapshot=on" } else { "" };
+            cmd.arg("-drive").arg(format!(
+                "file={},format={},if=virtio{snapshot}",
+                d.path.display(),
+                d.format
+            ));
+        }
+        cmd
+    }
+
+    /// Run until qemu exits or `timeout` passes (then it is killed). Once `done(console)` holds
+    /// the guest has a few seconds to power off. `name` names the kept log.
+    pub fn run(&self, name: &str, timeout: Duration, done: impl Fn(&[u8]) -> bool) -> Run {
+        crate::require("qemu-system-x86_64");
+        let work = tempfile::tempdir().expect("temporary folder for the firmware variables");
+        let mut cmd = self.command(work.path());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let start = Instant::now();
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let (tx, rx) = mpsc::channel::<(Vec<u8>, Instant)>();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 || tx.send((buf[..n].to_vec(), Instant::now())).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let mut console = Vec::new();
+        let mut done_after: Option<Duration> = None;
+        let deadline = start + timeout;
+        let mut exited = None;
+        let mut timed_out = false;
+        loop {
+            let now = Instant::now();
+            // After `done`, the guest powers off; allow it a few seconds to do so.
+            let limit = match done_after {
+                Some(_) => deadline.min(now + Duration::from_secs(5)),
+                None => deadline,
+            };
+            if now >= limit {
+                timed_out = now >= deadline;
+                break;
+            }
+            match rx.recv_timeout((limit - now).min(Duration::from_millis(200))) {
+                Ok((chunk, at)) => {
+                    console.extend_from_slice(&chunk);
+                    if done_after.is_none() && done(&console) {
+                        done_after = Some(at - start);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    exited = child.wait().ok();
+                    break;
+                }
+            }
+        }
+        if exited.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let elapsed = start.elapsed();
+        let _ = reader.join();
+        let mut stderr = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut stderr);
+        }
+        let log = keep_log(name, &console, &stderr);
+        Run {
+            console,
+            exited,
+            done_after,
+            timed_out,
+            elapsed,
+            log,
+        }
+    }
+}
+
 /// Boot `disk` (`format`: "raw", "vmdk", "qcow2", ...) and wait up to `timeout` for the report.
 pub fn boot(
     disk: &Path,
@@ -113,49 +310,6 @@ pub fn boot(
     format: &str,
     timeout: Duration,
 ) -> Result<BootReport, BootError> {
-    crate::require("qemu-system-x86_64");
-    let work = tempfile::tempdir().expect("temporary folder for the firmware variables");
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel",
-        "tcg",
-        "-m",
-        "1024",
-        "-nographic",
-        "-nic",
-        "none",
-        "-no-reboot",
-    ]);
-    match firmware {
-        Firmware::Uefi => {
-            let (code, vars) = ovmf();
-            if let Some(vars) = vars {
-                // A private copy: OVMF writes its variables, and parallel boots must not share them.
-                let copy = work.path().join("OVMF_VARS.fd");
-                std::fs::copy(&vars, &copy)
-                    .unwrap_or_else(|e| panic!("copying {}: {e}", vars.display()));
-                cmd.arg("-drive").arg(format!(
-                    "if=pflash,format=raw,unit=0,readonly=on,file={}",
-                    code.display()
-                ));
-                cmd.arg("-drive").arg(format!(
-                    "if=pflash,format=raw,unit=1,file={}",
-                    copy.display()
-                ));
-            } else {
-                cmd.arg("-bios").arg(&code);
-            }
-        }
-        Firmware::Bios => {} // qemu's default firmware is SeaBIOS
-    }
-    cmd.arg("-drive").arg(format!(
-        "file={},format={format},if=virtio,snapshot=on",
-        disk.display()
-    ));
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-
     let name = format!(
         "{}-{}",
         disk.file_name()
@@ -163,96 +317,46 @@ pub fn boot(
             .unwrap_or_default(),
         firmware.name()
     );
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let (tx, rx) = mpsc::channel::<(Vec<u8>, Instant)>();
-    let mut stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = stdout.read(&mut buf) {
-            if n == 0 || tx.send((buf[..n].to_vec(), Instant::now())).is_err() {
-                break;
-            }
-        }
-    });
-
-    let mut console = Vec::new();
-    let mut reported: Option<(String, Duration)> = None;
-    let deadline = start + timeout;
-    let mut exited = None;
-    loop {
-        let now = Instant::now();
-        // After the report, the guest powers off; allow it a few seconds to do so.
-        let limit = match &reported {
-            Some(_) => deadline.min(now + Duration::from_secs(5)),
-            None => deadline,
-        };
-        if now >= limit {
-            break;
-        }
-        match rx.recv_timeout((limit - now).min(Duration::from_millis(200))) {
-            Ok((chunk, at)) => {
-                console.extend_from_slice(&chunk);
-                if reported.is_none() {
-                    if let Some(fields) = report_fields(&console) {
-                        reported = Some((fields, at - start));
-                    }
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                exited = child.wait().ok();
-                break;
-            }
-        }
-    }
-    if exited.is_none() {
-        let _ = child.kill();
-        exited = child.wait().ok();
-    }
-    let _ = reader.join();
-    let mut stderr = String::new();
-    if let Some(mut e) = child.stderr.take() {
-        let _ = e.read_to_string(&mut stderr);
-    }
-
-    let count = String::from_utf8_lossy(&console)
+    let run = Machine::new(firmware)
+        .disk(disk, format, true)
+        .run(&name, timeout, |console| {
+            line_after(console, REPORT_MARKER).is_some()
+        });
+    let count = String::from_utf8_lossy(&run.console)
         .matches(REPORT_MARKER)
         .count();
-    let log = keep_log(&name, &console, &stderr);
     let fail = |reason: String| {
         Err(BootError {
             reason,
-            log: log.clone(),
+            log: run.log.clone(),
         })
     };
-    match reported {
-        None if Instant::now() >= deadline => fail(format!(
+    match (line_after(&run.console, REPORT_MARKER), run.done_after) {
+        (Some(fields), Some(elapsed)) if count == 1 => {
+            record_time(&name, elapsed);
+            BootReport::parse(&fields, elapsed, run.log.clone()).or_else(fail)
+        }
+        (Some(_), _) => fail(format!("{count} report lines; exactly one expected")),
+        (None, _) if run.timed_out => fail(format!(
             "no {} line within {:?} ({} under {})",
             REPORT_MARKER.trim(),
             timeout,
             disk.display(),
             firmware.name()
         )),
-        None => fail(format!(
-            "qemu exited ({exited:?}) without a {} line",
+        (None, _) => fail(format!(
+            "qemu exited ({:?}) without a {} line",
+            run.exited,
             REPORT_MARKER.trim()
         )),
-        Some(_) if count != 1 => fail(format!("{count} report lines; exactly one expected")),
-        Some((fields, elapsed)) => {
-            record_time(&name, elapsed);
-            BootReport::parse(&fields, elapsed, log.clone()).or_else(fail)
-        }
     }
 }
 
-/// The text after the marker, once the report line is complete.
-fn report_fields(console: &[u8]) -> Option<String> {
+/// The rest of the first console line that contains `marker`, once that line is complete.
+pub fn line_after(console: &[u8], marker: &str) -> Option<String> {
     let text = String::from_utf8_lossy(console);
-    let at = text.find(REPORT_MARKER)?;
-    let rest = &text[at + REPORT_MARKER.len()..];
+    let at = text.find(marker)?;
+    let rest = &text[at + marker.len()..];
     let end = rest.find('\n')?;
     Some(rest[..end].trim_end_matches('\r').to_string())
 }
@@ -308,7 +412,7 @@ mod tests {
     #[test]
     fn parses_a_report_line_and_rejects_a_partial_one() {
         let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios\r\n";
-        let f = report_fields(console).unwrap();
+        let f = line_after(console, REPORT_MARKER).unwrap();
         let r = BootReport::parse(&f, Duration::from_secs(1), PathBuf::new()).unwrap();
         assert_eq!(
             (r.usr.as_str(), r.verity.as_str(), r.root.as_str()),
@@ -319,7 +423,7 @@ mod tests {
             ("none", "1.2.3", "bios")
         );
         assert!(
-            report_fields(b"COREOS-BOOT-REPORT usr=USR-A verity=o").is_none(),
+            line_after(b"COREOS-BOOT-REPORT usr=USR-A verity=o", REPORT_MARKER).is_none(),
             "incomplete line"
         );
         assert!(

@@ -3,13 +3,13 @@
 //! its second virtual disk onto its third with a cloud-config, and powers off; the third disk
 //! then boots on its own and its boot report shows the cloud-config's sha256.
 
-use e2e::qemu::{boot, Firmware};
+use e2e::qemu::{boot, line_after, Firmware, Machine};
 use e2e::{bin, cache, require, run, sample_os, sha256_file};
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 /// A bound, not a goal: TCG on a loaded two-core machine takes minutes per boot.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(400);
@@ -168,64 +168,25 @@ fn source_disk(dir: &Path, release: &Path) -> PathBuf {
 /// Boot the live environment and return its console output; the log is kept under
 /// `<repo>/.cache/boot-logs/` and named in every failure.
 fn run_live(kernel: &Path, initrd: &Path, disks: &[&Path]) -> (String, PathBuf) {
-    let logs = cache().join("boot-logs");
-    fs::create_dir_all(&logs).unwrap();
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let log = logs.join(format!("seed-live-{stamp}.log"));
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args([
-        "-accel",
-        "tcg",
-        "-m",
-        "1024",
-        "-nographic",
-        "-nic",
-        "none",
-        "-no-reboot",
-    ])
-    .arg("-kernel")
-    .arg(kernel)
-    .arg("-initrd")
-    .arg(initrd)
-    .args(["-append", "console=ttyS0 panic=-1"]);
+    let mut machine =
+        Machine::new(Firmware::Bios).direct_boot(kernel, initrd, "console=ttyS0 panic=-1");
     for d in disks {
-        cmd.arg("-drive")
-            .arg(format!("file={},format=raw,if=virtio", d.display()));
+        machine = machine.disk(d, "raw", false);
     }
-    let out = File::create(&log).unwrap();
-    cmd.stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out);
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break Some(s);
-        }
-        if start.elapsed() >= QEMU_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let console = String::from_utf8_lossy(&fs::read(&log).unwrap()).into_owned();
+    // Not done at the exit line: the guest still unmounts, syncs and powers off by itself.
+    let run = machine.run("seed-live", QEMU_TIMEOUT, |_| false);
     eprintln!(
-        "live environment: qemu {status:?} after {:.1} s (log {})",
-        start.elapsed().as_secs_f64(),
-        log.display()
+        "live environment: qemu {:?} after {:.1} s (log {})",
+        run.exited,
+        run.elapsed.as_secs_f64(),
+        run.log.display()
     );
     assert!(
-        status.is_some() || console.contains(EXIT_MARKER),
+        run.exited.is_some() || line_after(&run.console, EXIT_MARKER).is_some(),
         "the live environment did not finish within {QEMU_TIMEOUT:?} (console log: {})",
-        log.display()
+        run.log.display()
     );
-    (console, log)
+    (String::from_utf8_lossy(&run.console).into_owned(), run.log)
 }
 
 #[test]
@@ -259,10 +220,7 @@ fn live_environment_installs_onto_a_third_disk_that_boots_with_the_cloud_config(
 
     let kernel = sample_os().join("usr/boot/vmlinuz");
     let (console, log) = run_live(&kernel, &initrd, &[&unused, &source, &target]);
-    let status = console
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(EXIT_MARKER))
-        .map(|s| s.trim().to_string());
+    let status = line_after(console.as_bytes(), EXIT_MARKER).map(|s| s.trim().to_string());
     match status.as_deref() {
         Some("0") => {}
         Some(rc) => panic!(

@@ -12,16 +12,15 @@
 mod contents;
 mod esp;
 mod oem;
-mod output;
 mod partitions;
 mod stamp;
 pub mod version;
 
+use crate::atomic_output::Pending;
 use crate::bootloader::{self, BootInputs};
 use crate::progress::Ui;
 use anyhow::{bail, Context};
 use disk::layout::{Layout, Partition};
-use output::Pending;
 use std::path::{Path, PathBuf};
 use version::Version;
 
@@ -129,7 +128,7 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
         None => None,
     };
 
-    let image = Pending::create(outdir, IMAGE_NAME)?;
+    let image = Pending::create(&outdir.join(IMAGE_NAME))?;
     image
         .file
         .set_len(layout.disk_bytes())
@@ -209,16 +208,15 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     step.finish_with_message("done");
 
     let verity_txt = Pending::text(
-        outdir,
-        VERITY_NAME,
+        &outdir.join(VERITY_NAME),
         &if root_hash.is_empty() {
             String::new()
         } else {
             format!("{root_hash}\n")
         },
     )?;
-    let contents_txt = Pending::text(outdir, CONTENTS_NAME, &listing)?;
-    let version_txt = Pending::text(outdir, VERSION_NAME, &version::version_txt(&version))?;
+    let contents_txt = Pending::text(&outdir.join(CONTENTS_NAME), &listing)?;
+    let version_txt = Pending::text(&outdir.join(VERSION_NAME), &version::version_txt(&version))?;
     Ok(BuiltImage {
         verity_txt: verity_txt.commit()?,
         contents_txt: contents_txt.commit()?,

@@ -4,6 +4,7 @@
 
 use super::digests::{self, FileDigests};
 use super::mirror;
+use crate::atomic_output::{self, Pending};
 use crate::progress::Ui;
 use crate::vm::{self, ArtifactOptions, Format};
 use anyhow::{Context, Result};
@@ -75,13 +76,13 @@ fn publish(file: &Path, dir: &Path, key: Option<&keys::SecretKey>) -> Result<()>
     let dest = dir.join(&name);
     let with_ext = |ext: &str| dir.join(format!("{name}{ext}"));
     if let (Some(signer), Some(key)) = (signer, key) {
-        mirror::write_atomic(&with_ext(".sig"), &signer.finish()?)?;
-        mirror::write_atomic(
+        atomic_output::write(&with_ext(".sig"), &signer.finish()?)?;
+        atomic_output::write(
             &with_ext(".DIGESTS.asc"),
             keys::clearsign(key, &text)?.as_bytes(),
         )?;
     }
-    mirror::write_atomic(&with_ext(".DIGESTS"), text.as_bytes())?;
+    atomic_output::write(&with_ext(".DIGESTS"), text.as_bytes())?;
     move_into_place(file, &dest)
 }
 
@@ -91,12 +92,11 @@ fn move_into_place(from: &Path, to: &Path) -> Result<()> {
     if std::fs::rename(from, to).is_ok() {
         return Ok(());
     }
-    let tmp = to.with_file_name(format!(".{}.tmp", digests::file_name(to)));
-    mirror::sparse_copy(from, &tmp)?;
-    let mode = std::fs::metadata(from)?.permissions();
-    std::fs::set_permissions(&tmp, mode)?;
-    std::fs::rename(&tmp, to)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), to.display()))?;
+    let out = Pending::create(to)?;
+    mirror::sparse_copy(from, out.tmp_path())?;
+    out.file
+        .set_permissions(std::fs::metadata(from)?.permissions())?;
+    out.commit()?;
     std::fs::remove_file(from).ok();
     Ok(())
 }

@@ -6,6 +6,7 @@
 //! `ChunkCache` lets later images (the per-OEM copies) reuse the compressed bytes of chunks they
 //! share with an earlier one instead of compressing them again.
 
+use crate::atomic_output::Pending;
 use anyhow::{Context, Result};
 use bzip2::write::BzEncoder;
 use bzip2::Compression;
@@ -86,7 +87,7 @@ fn compress_chunk(data: &[u8]) -> Vec<u8> {
     enc.finish().expect("writing to memory")
 }
 
-/// Compress `image` into `out` (via `out.tmp` in the same folder), signing as it writes.
+/// Compress `image` into `out` (under a temporary name until complete), signing as it writes.
 pub fn compress(
     image: &Path,
     out: &Path,
@@ -102,16 +103,9 @@ pub fn compress(
     let nchunks = size.div_ceil(CHUNK);
     progress.set_length(size);
 
-    let tmp = out.with_extension("bz2.tmp");
-    let dst = Arc::new(
-        File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?,
-    );
+    let pending = Pending::create(out)?;
+    // Shared with the chunk cache, which reads reused streams back from this file later.
+    let dst = Arc::new(pending.file.try_clone()?);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2);
@@ -144,19 +138,10 @@ pub fn compress(
         read?;
         written
     });
-    let result = match result {
-        Ok(r) => r,
-        Err(e) => {
-            // Never leave a half-written stream behind, even under its temp name.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-    };
-    dst.sync_all().ok();
-    std::fs::rename(&tmp, out)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))?;
+    // On error `pending` drops and takes the half-written stream with it.
+    let result = result?;
     Ok(Compressed {
-        path: out.to_path_buf(),
+        path: pending.commit()?,
         ..result
     })
 }
@@ -393,6 +378,6 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out, std::fs::read(&b).unwrap());
-        assert!(!d.path().join("b.bin.bz2.tmp").exists());
+        assert!(!d.path().join(".b.bin.bz2.partial").exists());
     }
 }

@@ -1,34 +1,15 @@
-//! The mirror tree: `MIRROR/<board>/<version>/` files written under temp names and renamed when
-//! complete, and `MIRROR/<board>/current`, a symlink replaced atomically.
+//! The mirror tree: copies into `MIRROR/<board>/<version>/`, and `MIRROR/<board>/current`, a
+//! symlink replaced atomically.
 
 use anyhow::{Context, Result};
 use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Write `bytes` to `path` via `.<name>.tmp` in the same folder, then rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_name(path);
-    let mut f = File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all(bytes)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    f.sync_all().ok();
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
-}
-
-/// Copy a file into place atomically.
+/// Copy a small file into place atomically.
 pub fn copy_atomic(from: &Path, to: &Path) -> Result<()> {
     let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    write_atomic(to, &bytes)
-}
-
-fn temp_name(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp"))
+    crate::atomic_output::write(to, &bytes)?;
+    Ok(())
 }
 
 /// `X.Y.Z` as numbers, for "newest"; anything else sorts first.

@@ -11,6 +11,7 @@ mod compress;
 mod digests;
 mod mirror;
 
+use crate::atomic_output::{self, Pending};
 use crate::image::{self, ImageRequest, OemSource};
 use crate::progress::Ui;
 use crate::vm;
@@ -152,7 +153,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         (main, bmap.join().expect("bmap thread panicked"))
     });
     let main = main?;
-    mirror::write_atomic(
+    atomic_output::write(
         &dir.join("coreos_production_image.bin.bmap"),
         bmap?.as_bytes(),
     )?;
@@ -165,10 +166,11 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         }
         None => version_txt(&built.version, &args.group, &args.board),
     };
-    mirror::write_atomic(&dir.join("version.txt"), version_txt.as_bytes())?;
+    atomic_output::write(&dir.join("version.txt"), version_txt.as_bytes())?;
     if args.include_raw {
-        mirror::sparse_copy(&built.image, &dir.join(format!(".{IMAGE}.tmp")))?;
-        std::fs::rename(dir.join(format!(".{IMAGE}.tmp")), dir.join(IMAGE))?;
+        let raw = Pending::create(&dir.join(IMAGE))?;
+        mirror::sparse_copy(&built.image, raw.tmp_path())?;
+        raw.commit()?;
     }
     tracing::info!(
         "{}: {} bytes in {} chunks",
@@ -274,13 +276,13 @@ fn release_image(
     let text = digests::render(&files);
     let with_ext = |ext: &str| out.with_file_name(format!("{name}{ext}"));
     if let (Some(sig), Some(key)) = (&c.signature, key) {
-        mirror::write_atomic(&with_ext(".sig"), sig)?;
-        mirror::write_atomic(
+        atomic_output::write(&with_ext(".sig"), sig)?;
+        atomic_output::write(
             &with_ext(".DIGESTS.asc"),
             keys::clearsign(key, &text)?.as_bytes(),
         )?;
     }
-    mirror::write_atomic(&with_ext(".DIGESTS"), text.as_bytes())?;
+    atomic_output::write(&with_ext(".DIGESTS"), text.as_bytes())?;
     Ok(c)
 }
 

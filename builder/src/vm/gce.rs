@@ -3,8 +3,8 @@
 //! gzip-compressed.
 
 use super::gzip::write_gzip;
-use super::output_file::OutputFile;
 use super::tar_stream::{pieces, Member, Source};
+use crate::atomic_output::Pending;
 use crate::progress::Ui;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -30,10 +30,10 @@ pub fn write_archive(
     let pieces = pieces(members, mtime)?;
     let total: u64 = pieces.iter().map(|p| p.len()).sum();
     let pb = ui.bytes("gce tar.gz", total);
-    let (out, file) = OutputFile::create(dest)?;
-    let mut w = BufWriter::with_capacity(1 << 20, &file);
+    let out = Pending::create(dest)?;
+    let mut w = BufWriter::with_capacity(1 << 20, &out.file);
     write_gzip(pieces, &mut w, LEVEL, workers, &|n| pb.set_position(n))?;
     drop(w);
     pb.finish_and_clear();
-    out.commit(file)
+    out.commit()
 }

@@ -7,18 +7,17 @@
 
 mod gce;
 mod gzip;
-mod output_file;
 mod ovf;
 mod qemu;
 mod tar_stream;
 mod vagrant;
 mod work_image;
 
+use crate::atomic_output::Pending;
 use crate::image::OemSource;
 use crate::progress::Ui;
 use anyhow::{bail, Context};
 use disk::vmdk::{AdapterType, ContentId, StreamOptions};
-use output_file::OutputFile;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -200,16 +199,17 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         }
         req.image.to_path_buf()
     } else {
-        let (out, work) = OutputFile::create(&artifact(req.outdir, format, "_image.bin"))?;
+        let out = Pending::create(&artifact(req.outdir, format, "_image.bin"))?;
+        let work = &out.file;
         let src =
             File::open(req.image).with_context(|| format!("opening {}", req.image.display()))?;
         let pb = ui.bytes("copy", src.metadata()?.len());
-        work_image::sparse_copy(&src, &work, &|n| pb.set_position(n))?;
+        work_image::sparse_copy(&src, work, &|n| pb.set_position(n))?;
         pb.finish_and_clear();
         if let Some(name) = format.layout() {
             let layout =
                 disk::layout::Layout::builtin(name).with_context(|| format!("layout {name}"))?;
-            work_image::grow_to_layout(&work, &layout)?;
+            work_image::grow_to_layout(work, &layout)?;
         }
         let oem = req
             .oem
@@ -220,10 +220,10 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
                 .with_context(|| format!("putting OEM {oem:?} into the image"))?;
         }
         if format == Format::Gce {
-            work_image::pad_to(&work, gce::GIB)?;
+            work_image::pad_to(work, gce::GIB)?;
         }
         let path = out.tmp_path().to_path_buf();
-        work_out = Some((out, work));
+        work_out = Some(out);
         path
     };
     let work = File::open(&work_path)?;
@@ -238,19 +238,18 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     match format {
         Format::Ami => {
-            let (out, f) = work_out.take().expect("ami always has a work copy");
-            written.push(out.commit(f)?);
+            let out = work_out.take().expect("ami always has a work copy");
+            written.push(out.commit()?);
         }
         Format::AmiVmdk => {
             let dest = artifact(req.outdir, format, "_image.vmdk");
-            let (out, f, _) = write_vmdk(&work, &dest, AdapterType::LsiLogic, &seed, workers, ui)?;
-            written.push(out.commit(f)?);
+            let (out, _) = write_vmdk(&work, &dest, AdapterType::LsiLogic, &seed, workers, ui)?;
+            written.push(out.commit()?);
         }
         Format::Virtualbox => {
             let dest = artifact(req.outdir, format, "_image.vmdk");
-            let (out, f, capacity) =
-                write_vmdk(&work, &dest, AdapterType::Ide, &seed, workers, ui)?;
-            let vmdk = out.commit(f)?;
+            let (out, capacity) = write_vmdk(&work, &dest, AdapterType::Ide, &seed, workers, ui)?;
+            let vmdk = out.commit()?;
             let ids = ovf::MachineIds::from_seed(&seed);
             let text = ovf::render(&ovf::OvfParams {
                 vm_name: &vm_name,
@@ -288,11 +287,11 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         }
         Format::Qemu => {
             let dest = artifact(req.outdir, format, "_image.img");
-            let (out, f) = OutputFile::create(&dest)?;
+            let out = Pending::create(&dest)?;
             let pb = ui.bytes("qcow2", work.metadata()?.len());
-            disk::qcow2::write_qcow2(&work, &f, workers, &|n| pb.set_position(n))?;
+            disk::qcow2::write_qcow2(&work, &out.file, workers, &|n| pb.set_position(n))?;
             pb.finish_and_clear();
-            let img = out.commit(f)?;
+            let img = out.commit()?;
             let script = qemu::launcher(&file_name(&img), &vm_name, req.memory_mib);
             written.push(img);
             written.push(write_text(
@@ -314,10 +313,11 @@ fn file_name(p: &Path) -> String {
 fn write_text(dest: &Path, text: &str, mode: u32) -> anyhow::Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let (out, mut f) = OutputFile::create(dest)?;
-    f.write_all(text.as_bytes())?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    out.commit(f)
+    let mut out = Pending::create(dest)?;
+    out.file.write_all(text.as_bytes())?;
+    out.file
+        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    out.commit()
 }
 
 /// Write the stream-optimized VMDK (not yet renamed); returns its virtual size.
@@ -328,8 +328,8 @@ fn write_vmdk(
     seed: &[u8],
     workers: usize,
     ui: &Ui,
-) -> anyhow::Result<(OutputFile, File, u64)> {
-    let (out, f) = OutputFile::create(dest)?;
+) -> anyhow::Result<(Pending, u64)> {
+    let out = Pending::create(dest)?;
     let opts = StreamOptions {
         adapter,
         content_id: ContentId::from_seed(seed),
@@ -340,13 +340,13 @@ fn write_vmdk(
     let pb = ui.bytes("vmdk", src.metadata()?.len());
     let report = disk::vmdk::write_stream_optimized(
         src,
-        BufWriter::with_capacity(1 << 20, &f),
+        BufWriter::with_capacity(1 << 20, &out.file),
         &opts,
         &|n| pb.set_position(n),
     )
     .with_context(|| format!("writing {}", dest.display()))?;
     pb.finish_and_clear();
-    Ok((out, f, report.capacity_bytes))
+    Ok((out, report.capacity_bytes))
 }
 
 /// zlib level of VMDK grains: on the Debian-minbase image's 64 KiB grains level 3 is as small
@@ -367,7 +367,7 @@ fn write_vagrant(
     use tar_stream::{Member, Source};
     let vmdk_name = "coreos_production_vagrant_image.vmdk";
     // The VMDK lives only inside the box: its temporary file goes when `vmdk_out` drops.
-    let (vmdk_out, f, capacity) = write_vmdk(
+    let (vmdk_out, capacity) = write_vmdk(
         work,
         &req.outdir.join(vmdk_name),
         AdapterType::Ide,
@@ -375,7 +375,7 @@ fn write_vagrant(
         workers,
         ui,
     )?;
-    f.sync_all()?;
+    vmdk_out.file.sync_all()?;
     let ids = ovf::MachineIds::from_seed(seed);
     let box_ovf = ovf::render(&ovf::OvfParams {
         vm_name,
@@ -409,16 +409,16 @@ fn write_vagrant(
     ];
     let pieces = tar_stream::pieces(members, source_date_epoch()?)?;
     let dest = artifact(req.outdir, Format::Vagrant, ".box");
-    let (box_out, bf) = OutputFile::create(&dest)?;
+    let box_out = Pending::create(&dest)?;
     let pb = ui.bytes("box", pieces.iter().map(|p| p.len()).sum());
-    let mut w = BufWriter::with_capacity(1 << 20, &bf);
+    let mut w = BufWriter::with_capacity(1 << 20, &box_out.file);
     gzip::write_gzip(pieces, &mut w, BOX_GZIP_LEVEL, workers, &|n| {
         pb.set_position(n)
     })?;
     drop(w);
     pb.finish_and_clear();
     drop(vmdk_out);
-    let box_path = box_out.commit(bf)?;
+    let box_path = box_out.commit()?;
 
     let sha = {
         use sha2::{Digest, Sha256};

@@ -11,15 +11,6 @@ use std::path::Path;
 const SECTOR: u64 = disk::SECTOR;
 /// Copy granularity: all-zero blocks of this size are left as holes in the copy.
 const COPY_BLOCK: usize = 64 << 10;
-/// GPT header fields (UEFI 2.x §5.3.2) patched when a partition grows.
-const GPT_HEADER_LBA: u64 = 1;
-const HDR_SIZE: usize = 12;
-const HDR_CRC: usize = 16;
-const HDR_ENTRIES_LBA: usize = 72;
-const HDR_NUM_ENTRIES: usize = 80;
-const HDR_ENTRY_SIZE: usize = 84;
-const HDR_ENTRIES_CRC: usize = 88;
-const ENTRY_LAST_LBA: usize = 40;
 /// Partitions a CoreOS image must have for the VM formats to make sense of it.
 pub const REQUIRED: [(u32, &str); 3] = [(3, "USR-A"), (6, "OEM"), (9, "ROOT")];
 
@@ -105,8 +96,8 @@ pub fn grow_to_layout(work: &File, layout: &Layout) -> anyhow::Result<()> {
     if disk_sectors * SECTOR > old_bytes {
         work.set_len(disk_sectors * SECTOR)?;
     }
-    grow_entry(work, 9, new_last).context("growing ROOT's GPT entry")?;
     disk::gpt::relocate_backup(work, disk_sectors * SECTOR).context("moving the backup GPT")?;
+    disk::gpt::resize_partition(work, 9, want.sectors).context("growing ROOT's GPT entry")?;
     Ok(())
 }
 
@@ -119,40 +110,6 @@ pub fn pad_to(work: &File, unit: u64) -> anyhow::Result<u64> {
         work.set_len(padded)?;
     }
     Ok(padded)
-}
-
-/// Set the last LBA of partition `number` in the primary GPT and fix both checksums;
-/// `relocate_backup` then writes the backup from the primary. (The `gpt` crate's writer packs
-/// entries into the first slots, which would renumber OEM and ROOT.)
-fn grow_entry(f: &File, number: u32, last_lba: u64) -> anyhow::Result<()> {
-    let mut hdr = [0u8; 512];
-    f.read_exact_at(&mut hdr, GPT_HEADER_LBA * SECTOR)?;
-    if &hdr[0..8] != b"EFI PART" {
-        bail!("no primary GPT header at LBA 1");
-    }
-    let u32_at =
-        |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-    let entries_lba = u64::from_le_bytes(hdr[HDR_ENTRIES_LBA..HDR_ENTRIES_LBA + 8].try_into()?);
-    let (count, size) = (
-        u32_at(&hdr, HDR_NUM_ENTRIES) as usize,
-        u32_at(&hdr, HDR_ENTRY_SIZE) as usize,
-    );
-    if number as usize > count || size < 128 {
-        bail!("GPT has {count} entries of {size} bytes; cannot hold partition {number}");
-    }
-    let mut entries = vec![0u8; count * size];
-    f.read_exact_at(&mut entries, entries_lba * SECTOR)?;
-    let at = (number as usize - 1) * size + ENTRY_LAST_LBA;
-    entries[at..at + 8].copy_from_slice(&last_lba.to_le_bytes());
-    f.write_all_at(&entries, entries_lba * SECTOR)?;
-    hdr[HDR_ENTRIES_CRC..HDR_ENTRIES_CRC + 4]
-        .copy_from_slice(&crc32fast::hash(&entries).to_le_bytes());
-    let hsize = u32_at(&hdr, HDR_SIZE) as usize;
-    hdr[HDR_CRC..HDR_CRC + 4].fill(0);
-    let crc = crc32fast::hash(&hdr[..hsize.min(512)]);
-    hdr[HDR_CRC..HDR_CRC + 4].copy_from_slice(&crc.to_le_bytes());
-    f.write_all_at(&hdr, GPT_HEADER_LBA * SECTOR)?;
-    Ok(())
 }
 
 /// A seed for the artifacts' IDs (VMDK CID, MAC, OVF UUID) that depends only on the disk:

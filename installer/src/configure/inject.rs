@@ -2,9 +2,9 @@
 //! editor, at the partitions' byte offsets on the whole disk: nothing is mounted.
 
 use super::UserConfig;
-use crate::image::gpt_header::Partition;
 use anyhow::{anyhow, Context, Result};
 use disk::ext4::edit::{add_file, read_file, NewFile};
+use disk::layout::Partition;
 use std::fs::File;
 
 /// Partition numbers fixed by the layout (tools find them by number, not label).
@@ -48,7 +48,7 @@ pub fn inject(
     };
     if let Some(data) = &cfg.cloud_config {
         let root = part(parts, ROOT_PARTITION)?;
-        add_file(dev, root.offset(), root.len(), USER_DATA, data, secret)
+        add_file(dev, root.offset(), root.bytes(), USER_DATA, data, secret)
             .with_context(|| format!("writing {USER_DATA} to ROOT (partition {ROOT_PARTITION})"))?;
         done.push(format!("cloud-config -> ROOT:{USER_DATA}"));
     }
@@ -59,26 +59,26 @@ pub fn inject(
             mode: *mode,
             ..public
         };
-        add_file(dev, root.offset(), root.len(), &path, data, meta)
+        add_file(dev, root.offset(), root.bytes(), &path, data, meta)
             .with_context(|| format!("writing {path} to ROOT (partition {ROOT_PARTITION})"))?;
         done.push(format!("network unit -> ROOT:{path}"));
     }
     if let Some(data) = &cfg.ignition {
         let oem = part(parts, OEM_PARTITION)?;
-        add_file(dev, oem.offset(), oem.len(), IGNITION, data, secret)
+        add_file(dev, oem.offset(), oem.bytes(), IGNITION, data, secret)
             .with_context(|| format!("writing {IGNITION} to OEM (partition {OEM_PARTITION})"))?;
         done.push(format!("Ignition config -> OEM:{IGNITION}"));
     }
     if let Some(id) = oem_id {
         let oem = part(parts, OEM_PARTITION)?;
-        let old = read_file(dev, oem.offset(), oem.len(), OEM_GRUB_CFG).with_context(|| {
+        let old = read_file(dev, oem.offset(), oem.bytes(), OEM_GRUB_CFG).with_context(|| {
             format!("reading {OEM_GRUB_CFG} on OEM (partition {OEM_PARTITION})")
         })?;
         let text = with_oem_id(old.as_deref(), id);
         add_file(
             dev,
             oem.offset(),
-            oem.len(),
+            oem.bytes(),
             OEM_GRUB_CFG,
             text.as_bytes(),
             public,

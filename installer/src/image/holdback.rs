@@ -4,7 +4,6 @@
 //! cleanly. Until then the disk carries no partition table at all, so an interrupted or
 //! unverified install can never boot or be mistaken for a good one.
 
-use super::gpt_header::Header;
 use super::zero::{write_zeros, zero_range};
 use crate::decompress::Piece;
 use anyhow::{bail, Context, Result};
@@ -184,9 +183,10 @@ impl<'f> HoldBackWriter<'f> {
     /// The first MiB is in: learn the image size, refuse a disk that is too small, and only
     /// then touch the disk: wipe its old partition tables (head) and its last MiB.
     fn head_complete(&mut self) -> Result<()> {
-        let gpt = Header::parse(&self.head)
-            .with_context(|| format!("{}: the image's first MiB holds no valid GPT", self.what))?;
-        let size = gpt.image_size();
+        // The primary header's AlternateLBA: everything up to and including the backup header.
+        let size = disk::gpt::read_primary(&self.head)
+            .with_context(|| format!("{}: the image's first MiB holds no valid GPT", self.what))?
+            .disk_bytes();
         if size < 2 * HOLD {
             bail!(
                 "{}: the image's GPT says it is {size} bytes, less than 2 MiB",
@@ -314,7 +314,8 @@ impl<'f> HoldBackWriter<'f> {
 mod tests {
     use super::*;
 
-    /// A 4 MiB "image": a minimal valid GPT header at LBA 1 naming the backup at the last LBA.
+    /// A 4 MiB "image": a valid GPT header at LBA 1 naming the backup at the last LBA, with an
+    /// empty partition entry array at LBA 2.
     fn image() -> Vec<u8> {
         image_of(4 << 20)
     }
@@ -335,6 +336,12 @@ mod tests {
         h[12..16].copy_from_slice(&92u32.to_le_bytes());
         h[24..32].copy_from_slice(&1u64.to_le_bytes());
         h[32..40].copy_from_slice(&(size / 512 - 1).to_le_bytes());
+        h[40..48].copy_from_slice(&34u64.to_le_bytes());
+        h[48..56].copy_from_slice(&(size / 512 - 34).to_le_bytes());
+        h[72..80].copy_from_slice(&2u64.to_le_bytes());
+        h[80..84].copy_from_slice(&128u32.to_le_bytes());
+        h[84..88].copy_from_slice(&128u32.to_le_bytes());
+        h[88..92].copy_from_slice(&crc32fast::hash(&[0u8; 128 * 128]).to_le_bytes());
         let crc = crc32fast::hash(&h[..92]);
         h[16..20].copy_from_slice(&crc.to_le_bytes());
         let last = img.len() - 10;

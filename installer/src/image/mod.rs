@@ -1,7 +1,7 @@
-//! Putting the decompressed image on the target: the hold-back writer, zero ranges, and the
-//! GPT facts the installer needs (image size, partitions, moving the backup header).
+//! Putting the decompressed image on the target: the hold-back writer and zero ranges. The GPT
+//! facts the installer needs (image size, partitions, moving the backup header) are
+//! `disk::gpt`'s.
 
-pub mod gpt_header;
 pub mod holdback;
 pub mod zero;
 

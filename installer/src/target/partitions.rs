@@ -1,8 +1,8 @@
 //! After writing: make the kernel see the new partition table (BLKRRPART with retries, BLKPG
 //! for partitions it did not create, as `partx -a`), then let udev settle when it runs.
 
-use crate::image::gpt_header::Partition;
 use anyhow::Result;
+use disk::layout::Partition;
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -53,11 +53,13 @@ pub fn reread(dev: &File, name: &str) -> Result<(), std::io::Error> {
     Err(last.expect("set in loop"))
 }
 
-fn blkpg(dev: &File, op: libc::c_int, p: &Partition) -> std::io::Result<()> {
+/// One BLKPG operation on partition `number` (`start` and `length` in bytes; the kernel ignores
+/// them when deleting).
+fn blkpg(dev: &File, op: libc::c_int, number: u32, start: u64, length: u64) -> std::io::Result<()> {
     let mut part = BlkpgPartition {
-        start: p.offset() as i64,
-        length: p.len() as i64,
-        pno: p.number as i32,
+        start: start as i64,
+        length: length as i64,
+        pno: number as i32,
         devname: [0; 64],
         volname: [0; 64],
     };
@@ -82,7 +84,7 @@ pub fn add_missing(dev: &File, disk_name: &str, parts: &[Partition]) -> usize {
         if partition_known(disk_name, p.number) {
             continue;
         }
-        match blkpg(dev, BLKPG_ADD_PARTITION, p) {
+        match blkpg(dev, BLKPG_ADD_PARTITION, p.number, p.offset(), p.bytes()) {
             Ok(()) => added += 1,
             Err(e) => tracing::warn!("BLKPG add partition {} on /dev/{disk_name}: {e}", p.number),
         }
@@ -94,13 +96,7 @@ pub fn add_missing(dev: &File, disk_name: &str, parts: &[Partition]) -> usize {
 pub fn remove_stale(dev: &File, disk_name: &str, parts: &[Partition]) {
     for n in 1..=128u32 {
         if partition_known(disk_name, n) && !parts.iter().any(|p| p.number == n) {
-            let p = Partition {
-                number: n,
-                first_lba: 0,
-                last_lba: 0,
-                name: String::new(),
-            };
-            let _ = blkpg(dev, BLKPG_DEL_PARTITION, &p);
+            let _ = blkpg(dev, BLKPG_DEL_PARTITION, n, 0, 0);
         }
     }
 }
