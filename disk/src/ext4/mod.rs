@@ -21,6 +21,7 @@ pub mod csum;
 pub mod dir;
 pub mod edit;
 pub mod extent;
+pub mod extra;
 pub mod geometry;
 pub mod group;
 pub mod inode;
@@ -37,6 +38,7 @@ mod tables;
 mod write;
 pub mod xattr;
 
+pub use extra::ExtraFile;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +72,9 @@ pub struct Ext4Params {
     pub bytes_per_inode: u64,
     /// Owner/mode overrides by path inside the tree (like a fakeroot manifest).
     pub overrides: Vec<Override>,
+    /// Regular files added from memory over the tree (replacing same-named files, parents
+    /// created), after `overrides` are applied.
+    pub extra_files: Vec<ExtraFile>,
 }
 
 /// One line of an owner/mode override table: `path uid gid mode`.
@@ -144,10 +149,11 @@ pub fn write_tree_with_progress(
         )));
     }
     let started = std::time::Instant::now();
-    let tree = match source {
+    let mut tree = match source {
         Some(root) => scan::Tree::scan(root, &params.overrides)?,
         None => scan::Tree::empty(params.timestamp),
     };
+    extra::apply(&mut tree, &params.extra_files)?;
     let scanned = started.elapsed();
     let plan = plan::plan(&tree, params)?;
     drop(tree);

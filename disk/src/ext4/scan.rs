@@ -42,6 +42,8 @@ pub struct Node {
     pub xattrs: Xattrs,
     /// Where to read the content from.
     pub source: PathBuf,
+    /// The content itself, for files added from memory (`extra`); `source` is then only a name.
+    pub in_memory: Option<Vec<u8>>,
     /// Names this node has inside the tree.
     pub names: u32,
     /// For directories: (name, node index), sorted by name bytes.
@@ -81,6 +83,7 @@ impl Tree {
                 mtime: timestamp as i64,
                 xattrs: Vec::new(),
                 source: PathBuf::new(),
+                in_memory: None,
                 names: 1,
                 children: Vec::new(),
                 parent: 0,
@@ -202,6 +205,7 @@ fn node_from(path: &Path, m: &std::fs::Metadata, kind: Kind) -> Result<Node, Ext
         mtime: m.mtime(),
         xattrs: read_xattrs(path)?,
         source: path.to_path_buf(),
+        in_memory: None,
         names: 1,
         children: Vec::new(),
         parent: 0,
