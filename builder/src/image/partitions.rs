@@ -71,12 +71,12 @@ pub fn write_usr(
             mtime: prm.timestamp,
         })
         .collect();
-    let t = std::time::Instant::now();
-    ext4::write_tree(Some(usr), out, p.offset(), &prm)
-        .map_err(|e| ext4_context(e, p, &format!("the USR tree {}", usr.display())))?;
-    tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
+    let what = || format!("the USR tree {}", usr.display());
     let t = std::time::Instant::now();
     if !p.verity {
+        ext4::write_tree(Some(usr), out, p.offset(), &prm)
+            .map_err(|e| ext4_context(e, p, &what()))?;
+        tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
         return Ok(None);
     }
     let vp = VerityParams {
@@ -87,8 +87,22 @@ pub fn write_usr(
         uuid: verity::uuid_for(&salt),
         salt,
     };
-    let tree = verity::format(out, &vp)
-        .with_context(|| format!("dm-verity for partition {} ({})", p.number, p.label))?;
+    // Level 0 of the hash tree is computed from the blocks as the writer writes them, so
+    // the filesystem is not read back.
+    let digests = verity::DataDigests::new(&vp.salt, vp.data_blocks);
+    let report = ext4::write_tree_observed(Some(usr), out, p.offset(), &prm, &|first, data| {
+        digests.record(first, data)
+    })
+    .map_err(|e| ext4_context(e, p, &what()))?;
+    tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written and hashed");
+    let t = std::time::Instant::now();
+    let verity_err = || format!("dm-verity for partition {} ({})", p.number, p.label);
+    let tree = if report.blocks_total == vp.data_blocks {
+        verity::format_from_digests(out, &vp, digests).with_context(verity_err)?
+    } else {
+        // The filesystem does not cover the protected area exactly: read it all back.
+        verity::format(out, &vp).with_context(verity_err)?
+    };
     tracing::debug!(elapsed = ?t.elapsed(), "verity tree written");
     Ok(Some(tree))
 }

@@ -143,6 +143,32 @@ pub fn write_tree_with_progress(
     params: &Ext4Params,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<WriteReport, Ext4Error> {
+    write_tree_inner(source, out, offset, params, progress, None)
+}
+
+/// `write_tree`, showing every non-zero write to `blocks(first_block, bytes)` as it happens
+/// (from several threads; `bytes` starts at block `first_block` of the filesystem, and a
+/// partial last block stands for that block padded with zeros). Blocks never shown read as
+/// zeros; a block shown twice holds what it was shown last. This lets a caller hash the
+/// filesystem (dm-verity) while the data is in the cache, instead of reading it back.
+pub fn write_tree_observed(
+    source: Option<&Path>,
+    out: &File,
+    offset: u64,
+    params: &Ext4Params,
+    blocks: &(dyn Fn(u64, &[u8]) + Sync),
+) -> Result<WriteReport, Ext4Error> {
+    write_tree_inner(source, out, offset, params, &|_, _| {}, Some(blocks))
+}
+
+fn write_tree_inner(
+    source: Option<&Path>,
+    out: &File,
+    offset: u64,
+    params: &Ext4Params,
+    progress: write::Progress,
+    blocks: Option<write::Blocks>,
+) -> Result<WriteReport, Ext4Error> {
     if !offset.is_multiple_of(BLOCK_SIZE) {
         return Err(Ext4Error::Invalid(format!(
             "offset {offset} is not a multiple of {BLOCK_SIZE}"
@@ -161,7 +187,7 @@ pub fn write_tree_with_progress(
     let report = plan.report.clone();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
-    write::write(plan, out, offset, 2, progress)?;
+    write::write(plan, out, offset, 2, progress, blocks)?;
     tracing::debug!(?report, ?scanned, ?planned, written = ?started.elapsed(), "ext4 written");
     Ok(report)
 }
