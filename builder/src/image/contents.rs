@@ -122,6 +122,18 @@ fn walk(root: &Path, rel: &Path, tree: &mut BTreeMap<PathBuf, Entry>) -> io::Res
     let full = root.join(rel);
     let m = fs::symlink_metadata(&full)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", full.display())))?;
+    visit(root, rel, &m, tree)
+}
+
+/// Enter `rel` (whose lstat is `m`) and, for a folder, everything under it. Entries are
+/// stat'ed through their folder's descriptor (DirEntry::metadata), without a path walk.
+fn visit(
+    root: &Path,
+    rel: &Path,
+    m: &fs::Metadata,
+    tree: &mut BTreeMap<PathBuf, Entry>,
+) -> io::Result<()> {
+    let full = root.join(rel);
     let ft = m.file_type();
     let link = if ft.is_symlink() {
         Some(fs::read_link(&full)?.to_string_lossy().into_owned())
@@ -143,12 +155,17 @@ fn walk(root: &Path, rel: &Path, tree: &mut BTreeMap<PathBuf, Entry>) -> io::Res
         },
     );
     if ft.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(&full)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        for n in names {
-            walk(root, &rel.join(n), tree)?;
+        let mut children = Vec::new();
+        for e in fs::read_dir(&full)? {
+            let e = e?;
+            let cm = e.metadata().map_err(|err| {
+                io::Error::new(err.kind(), format!("{}: {err}", e.path().display()))
+            })?;
+            children.push((e.file_name(), cm));
+        }
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        for (n, cm) in children {
+            visit(root, &rel.join(n), &cm, tree)?;
         }
     }
     Ok(())
