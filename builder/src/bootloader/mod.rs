@@ -107,7 +107,6 @@ pub fn images(usr: &std::path::Path) -> anyhow::Result<Option<BootAssets>> {
             pc.join().expect("grub-mkimage thread panicked"),
         )
     });
-    tracing::debug!("GRUB images made");
     let mut assets = BootAssets::default();
     match (efi?, &dirs.efi) {
         (Some(image), Some(dir)) => {

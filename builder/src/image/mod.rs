@@ -113,6 +113,7 @@ fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition
 }
 
 pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<BuiltImage> {
+    let t0 = std::time::Instant::now();
     let epoch = build_time()?;
     let layout = Layout::by_name_or_path(&req.layout)?;
     let version = match &req.version {
@@ -146,7 +147,11 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     step.set_message("USR-A, OEM, ROOT");
     let (usr_result, rest_result, boot_result) = std::thread::scope(|s| {
         // The GRUB images depend on no filesystem: make them while the filesystems are written.
-        let boot = s.spawn(|| bootloader::images(&req.usr));
+        let boot = s.spawn(|| {
+            let images = bootloader::images(&req.usr);
+            tracing::debug!(at = ?t0.elapsed(), "GRUB images made");
+            images
+        });
         let usr = s.spawn(|| {
             partitions::write_usr(
                 &image.file,
@@ -174,10 +179,10 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
                     _ => partitions::write_tree_fs(&image.file, p, None, Vec::new(), epoch)?,
                 }
             }
-            tracing::debug!("OEM and ROOT written");
+            tracing::debug!(at = ?t0.elapsed(), "OEM and ROOT written");
             let listing = contents::listing(&req.usr, &stamped, epoch)
                 .with_context(|| format!("listing {}", req.usr.display()));
-            tracing::debug!("contents listed");
+            tracing::debug!(at = ?t0.elapsed(), "contents listed");
             listing
         });
         (
@@ -186,11 +191,12 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
             boot.join().expect("GRUB thread panicked"),
         )
     });
+    tracing::debug!(at = ?t0.elapsed(), "USR-A written");
     let verity = usr_result?;
     let listing = rest_result?;
     let mut boot = boot_result?;
     step.finish_with_message("done");
-    tracing::debug!("filesystems and GRUB images done");
+    tracing::debug!(at = ?t0.elapsed(), "filesystems and GRUB images done");
     let root_hash = verity
         .as_ref()
         .map(|t| t.root_hash_hex())
@@ -214,7 +220,7 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
         partitions::write_esp(&image.file, p, &files, epoch)?;
     }
     step.finish_with_message("done");
-    tracing::debug!("ESP written");
+    tracing::debug!(at = ?t0.elapsed(), "ESP written");
 
     let step = ui.step("GPT");
     disk::gpt::write_table(&image.file, &layout).context("writing the partition table")?;
@@ -224,8 +230,9 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     }
     step.finish_with_message("done");
 
-    tracing::debug!("GPT and BIOS boot code written");
+    tracing::debug!(at = ?t0.elapsed(), "GPT and BIOS boot code written");
     previous.join().expect("removal thread panicked")?;
+    tracing::debug!(at = ?t0.elapsed(), "previous image removed");
     let verity_txt = Pending::text(
         outdir,
         VERITY_NAME,
