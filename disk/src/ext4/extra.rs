@@ -78,11 +78,8 @@ fn add(tree: &mut Tree, f: &ExtraFile) -> Result<(), Ext4Error> {
     let blocks = size.div_ceil(BLOCK_SIZE);
     let kind = Kind::File {
         size,
-        data: if blocks > 0 {
-            vec![0..blocks]
-        } else {
-            Vec::new()
-        },
+        // One data run over the whole file (scan's form for a file without holes).
+        data: (blocks > 0).then_some(0..blocks).into_iter().collect(),
     };
     let mut node = new_node(kind, f.perm & 0o7777, f.uid, f.gid, f.mtime, &f.path, dir);
     node.in_memory = Some(f.data.clone());
@@ -200,7 +197,7 @@ mod tests {
             n.kind,
             Kind::File {
                 size: 3,
-                data: vec![0..1]
+                data: std::iter::once(0..1).collect()
             }
         );
         // Two new folders and one file, appended; children stay sorted.
