@@ -191,7 +191,6 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
             boot.join().expect("GRUB thread panicked"),
         )
     });
-    tracing::debug!(at = ?t0.elapsed(), "USR-A written");
     let verity = usr_result?;
     let listing = rest_result?;
     let mut boot = boot_result?;

@@ -72,3 +72,30 @@ impl Drop for Pending {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remove_previous_clears_the_final_name_until_commit() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("img"), b"old").unwrap();
+        let p = Pending::create(d.path(), "img").unwrap();
+        p.remove_previous().join().unwrap().unwrap();
+        assert!(!d.path().join("img").exists());
+        std::fs::write(&p.tmp, b"new").unwrap();
+        let dest = p.commit().unwrap();
+        assert_eq!(std::fs::read(dest).unwrap(), b"new");
+        // Nothing to remove is fine; a folder in the way is a named error.
+        let p = Pending::create(d.path(), "other").unwrap();
+        p.remove_previous().join().unwrap().unwrap();
+        std::fs::create_dir(d.path().join("dir")).unwrap();
+        let p = Pending::create(d.path(), "dir").unwrap();
+        let e = format!("{:#}", p.remove_previous().join().unwrap().unwrap_err());
+        assert!(
+            e.contains("removing the previous") && e.contains("dir"),
+            "{e}"
+        );
+    }
+}
