@@ -155,9 +155,17 @@ pub fn format_from_digests(
         .digests
         .into_inner()
         .expect("a digest thread panicked");
-    let level0 = pad_to_block(level0.concat());
-    let (levels, root_hash) = upper_levels(level0, &p.salt);
-    write_tree(file, p, &sizes, levels, root_hash)
+    let level0 = pad_to_block(level0.into_flattened());
+    // Level 0, the bulk of the tree and last on disk, is written while the levels above it
+    // are hashed; `write_tree` puts those (and the superblock) before it.
+    let level0_at = p.hash_offset + (1 + sizes[1..].iter().sum::<u64>()) * VERITY_BLOCK_SIZE;
+    let (written, (above, root_hash)) = std::thread::scope(|s| {
+        let w = s.spawn(|| write_at(file, &level0, level0_at));
+        let above = levels_above(&level0, &p.salt);
+        (w.join().expect("verity write thread panicked"), above)
+    });
+    written?;
+    write_tree(file, p, &sizes, above, root_hash)
 }
 
 /// The level sizes, once the parameters are known to be usable and the tree to fit.
@@ -296,18 +304,26 @@ fn compute_levels(
 
 /// All levels (lowest first) from level 0 (hash blocks), and the root hash.
 fn upper_levels(level0: Vec<u8>, salt: &[u8]) -> (Vec<Vec<u8>>, [u8; 32]) {
-    let mut levels = vec![level0];
-    while levels.last().unwrap().len() as u64 > VERITY_BLOCK_SIZE {
-        let below = levels.last().unwrap();
+    let (above, root_hash) = levels_above(&level0, salt);
+    (std::iter::once(level0).chain(above).collect(), root_hash)
+}
+
+/// The levels above level 0 (lowest first, none when level 0 is one block), and the root hash.
+fn levels_above(level0: &[u8], salt: &[u8]) -> (Vec<Vec<u8>>, [u8; 32]) {
+    let mut above: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let below = above.last().map_or(level0, |l| l.as_slice());
+        if below.len() as u64 <= VERITY_BLOCK_SIZE {
+            let root_hash = digest(salt, below);
+            return (above, root_hash);
+        }
         let mut digests =
             Vec::with_capacity(below.len() / VERITY_BLOCK_SIZE as usize * DIGEST_SIZE);
         for block in below.chunks(VERITY_BLOCK_SIZE as usize) {
             digests.extend_from_slice(&digest(salt, block));
         }
-        levels.push(pad_to_block(digests));
+        above.push(pad_to_block(digests));
     }
-    let root_hash = digest(salt, levels.last().unwrap());
-    (levels, root_hash)
 }
 
 /// The root hash of `p.data_blocks` blocks at `p.data_offset` with `p.salt`, nothing
