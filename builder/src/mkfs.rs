@@ -129,6 +129,7 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
             .bytes_per_inode
             .unwrap_or(if a.ext2 { 4096 } else { 16384 }),
         overrides,
+        extra_files: Vec::new(),
     };
     if let Some(src) = &a.source {
         if !src.is_dir() {

@@ -131,6 +131,45 @@ fn superblock(p: &VerityParams) -> [u8; VERITY_SB_SIZE] {
 /// at `hash_offset`. Level 0 (the bulk of the work) is split between two threads; runs of
 /// the file that are holes are hashed as zero blocks without being read.
 pub fn format(file: &File, p: &VerityParams) -> Result<VerityTree, VerityError> {
+    let sizes = check(p)?;
+    let (levels, root_hash) = compute_levels(file, p, &sizes)?;
+    write_tree(file, p, &sizes, levels, root_hash)
+}
+
+/// `format` from level-0 digests collected while the data was written (`DataDigests`),
+/// without reading the data back. Same bytes as `format` over the same data.
+pub fn format_from_digests(
+    file: &File,
+    p: &VerityParams,
+    digests: DataDigests,
+) -> Result<VerityTree, VerityError> {
+    let sizes = check(p)?;
+    if digests.salt != p.salt || digests.blocks() != p.data_blocks {
+        return Err(VerityError::Invalid(format!(
+            "digests of {} blocks with another salt or count than the {} blocks to protect",
+            digests.blocks(),
+            p.data_blocks
+        )));
+    }
+    let level0 = digests
+        .digests
+        .into_inner()
+        .expect("a digest thread panicked");
+    let level0 = pad_to_block(level0.into_flattened());
+    // Level 0, the bulk of the tree and last on disk, is written while the levels above it
+    // are hashed; `write_tree` puts those (and the superblock) before it.
+    let level0_at = p.hash_offset + (1 + sizes[1..].iter().sum::<u64>()) * VERITY_BLOCK_SIZE;
+    let (written, (above, root_hash)) = std::thread::scope(|s| {
+        let w = s.spawn(|| write_at(file, &level0, level0_at));
+        let above = levels_above(&level0, &p.salt);
+        (w.join().expect("verity write thread panicked"), above)
+    });
+    written?;
+    write_tree(file, p, &sizes, above, root_hash)
+}
+
+/// The level sizes, once the parameters are known to be usable and the tree to fit.
+fn check(p: &VerityParams) -> Result<Vec<u64>, VerityError> {
     if p.data_blocks == 0 || p.salt.len() > 256 {
         return Err(VerityError::Invalid(
             "verity needs at least one data block and a salt of at most 256 bytes".into(),
@@ -146,8 +185,16 @@ pub fn format(file: &File, p: &VerityParams) -> Result<VerityTree, VerityError> 
             available: p.hash_area_bytes,
         });
     }
-    let (levels, root_hash) = compute_levels(file, p, &sizes)?;
+    Ok(sizes)
+}
 
+fn write_tree(
+    file: &File,
+    p: &VerityParams,
+    sizes: &[u64],
+    levels: Vec<Vec<u8>>,
+    root_hash: [u8; 32],
+) -> Result<VerityTree, VerityError> {
     let mut sb_block = vec![0u8; VERITY_BLOCK_SIZE as usize];
     sb_block[..VERITY_SB_SIZE].copy_from_slice(&superblock(p));
     write_at(file, &sb_block, p.hash_offset)?;
@@ -162,8 +209,55 @@ pub fn format(file: &File, p: &VerityParams) -> Result<VerityTree, VerityError> 
         data_blocks: p.data_blocks,
         data_block_size: VERITY_BLOCK_SIZE,
         hash_block_size: VERITY_BLOCK_SIZE,
-        hash_blocks,
+        hash_blocks: sizes.iter().sum(),
     })
+}
+
+/// Level-0 digests of a data area, filled in while the data is written (from any thread,
+/// in any order); blocks never recorded are zero blocks.
+pub struct DataDigests {
+    salt: Vec<u8>,
+    digests: std::sync::Mutex<Vec<[u8; DIGEST_SIZE]>>,
+}
+
+impl DataDigests {
+    /// `data_blocks` zero blocks.
+    pub fn new(salt: &[u8], data_blocks: u64) -> DataDigests {
+        let zero = digest(salt, &[0u8; VERITY_BLOCK_SIZE as usize]);
+        DataDigests {
+            salt: salt.to_vec(),
+            digests: std::sync::Mutex::new(vec![zero; data_blocks as usize]),
+        }
+    }
+
+    pub fn blocks(&self) -> u64 {
+        self.digests.lock().expect("a digest thread panicked").len() as u64
+    }
+
+    /// `data` now starts at block `first` (a partial last block is zero-padded). Blocks past
+    /// the data area are ignored: they are not protected.
+    pub fn record(&self, first: u64, data: &[u8]) {
+        let bs = VERITY_BLOCK_SIZE as usize;
+        let mut block = [0u8; VERITY_BLOCK_SIZE as usize];
+        let hashed: Vec<[u8; DIGEST_SIZE]> = data
+            .chunks(bs)
+            .map(|c| {
+                if c.len() == bs {
+                    digest(&self.salt, c)
+                } else {
+                    block[..c.len()].copy_from_slice(c);
+                    block[c.len()..].fill(0);
+                    digest(&self.salt, &block)
+                }
+            })
+            .collect();
+        let mut all = self.digests.lock().expect("a digest thread panicked");
+        for (i, d) in hashed.into_iter().enumerate() {
+            if let Some(slot) = all.get_mut(first as usize + i) {
+                *slot = d;
+            }
+        }
+    }
 }
 
 /// The tree's levels (lowest first) and the root hash, computed without writing anything.
@@ -201,24 +295,35 @@ fn compute_levels(
             .map(|j| j.join().expect("verity thread panicked"))
             .collect()
     });
-    let mut levels: Vec<Vec<u8>> = Vec::with_capacity(sizes.len());
     let mut level0 = Vec::with_capacity((sizes[0] * VERITY_BLOCK_SIZE) as usize);
     for r in results {
         level0.extend_from_slice(&r?);
     }
-    levels.push(level0);
-    while levels.last().unwrap().len() as u64 > VERITY_BLOCK_SIZE {
-        let below = levels.last().unwrap();
+    Ok(upper_levels(level0, &p.salt))
+}
+
+/// All levels (lowest first) from level 0 (hash blocks), and the root hash.
+fn upper_levels(level0: Vec<u8>, salt: &[u8]) -> (Vec<Vec<u8>>, [u8; 32]) {
+    let (above, root_hash) = levels_above(&level0, salt);
+    (std::iter::once(level0).chain(above).collect(), root_hash)
+}
+
+/// The levels above level 0 (lowest first, none when level 0 is one block), and the root hash.
+fn levels_above(level0: &[u8], salt: &[u8]) -> (Vec<Vec<u8>>, [u8; 32]) {
+    let mut above: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let below = above.last().map_or(level0, |l| l.as_slice());
+        if below.len() as u64 <= VERITY_BLOCK_SIZE {
+            let root_hash = digest(salt, below);
+            return (above, root_hash);
+        }
         let mut digests =
             Vec::with_capacity(below.len() / VERITY_BLOCK_SIZE as usize * DIGEST_SIZE);
         for block in below.chunks(VERITY_BLOCK_SIZE as usize) {
-            digests.extend_from_slice(&digest(&p.salt, block));
+            digests.extend_from_slice(&digest(salt, block));
         }
-        levels.push(pad_to_block(digests));
+        above.push(pad_to_block(digests));
     }
-    let root_hash = digest(&p.salt, levels.last().unwrap());
-
-    Ok((levels, root_hash))
 }
 
 /// The root hash of `p.data_blocks` blocks at `p.data_offset` with `p.salt`, nothing

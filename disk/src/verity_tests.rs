@@ -136,3 +136,113 @@ fn reads_back_superblock_and_root_hash() {
     );
     assert_eq!(read_superblock(f.as_file(), 0).unwrap(), None);
 }
+
+/// Record `blocks` of `f` the way a writer shows them: non-zero runs only, from two threads,
+/// out of order, the last piece of a run ending in a partial block.
+fn record_from_file(f: &File, p: &VerityParams) -> DataDigests {
+    let d = DataDigests::new(&p.salt, p.data_blocks);
+    let bs = VERITY_BLOCK_SIZE as usize;
+    let mut runs: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut block = vec![0u8; bs];
+    for b in 0..p.data_blocks {
+        f.read_exact_at(&mut block, p.data_offset + b * VERITY_BLOCK_SIZE)
+            .unwrap();
+        if block.iter().all(|&x| x == 0) {
+            continue;
+        }
+        // Trailing zeros of a block may be left off, as for a file's last block.
+        let used = block.iter().rposition(|&x| x != 0).unwrap() + 1;
+        match runs.last_mut() {
+            Some((first, data))
+                if *first + (data.len() / bs) as u64 == b && data.len() % bs == 0 =>
+            {
+                data.extend_from_slice(&block[..used])
+            }
+            _ => runs.push((b, block[..used].to_vec())),
+        }
+    }
+    runs.reverse();
+    let (a, b) = runs.split_at(runs.len() / 2);
+    std::thread::scope(|s| {
+        for half in [a, b] {
+            let d = &d;
+            s.spawn(move || half.iter().for_each(|(first, data)| d.record(*first, data)));
+        }
+    });
+    d
+}
+
+#[test]
+fn digests_recorded_while_writing_give_the_same_tree_as_reading_back() {
+    // One hash block (no level above level 0), two levels, three levels.
+    for blocks in [100u64, 1000, 16384 + 5] {
+        let (read_back, p) = sample(blocks);
+        let expected = format(read_back.as_file(), &p).unwrap();
+        let (recorded, _) = sample(blocks);
+        let d = record_from_file(recorded.as_file(), &p);
+        let tree = format_from_digests(recorded.as_file(), &p, d).unwrap();
+        assert_eq!(tree, expected);
+        assert!(
+            std::fs::read(read_back.path()).unwrap() == std::fs::read(recorded.path()).unwrap(),
+            "{blocks} blocks: the hash areas differ"
+        );
+    }
+    let (f, p) = sample(100);
+    let e = format_from_digests(f.as_file(), &p, DataDigests::new(&p.salt, 99))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("99 blocks"), "{e}");
+}
+
+#[test]
+fn ext4_writer_observed_blocks_give_the_same_tree_as_reading_back() {
+    use crate::ext4::{write_tree_observed, Ext4Params, ExtraFile, Flavor};
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("odd"), vec![7u8; 4096 * 3 + 5]).unwrap();
+    let sparse = std::fs::File::create(src.path().join("sparse")).unwrap();
+    sparse.set_len(8 << 20).unwrap();
+    sparse.write_all_at(b"middle", 4 << 20).unwrap();
+    let blocks = 16384u64;
+    let prm = Ext4Params {
+        size: blocks * VERITY_BLOCK_SIZE,
+        label: "USR-A".into(),
+        uuid: [3; 16],
+        timestamp: 1_700_000_000,
+        flavor: Flavor::Ext2Compat,
+        read_only_marker: true,
+        inode_size: 128,
+        bytes_per_inode: 4096,
+        overrides: Vec::new(),
+        extra_files: vec![ExtraFile {
+            path: "share/release".into(),
+            data: b"VERSION=1\n".to_vec(),
+            perm: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 1_700_000_000,
+        }],
+    };
+    let salt = salt_for("9.9.9");
+    let offset = 1 << 20;
+    let p = VerityParams {
+        data_offset: offset,
+        data_blocks: blocks,
+        hash_offset: offset + blocks * VERITY_BLOCK_SIZE,
+        hash_area_bytes: 1 << 20,
+        uuid: uuid_for(&salt),
+        salt,
+    };
+    let f = tempfile::tempfile().unwrap();
+    f.set_len(offset + blocks * VERITY_BLOCK_SIZE + (1 << 20))
+        .unwrap();
+    // Old content under the filesystem must not leak into the digests.
+    f.write_all_at(&[0xaa; 65536], offset + 100 * VERITY_BLOCK_SIZE)
+        .unwrap();
+    let d = DataDigests::new(&p.salt, p.data_blocks);
+    write_tree_observed(Some(src.path()), &f, offset, &prm, &|b, data| {
+        d.record(b, data)
+    })
+    .unwrap();
+    let recorded = format_from_digests(&f, &p, d).unwrap();
+    assert_eq!(root_hash(&f, &p).unwrap(), recorded.root_hash);
+}

@@ -530,6 +530,7 @@ fn ours(flavor: Flavor, len: u64, offset: u64, inode_size: u16, read_only_marker
         inode_size,
         bytes_per_inode: 16384,
         overrides: Vec::new(),
+        extra_files: Vec::new(),
     };
     write_tree(Some(src.path()), &out, offset, &params).unwrap();
     let img = Img {

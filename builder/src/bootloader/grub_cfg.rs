@@ -15,6 +15,16 @@ use anyhow::bail;
 /// The early config embedded with `grub-mkimage -c`: go straight to the memdisk's grub.cfg.
 pub const EARLY_CFG: &str = "configfile (memdisk)/grub.cfg\n";
 
+/// The memdisk's grub.cfg: find the ESP (by FAT label, else by the file) and load the main
+/// grub.cfg from it. Fixed, so the GRUB images do not depend on the image being built.
+pub const MEMDISK_CFG: &str = r#"# coreos-build: load the main grub.cfg from the ESP.
+search --no-floppy --set root --label EFI-SYSTEM
+if [ -z "$root" ]; then
+    search --no-floppy --set root --file /coreos/grub/grub.cfg
+fi
+configfile ($root)/coreos/grub/grub.cfg
+"#;
+
 /// dm-verity data block size (4096, `disk_util verity --data-block-size`).
 pub const VERITY_BLOCK_SIZE: u64 = 4096;
 
@@ -68,7 +78,7 @@ pub fn main_cfg(p: &CfgParams) -> String {
     TEMPLATE.replace("@@VERITY_A@@", &verity_a)
 }
 
-const TEMPLATE: &str = r#"# coreos-build: GRUB configuration for BIOS and UEFI (embedded in the GRUB images' memdisk).
+const TEMPLATE: &str = r#"# coreos-build: GRUB configuration for BIOS and UEFI (loaded from the ESP by the GRUB images).
 set default="coreos-a"
 set timeout=1
 
@@ -157,6 +167,17 @@ mod tests {
         assert!(cfg.contains("set default=\"coreos-a\""));
         assert!(cfg.contains("source \"($oem_part)/grub.cfg\""));
         assert!(!cfg.contains("@@"));
+    }
+
+    #[test]
+    fn memdisk_cfg_loads_the_esp_file_and_knows_no_hash() {
+        let esp_path = format!("($root)/{}", super::super::GRUB_CFG_PATH);
+        assert!(
+            MEMDISK_CFG.contains(&format!("configfile {esp_path}\n")),
+            "{MEMDISK_CFG}"
+        );
+        assert!(MEMDISK_CFG.contains("--label EFI-SYSTEM"));
+        assert!(!MEMDISK_CFG.contains("verity"));
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! CONTRACT (called by `image`): `prepare(&BootInputs) -> Result<Option<BootAssets>>` before the
 //! ESP is written, then `install_bios(&File, &BiosBoot, bios_boot_first_lba)` after the GPT.
 //!
-//! One `grub.cfg` (CoreOS's, see `grub_cfg`) is embedded in both GRUB images' memdisk, so BIOS
-//! and UEFI boot the same entries: kernels and initramfs images from the ESP, `/usr` from USR-A
-//! through dm-verity, the OEM partition's `grub.cfg` sourced first.
+//! One `grub.cfg` (CoreOS's, see `grub_cfg`) on the ESP at `coreos/grub/grub.cfg`, loaded by
+//! a fixed config in both GRUB images' memdisk, so BIOS and UEFI boot the same entries: kernels
+//! and initramfs images from the ESP, `/usr` from USR-A through dm-verity, the OEM partition's
+//! `grub.cfg` sourced first. Only that file carries the verity root hash, so the GRUB images
+//! (`images`, seconds of LZMA for i386-pc) are made while the filesystems are written, as
+//! CoreOS's images did not depend on USR either (its GRUB read the hash from the kernel).
 // `open_image` is for tests, and until the image builder lands in this branch nothing calls the rest.
 #![allow(dead_code)]
 
@@ -36,7 +39,8 @@ pub struct BootInputs {
 /// Files for the ESP and the BIOS boot code.
 #[derive(Debug, Clone, Default)]
 pub struct BootAssets {
-    /// (path on the ESP, contents): `EFI/boot/bootx64.efi`. The kernel and initramfs
+    /// (path on the ESP, contents): `EFI/boot/bootx64.efi` and `coreos/grub/grub.cfg`
+    /// (`prepare`; `images` leaves the latter to `config_file`). The kernel and initramfs
     /// (`coreos/vmlinuz-a`, `coreos/initrd-a`, from the tree's `boot/`) are the image builder's.
     pub esp_files: Vec<(String, Vec<u8>)>,
     pub bios: Option<BiosBoot>,
@@ -53,30 +57,49 @@ pub struct BiosBoot {
 /// ESP path of the UEFI removable-media boot loader (what firmware runs with no boot entries).
 pub const EFI_BOOT_PATH: &str = "EFI/boot/bootx64.efi";
 
+/// ESP path of the main grub.cfg (where CoreOS kept it before the memdisk, S14b).
+pub const GRUB_CFG_PATH: &str = "coreos/grub/grub.cfg";
+
 /// Build the GRUB images and the ESP files. `Ok(None)` when neither the USR tree nor the host
 /// has GRUB modules: the image is then built without a bootloader (and says so).
 pub fn prepare(inputs: &BootInputs) -> anyhow::Result<Option<BootAssets>> {
-    let dirs = ModuleDirs::find(&inputs.usr);
+    let Some(mut assets) = images(&inputs.usr)? else {
+        return Ok(None);
+    };
+    assets.esp_files.push(config_file(inputs)?);
+    Ok(Some(assets))
+}
+
+/// The main grub.cfg for the ESP: (path on the ESP, contents).
+pub fn config_file(inputs: &BootInputs) -> anyhow::Result<(String, Vec<u8>)> {
+    let cfg = grub_cfg::main_cfg(&grub_cfg::CfgParams::from_inputs(inputs)?);
+    Ok((GRUB_CFG_PATH.to_string(), cfg.into_bytes()))
+}
+
+/// The GRUB images (EFI image for the ESP, BIOS boot code), which depend only on the GRUB
+/// modules found for `usr`; `config_file` completes the ESP files. `Ok(None)` as `prepare`.
+pub fn images(usr: &std::path::Path) -> anyhow::Result<Option<BootAssets>> {
+    let dirs = ModuleDirs::find(usr);
     if dirs.efi.is_none() && dirs.pc.is_none() {
         tracing::warn!(
             "no GRUB modules in {}/lib/grub or /usr/lib/grub: the image will have no bootloader",
-            inputs.usr.display()
+            usr.display()
         );
         return Ok(None);
     }
-    let cfg = grub_cfg::main_cfg(&grub_cfg::CfgParams::from_inputs(inputs)?);
+    let cfg = grub_cfg::MEMDISK_CFG;
     // The two grub-mkimage runs are independent: one per core.
     let (efi, pc) = std::thread::scope(|s| {
         let efi = s.spawn(|| {
             dirs.efi
                 .as_deref()
-                .map(|d| grub_image::make(GrubTarget::Efi, d, &cfg))
+                .map(|d| grub_image::make(GrubTarget::Efi, d, cfg))
                 .transpose()
         });
         let pc = s.spawn(|| {
             dirs.pc
                 .as_deref()
-                .map(|d| grub_image::make(GrubTarget::Pc, d, &cfg))
+                .map(|d| grub_image::make(GrubTarget::Pc, d, cfg))
                 .transpose()
         });
         (
@@ -118,4 +141,40 @@ pub fn open_image(path: &std::path::Path) -> anyhow::Result<File> {
         .write(true)
         .open(path)
         .with_context(|| format!("opening {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prepare_puts_the_hash_in_the_esp_grub_cfg_only() {
+        // The host's GRUB modules (grub-pc-bin, grub-efi-amd64-bin: ci/install-deps).
+        let t = tempfile::tempdir().unwrap();
+        let inputs = |hash: &str| BootInputs {
+            usr: t.path().to_path_buf(),
+            verity_root_hash: hash.into(),
+            usr_fs_blocks: 260094,
+            verity_salt: "00ff".into(),
+        };
+        let a = prepare(&inputs(&"ab".repeat(32))).unwrap().unwrap();
+        let b = prepare(&inputs(&"cd".repeat(32))).unwrap().unwrap();
+        let file = |x: &BootAssets, path: &str| {
+            x.esp_files
+                .iter()
+                .find(|f| f.0 == path)
+                .unwrap_or_else(|| panic!("no {path}"))
+                .1
+                .clone()
+        };
+        let cfg = String::from_utf8(file(&a, GRUB_CFG_PATH)).unwrap();
+        assert!(
+            cfg.contains(&format!("verity.usrhash={}", "ab".repeat(32))),
+            "{cfg}"
+        );
+        assert!(file(&a, EFI_BOOT_PATH) == file(&b, EFI_BOOT_PATH));
+        let (pa, pb) = (a.bios.clone().unwrap(), b.bios.clone().unwrap());
+        assert!(pa.core_img == pb.core_img && pa.boot_img == pb.boot_img);
+        assert!(file(&a, GRUB_CFG_PATH) != file(&b, GRUB_CFG_PATH));
+    }
 }

@@ -25,6 +25,8 @@ struct Entry {
     size: u64,
     mtime: i64,
     link: Option<String>,
+    /// (device, inode) on the host, to recount hard links; None for entries not from the tree.
+    id: Option<(u64, u64)>,
 }
 
 const S_IFMT: u32 = 0o170000;
@@ -36,7 +38,7 @@ const DIR_SIZE: u64 = 4096;
 pub fn listing(usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64) -> io::Result<String> {
     let mut tree: BTreeMap<PathBuf, Entry> = BTreeMap::new();
     walk(usr, Path::new(""), &mut tree)?;
-    fix_hardlinks(usr, &mut tree)?;
+    fix_hardlinks(&mut tree);
     for (path, data) in stamped {
         let mut parent = path.parent();
         while let Some(p) = parent {
@@ -48,6 +50,7 @@ pub fn listing(usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64) -> io::Re
                 size: DIR_SIZE,
                 mtime: epoch,
                 link: None,
+                id: None,
             });
             parent = p.parent().filter(|q| !q.as_os_str().is_empty());
         }
@@ -61,6 +64,7 @@ pub fn listing(usr: &Path, stamped: &[(PathBuf, Vec<u8>)], epoch: i64) -> io::Re
                 size: data.len() as u64,
                 mtime: epoch,
                 link: None,
+                id: None,
             },
         );
     }
@@ -118,6 +122,18 @@ fn walk(root: &Path, rel: &Path, tree: &mut BTreeMap<PathBuf, Entry>) -> io::Res
     let full = root.join(rel);
     let m = fs::symlink_metadata(&full)
         .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", full.display())))?;
+    visit(root, rel, &m, tree)
+}
+
+/// Enter `rel` (whose lstat is `m`) and, for a folder, everything under it. Entries are
+/// stat'ed through their folder's descriptor (DirEntry::metadata), without a path walk.
+fn visit(
+    root: &Path,
+    rel: &Path,
+    m: &fs::Metadata,
+    tree: &mut BTreeMap<PathBuf, Entry>,
+) -> io::Result<()> {
+    let full = root.join(rel);
     let ft = m.file_type();
     let link = if ft.is_symlink() {
         Some(fs::read_link(&full)?.to_string_lossy().into_owned())
@@ -135,15 +151,21 @@ fn walk(root: &Path, rel: &Path, tree: &mut BTreeMap<PathBuf, Entry>) -> io::Res
             size,
             mtime: m.mtime(),
             link,
+            id: Some((m.dev(), m.ino())),
         },
     );
     if ft.is_dir() {
-        let mut names: Vec<_> = fs::read_dir(&full)?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<Result<_, _>>()?;
-        names.sort();
-        for n in names {
-            walk(root, &rel.join(n), tree)?;
+        let mut children = Vec::new();
+        for e in fs::read_dir(&full)? {
+            let e = e?;
+            let cm = e.metadata().map_err(|err| {
+                io::Error::new(err.kind(), format!("{}: {err}", e.path().display()))
+            })?;
+            children.push((e.file_name(), cm));
+        }
+        children.sort_by(|a, b| a.0.cmp(&b.0));
+        for (n, cm) in children {
+            visit(root, &rel.join(n), &cm, tree)?;
         }
     }
     Ok(())
@@ -151,29 +173,23 @@ fn walk(root: &Path, rel: &Path, tree: &mut BTreeMap<PathBuf, Entry>) -> io::Res
 
 /// A file's link count in the image is the number of its names inside the tree, not on the
 /// host; recount by (device, inode).
-fn fix_hardlinks(root: &Path, tree: &mut BTreeMap<PathBuf, Entry>) -> io::Result<()> {
+fn fix_hardlinks(tree: &mut BTreeMap<PathBuf, Entry>) {
     let mut count: HashMap<(u64, u64), u64> = HashMap::new();
-    let mut keys: Vec<(PathBuf, (u64, u64))> = Vec::new();
-    for (p, e) in tree.iter() {
-        if e.mode & S_IFMT != S_IFDIR && e.mode & S_IFMT != S_IFLNK {
-            let m = fs::symlink_metadata(root.join(p))?;
-            if m.nlink() > 1 {
-                *count.entry((m.dev(), m.ino())).or_default() += 1;
-                keys.push((p.clone(), (m.dev(), m.ino())));
+    for e in tree.values() {
+        if e.mode & S_IFMT != S_IFDIR && e.mode & S_IFMT != S_IFLNK && e.nlink > 1 {
+            if let Some(id) = e.id {
+                *count.entry(id).or_default() += 1;
             }
         }
     }
     for e in tree.values_mut() {
         if e.mode & S_IFMT != S_IFDIR {
-            e.nlink = 1;
+            e.nlink = match (e.mode & S_IFMT != S_IFLNK && e.nlink > 1, e.id) {
+                (true, Some(id)) => count[&id],
+                _ => 1,
+            };
         }
     }
-    for (p, k) in keys {
-        if let Some(e) = tree.get_mut(&p) {
-            e.nlink = count[&k];
-        }
-    }
-    Ok(())
 }
 
 /// `ls -l`-style mode, as find's `%M`.

@@ -4,8 +4,10 @@
 //! `replace_oem`.
 //!
 //! One sparse file, written in place: USR-A (ext4 writer + dm-verity) in one thread while
-//! OEM, ROOT and the contents listing go in another; then the ESP (which needs the verity
-//! root hash for the boot configuration), the GPT, and the BIOS boot code.
+//! OEM, ROOT and the contents listing go in another and the GRUB images are made in a third;
+//! then the ESP (whose grub.cfg needs the verity root hash), the GPT, and the BIOS boot code.
+//! An image left by an earlier build is removed once the arguments are checked (freeing it
+//! overlaps the writing); the new one gets the final name only when complete.
 // The contract items are used by `release` and `vm`, which are built in parallel.
 #![allow(dead_code)]
 
@@ -110,6 +112,7 @@ fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition
 }
 
 pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<BuiltImage> {
+    let t0 = std::time::Instant::now();
     let epoch = build_time()?;
     let layout = Layout::by_name_or_path(&req.layout)?;
     let version = match &req.version {
@@ -133,12 +136,21 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
         .file
         .set_len(layout.disk_bytes())
         .with_context(|| format!("sizing {}", image.dest().display()))?;
+    // The arguments are checked (layout, version, group, OEM): the previous image goes now,
+    // while the new one is written (see `Pending::remove_previous`).
+    let previous = image.remove_previous();
     let stamped = stamp::release_files(&version, &req.group, &req.board);
     let salt = disk::verity::salt_for(&version.to_string());
 
     let step = ui.step("filesystems");
     step.set_message("USR-A, OEM, ROOT");
-    let (usr_result, rest_result) = std::thread::scope(|s| {
+    let (usr_result, rest_result, boot_result) = std::thread::scope(|s| {
+        // The GRUB images depend on no filesystem: make them while the filesystems are written.
+        let boot = s.spawn(|| {
+            let images = bootloader::images(&req.usr);
+            tracing::debug!(at = ?t0.elapsed(), "GRUB images made");
+            images
+        });
         let usr = s.spawn(|| {
             partitions::write_usr(
                 &image.file,
@@ -166,29 +178,37 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
                     _ => partitions::write_tree_fs(&image.file, p, None, Vec::new(), epoch)?,
                 }
             }
-            contents::listing(&req.usr, &stamped, epoch)
-                .with_context(|| format!("listing {}", req.usr.display()))
+            tracing::debug!(at = ?t0.elapsed(), "OEM and ROOT written");
+            let listing = contents::listing(&req.usr, &stamped, epoch)
+                .with_context(|| format!("listing {}", req.usr.display()));
+            tracing::debug!(at = ?t0.elapsed(), "contents listed");
+            listing
         });
         (
             usr.join().expect("USR-A thread panicked"),
             rest.join().expect("filesystem thread panicked"),
+            boot.join().expect("GRUB thread panicked"),
         )
     });
     let verity = usr_result?;
     let listing = rest_result?;
+    let mut boot = boot_result?;
     step.finish_with_message("done");
+    tracing::debug!(at = ?t0.elapsed(), "filesystems and GRUB images done");
     let root_hash = verity
         .as_ref()
         .map(|t| t.root_hash_hex())
         .unwrap_or_default();
 
     let step = ui.step("ESP");
-    let boot = bootloader::prepare(&BootInputs {
-        usr: req.usr.clone(),
-        verity_root_hash: root_hash.clone(),
-        usr_fs_blocks: usr_part.fs_blocks,
-        verity_salt: verity.as_ref().map(|t| t.salt_hex()).unwrap_or_default(),
-    })?;
+    if let Some(assets) = boot.as_mut() {
+        assets.esp_files.push(bootloader::config_file(&BootInputs {
+            usr: req.usr.clone(),
+            verity_root_hash: root_hash.clone(),
+            usr_fs_blocks: usr_part.fs_blocks,
+            verity_salt: verity.as_ref().map(|t| t.salt_hex()).unwrap_or_default(),
+        })?);
+    }
     let files = esp::esp_files(&req.usr, boot.as_ref())?;
     for p in layout
         .partitions
@@ -198,6 +218,7 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
         partitions::write_esp(&image.file, p, &files, epoch)?;
     }
     step.finish_with_message("done");
+    tracing::debug!(at = ?t0.elapsed(), "ESP written");
 
     let step = ui.step("GPT");
     disk::gpt::write_table(&image.file, &layout).context("writing the partition table")?;
@@ -207,6 +228,9 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     }
     step.finish_with_message("done");
 
+    tracing::debug!(at = ?t0.elapsed(), "GPT and BIOS boot code written");
+    previous.join().expect("removal thread panicked")?;
+    tracing::debug!(at = ?t0.elapsed(), "previous image removed");
     let verity_txt = Pending::text(
         &outdir.join(VERITY_NAME),
         &if root_hash.is_empty() {

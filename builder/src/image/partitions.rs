@@ -2,11 +2,10 @@
 //! OEM, empty ext4 ones (ROOT), and the ESP.
 
 use anyhow::Context;
-use disk::ext4::{self, Ext4Error, Ext4Params, Flavor, Override};
+use disk::ext4::{self, Ext4Error, Ext4Params, ExtraFile, Flavor, Override};
 use disk::layout::Partition;
 use disk::verity::{self, VerityParams, VerityTree};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The filesystem UUID of a partition: its partition GUID (fixed for USR-A by the layout,
@@ -26,6 +25,7 @@ fn params(p: &Partition, flavor: Flavor, epoch: i64) -> Ext4Params {
         inode_size: p.fs_inode_size,
         bytes_per_inode: p.fs_bytes_per_inode,
         overrides: Vec::new(),
+        extra_files: Vec::new(),
     }
 }
 
@@ -47,15 +47,9 @@ fn ext4_context(e: Ext4Error, p: &Partition, what: &str) -> anyhow::Error {
     }
 }
 
-/// Byte of the ext superblock's `s_feature_ro_compat` top byte, relative to the filesystem
-/// (superblock at 1024, field at +0x64, top byte +3): 0xff there and no kernel mounts it
-/// read-write (S16 `disk_util` `Tune2fsReadWrite`).
-pub const RO_MARKER_OFFSET: u64 = 0x467;
-
-/// USR-A: the tree, then the stamped release files added with the ext4 editor (the input
-/// tree stays untouched and the writer's contract stays one source folder), then the
-/// read-only marker, then the verity tree after `fs_blocks` when the partition has the
-/// `verity` feature.
+/// USR-A: the tree with the stamped release files laid over it by the writer (the input
+/// tree stays untouched) and the read-only marker set, then the verity tree after
+/// `fs_blocks` when the partition has the `verity` feature.
 pub fn write_usr(
     out: &File,
     p: &Partition,
@@ -64,28 +58,25 @@ pub fn write_usr(
     epoch: i64,
     salt: Vec<u8>,
 ) -> anyhow::Result<Option<VerityTree>> {
-    let prm = params(p, flavor(p), epoch);
-    let t = std::time::Instant::now();
-    ext4::write_tree(Some(usr), out, p.offset(), &prm)
-        .map_err(|e| ext4_context(e, p, &format!("the USR tree {}", usr.display())))?;
-    tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
-    let t = std::time::Instant::now();
-    let meta = ext4::edit::NewFile {
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: prm.timestamp,
-    };
-    for (path, data) in stamped {
-        let abs = format!("/{}", path.display());
-        ext4::edit::add_file(out, p.offset(), p.fs_bytes(), &abs, data, meta)
-            .with_context(|| format!("stamping {abs} into partition {} ({})", p.number, p.label))?;
-    }
-    tracing::debug!(elapsed = ?t.elapsed(), "release files stamped");
-    out.write_all_at(&[0xff], p.offset() + RO_MARKER_OFFSET)
-        .context("setting the read-only marker of USR-A")?;
+    let mut prm = params(p, flavor(p), epoch);
+    prm.read_only_marker = true;
+    prm.extra_files = stamped
+        .iter()
+        .map(|(path, data)| ExtraFile {
+            path: path.clone(),
+            data: data.clone(),
+            perm: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: prm.timestamp,
+        })
+        .collect();
+    let what = || format!("the USR tree {}", usr.display());
     let t = std::time::Instant::now();
     if !p.verity {
+        ext4::write_tree(Some(usr), out, p.offset(), &prm)
+            .map_err(|e| ext4_context(e, p, &what()))?;
+        tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
         return Ok(None);
     }
     let vp = VerityParams {
@@ -96,8 +87,22 @@ pub fn write_usr(
         uuid: verity::uuid_for(&salt),
         salt,
     };
-    let tree = verity::format(out, &vp)
-        .with_context(|| format!("dm-verity for partition {} ({})", p.number, p.label))?;
+    // Level 0 of the hash tree is computed from the blocks as the writer writes them, so
+    // the filesystem is not read back.
+    let digests = verity::DataDigests::new(&vp.salt, vp.data_blocks);
+    let report = ext4::write_tree_observed(Some(usr), out, p.offset(), &prm, &|first, data| {
+        digests.record(first, data)
+    })
+    .map_err(|e| ext4_context(e, p, &what()))?;
+    tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written and hashed");
+    let t = std::time::Instant::now();
+    let verity_err = || format!("dm-verity for partition {} ({})", p.number, p.label);
+    let tree = if report.blocks_total == vp.data_blocks {
+        verity::format_from_digests(out, &vp, digests).with_context(verity_err)?
+    } else {
+        // The filesystem does not cover the protected area exactly: read it all back.
+        verity::format(out, &vp).with_context(verity_err)?
+    };
     tracing::debug!(elapsed = ?t.elapsed(), "verity tree written");
     Ok(Some(tree))
 }

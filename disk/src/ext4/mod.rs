@@ -21,6 +21,7 @@ pub mod csum;
 pub mod dir;
 pub mod edit;
 pub mod extent;
+pub mod extra;
 pub mod geometry;
 pub mod group;
 pub mod inode;
@@ -37,6 +38,7 @@ mod tables;
 mod write;
 pub mod xattr;
 
+pub use extra::ExtraFile;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -70,6 +72,9 @@ pub struct Ext4Params {
     pub bytes_per_inode: u64,
     /// Owner/mode overrides by path inside the tree (like a fakeroot manifest).
     pub overrides: Vec<Override>,
+    /// Regular files added from memory over the tree (replacing same-named files, parents
+    /// created), after `overrides` are applied.
+    pub extra_files: Vec<ExtraFile>,
 }
 
 /// One line of an owner/mode override table: `path uid gid mode`.
@@ -138,16 +143,43 @@ pub fn write_tree_with_progress(
     params: &Ext4Params,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<WriteReport, Ext4Error> {
+    write_tree_inner(source, out, offset, params, progress, None)
+}
+
+/// `write_tree`, showing every non-zero write to `blocks(first_block, bytes)` as it happens
+/// (from several threads; `bytes` starts at block `first_block` of the filesystem, and a
+/// partial last block stands for that block padded with zeros). Blocks never shown read as
+/// zeros; a block shown twice holds what it was shown last. This lets a caller hash the
+/// filesystem (dm-verity) while the data is in the cache, instead of reading it back.
+pub fn write_tree_observed(
+    source: Option<&Path>,
+    out: &File,
+    offset: u64,
+    params: &Ext4Params,
+    blocks: &(dyn Fn(u64, &[u8]) + Sync),
+) -> Result<WriteReport, Ext4Error> {
+    write_tree_inner(source, out, offset, params, &|_, _| {}, Some(blocks))
+}
+
+fn write_tree_inner(
+    source: Option<&Path>,
+    out: &File,
+    offset: u64,
+    params: &Ext4Params,
+    progress: write::Progress,
+    blocks: Option<write::Blocks>,
+) -> Result<WriteReport, Ext4Error> {
     if !offset.is_multiple_of(BLOCK_SIZE) {
         return Err(Ext4Error::Invalid(format!(
             "offset {offset} is not a multiple of {BLOCK_SIZE}"
         )));
     }
     let started = std::time::Instant::now();
-    let tree = match source {
+    let mut tree = match source {
         Some(root) => scan::Tree::scan(root, &params.overrides)?,
         None => scan::Tree::empty(params.timestamp),
     };
+    extra::apply(&mut tree, &params.extra_files)?;
     let scanned = started.elapsed();
     let plan = plan::plan(&tree, params)?;
     drop(tree);
@@ -155,7 +187,7 @@ pub fn write_tree_with_progress(
     let report = plan.report.clone();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
-    write::write(plan, out, offset, 2, progress)?;
+    write::write(plan, out, offset, 2, progress, blocks)?;
     tracing::debug!(?report, ?scanned, ?planned, written = ?started.elapsed(), "ext4 written");
     Ok(report)
 }

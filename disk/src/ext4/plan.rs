@@ -295,12 +295,14 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
             let maps = zip(data, &runs);
             let iseed = csum_seed.map(|s| inode_seed(s, ino_of[i], 0));
             placed[i] = Some(map_blocks(&maps, &mut alloc, &mut metadata, &o, iseed)?);
-            if total > 0 {
-                copies.push(DataCopy {
+            match &n.in_memory {
+                Some(bytes) => metadata.extend(memory_blocks(bytes, &maps)),
+                None if total > 0 => copies.push(DataCopy {
                     source: n.source.clone(),
                     size: *size,
                     maps,
-                });
+                }),
+                None => {}
             }
         }
     }
@@ -436,6 +438,22 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
         copies,
         report,
     })
+}
+
+/// The blocks of a file held in memory, placed per `maps` (the last one zero-padded); they
+/// are written with the metadata.
+fn memory_blocks(bytes: &[u8], maps: &[Mapping]) -> Vec<(u64, Vec<u8>)> {
+    let bs = BLOCK_SIZE as usize;
+    let mut out = Vec::new();
+    for m in maps {
+        for k in 0..m.len {
+            let from = ((m.logical + k) as usize * bs).min(bytes.len());
+            let mut b = bytes[from..(from + bs).min(bytes.len())].to_vec();
+            b.resize(bs, 0);
+            out.push((m.physical + k, b));
+        }
+    }
+    out
 }
 
 /// Allocate and place in-memory blocks (directory or symlink content) for one inode.

@@ -92,6 +92,7 @@ fn params(flavor: Flavor) -> Ext4Params {
         inode_size: if flavor == Flavor::Ext4 { 256 } else { 128 },
         bytes_per_inode: 4096,
         overrides: Vec::new(),
+        extra_files: Vec::new(),
     }
 }
 
@@ -315,4 +316,63 @@ fn fragmented_sparse_file_gets_a_deep_extent_tree() {
         assert!(r.status.success());
         same_tree(src.path(), &dump, true);
     }
+}
+
+#[test]
+fn extra_files_replace_and_add_fsck_clean_and_reproducibly() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir(src.path().join("lib")).unwrap();
+    fs::write(src.path().join("lib/os-release"), b"old").unwrap();
+    let big: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8 + 1).collect();
+    for flavor in [Flavor::Ext4, Flavor::Ext2Compat] {
+        let mut p = params(flavor);
+        p.extra_files = vec![
+            ExtraFile {
+                path: "lib/os-release".into(),
+                data: big.clone(),
+                perm: 0o644,
+                uid: 0,
+                gid: 0,
+                mtime: 1_600_000_000,
+            },
+            ExtraFile {
+                path: "/share/coreos/update.conf".into(),
+                data: b"GROUP=beta\n".to_vec(),
+                perm: 0o600,
+                uid: 7,
+                gid: 8,
+                mtime: 1_600_000_000,
+            },
+        ];
+        let work = tempfile::tempdir().unwrap();
+        let images: Vec<Vec<u8>> = (0..2)
+            .map(|i| {
+                let img = work.path().join(format!("fs{i}.img"));
+                let f = fs::File::create(&img).unwrap();
+                write_tree(Some(src.path()), &f, 0, &p).unwrap();
+                drop(f);
+                fsck(&img);
+                fs::read(&img).unwrap()
+            })
+            .collect();
+        assert!(images[0] == images[1], "{flavor:?}: two writes differ");
+        let f = fs::File::open(work.path().join("fs0.img")).unwrap();
+        let read = |path: &str| edit::read_file(&f, 0, p.size, path).unwrap();
+        assert_eq!(read("/lib/os-release").as_deref(), Some(&big[..]));
+        assert_eq!(
+            read("/share/coreos/update.conf").as_deref(),
+            Some(&b"GROUP=beta\n"[..])
+        );
+        let stat = Command::new("debugfs")
+            .args(["-R", "stat /share/coreos/update.conf"])
+            .arg(work.path().join("fs0.img"))
+            .output()
+            .unwrap();
+        let stat = String::from_utf8_lossy(&stat.stdout);
+        assert!(
+            stat.contains("Mode:  0600") && stat.contains("User:     7   Group:     8"),
+            "{stat}"
+        );
+    }
+    assert_eq!(fs::read(src.path().join("lib/os-release")).unwrap(), b"old");
 }

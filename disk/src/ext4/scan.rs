@@ -42,6 +42,8 @@ pub struct Node {
     pub xattrs: Xattrs,
     /// Where to read the content from.
     pub source: PathBuf,
+    /// The content itself, for files added from memory (`extra`); `source` is then only a name.
+    pub in_memory: Option<Vec<u8>>,
     /// Names this node has inside the tree.
     pub names: u32,
     /// For directories: (name, node index), sorted by name bytes.
@@ -81,6 +83,7 @@ impl Tree {
                 mtime: timestamp as i64,
                 xattrs: Vec::new(),
                 source: PathBuf::new(),
+                in_memory: None,
                 names: 1,
                 children: Vec::new(),
                 parent: 0,
@@ -110,13 +113,15 @@ impl Tree {
         let mut queue: VecDeque<(usize, PathBuf)> = VecDeque::from([(0usize, PathBuf::new())]);
         while let Some((dir, rel)) = queue.pop_front() {
             let abs = root.join(&rel);
-            let mut names: Vec<Vec<u8>> = Vec::new();
+            // lstat through the directory's descriptor (DirEntry::metadata): no path walk.
+            let mut entries = Vec::new();
             for entry in std::fs::read_dir(&abs).map_err(|e| io_err(&abs, e))? {
                 let entry = entry.map_err(|e| io_err(&abs, e))?;
-                names.push(entry.file_name().as_bytes().to_vec());
+                let m = entry.metadata().map_err(|e| io_err(&entry.path(), e))?;
+                entries.push((entry.file_name().as_bytes().to_vec(), m));
             }
-            names.sort_unstable();
-            for name in names {
+            entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (name, m) in entries {
                 let crel = rel.join(OsStr::from_bytes(&name));
                 let cabs = root.join(&crel);
                 if name.len() > EXT4_NAME_LEN {
@@ -125,7 +130,6 @@ impl Tree {
                         len: name.len(),
                     });
                 }
-                let m = std::fs::symlink_metadata(&cabs).map_err(|e| io_err(&cabs, e))?;
                 let ft = m.file_type();
                 if ft.is_socket() {
                     tracing::warn!(path = %cabs.display(), "skipping a socket: ext4 images cannot hold live sockets");
@@ -202,6 +206,7 @@ fn node_from(path: &Path, m: &std::fs::Metadata, kind: Kind) -> Result<Node, Ext
         mtime: m.mtime(),
         xattrs: read_xattrs(path)?,
         source: path.to_path_buf(),
+        in_memory: None,
         names: 1,
         children: Vec::new(),
         parent: 0,

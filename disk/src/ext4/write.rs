@@ -1,7 +1,8 @@
 //! Putting a plan on disk: make the byte range read as zeros without writing zeros (punch a
 //! hole, or BLKZEROOUT on a block device), write metadata in large sequential chunks,
 //! skipping all-zero blocks, and copy file data kernel-side with copy_file_range on two
-//! threads while the metadata is written.
+//! threads while the metadata is written. With an observer (`Blocks`), data goes through
+//! user space instead (pread, observe, pwrite) so that it is seen while it is in the cache.
 
 use super::plan::{DataCopy, Plan};
 use super::{Ext4Error, BLOCK_SIZE};
@@ -24,6 +25,10 @@ fn out_err(what: &str, source: std::io::Error) -> Ext4Error {
 
 /// Reports (bytes just copied, total bytes to copy).
 pub type Progress<'a> = &'a (dyn Fn(u64, u64) + Sync);
+/// Sees (first filesystem block, bytes written from it on) for every non-zero write.
+pub type Blocks<'a> = &'a (dyn Fn(u64, &[u8]) + Sync);
+/// Bytes per read/observe/write step of an observed copy.
+const OBSERVED_CHUNK: usize = 1 << 20;
 
 pub fn write(
     plan: Plan,
@@ -31,6 +36,7 @@ pub fn write(
     offset: u64,
     threads: usize,
     progress: Progress,
+    blocks: Option<Blocks>,
 ) -> Result<(), Ext4Error> {
     let len = plan.blocks_count * BLOCK_SIZE;
     zero_range(out, offset, len)?;
@@ -45,9 +51,11 @@ pub fn write(
     std::thread::scope(|s| {
         let workers: Vec<_> = shares
             .iter()
-            .map(|share| s.spawn(move || copy_all(share, out, offset, &|n| progress(n, total))))
+            .map(|share| {
+                s.spawn(move || copy_all(share, out, offset, &|n| progress(n, total), blocks))
+            })
             .collect();
-        let meta = write_metadata(&mut metadata, out, offset);
+        let meta = write_metadata(&mut metadata, out, offset, blocks);
         let mut result = meta;
         for w in workers {
             let r = w
@@ -113,6 +121,7 @@ fn write_metadata(
     metadata: &mut [(u64, Vec<u8>)],
     out: &File,
     offset: u64,
+    blocks: Option<Blocks>,
 ) -> Result<(), Ext4Error> {
     metadata.sort_by_key(|(b, _)| *b);
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
@@ -122,6 +131,9 @@ fn write_metadata(
         if !buf.is_empty() {
             out.write_all_at(buf, offset + start * BLOCK_SIZE)
                 .map_err(|e| out_err("metadata write", e))?;
+            if let Some(seen) = blocks {
+                seen(start, buf);
+            }
             buf.clear();
         }
         Ok(())
@@ -166,8 +178,10 @@ fn copy_all(
     out: &File,
     offset: u64,
     copied: &dyn Fn(u64),
+    blocks: Option<Blocks>,
 ) -> Result<(), Ext4Error> {
     let mut fallback: Option<Vec<u8>> = None;
+    let mut observed = blocks.map(|seen| (seen, vec![0u8; OBSERVED_CHUNK]));
     for c in copies {
         let src = File::open(&c.source).map_err(|e| src_err(&c.source, e))?;
         for m in &c.maps {
@@ -177,7 +191,20 @@ fn copy_all(
                 continue;
             }
             let to = offset + m.physical * BLOCK_SIZE;
-            copy_range(&src, &c.source, from, end - from, out, to, &mut fallback)?;
+            match observed.as_mut() {
+                Some((seen, buf)) => copy_observed(
+                    &src,
+                    &c.source,
+                    from,
+                    end - from,
+                    out,
+                    m.physical,
+                    offset,
+                    buf,
+                    seen,
+                )?,
+                None => copy_range(&src, &c.source, from, end - from, out, to, &mut fallback)?,
+            }
         }
         copied(c.size);
     }
@@ -189,6 +216,34 @@ fn src_err(path: &Path, source: std::io::Error) -> Ext4Error {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Copy `len` bytes through `buf` to filesystem block `block`, showing each piece to `seen`.
+#[allow(clippy::too_many_arguments)]
+fn copy_observed(
+    src: &File,
+    path: &Path,
+    mut from: u64,
+    mut len: u64,
+    out: &File,
+    mut block: u64,
+    offset: u64,
+    buf: &mut [u8],
+    seen: Blocks,
+) -> Result<(), Ext4Error> {
+    while len > 0 {
+        let n = (len as usize).min(buf.len());
+        let piece = &mut buf[..n];
+        src.read_exact_at(piece, from)
+            .map_err(|e| src_err(path, e))?;
+        out.write_all_at(piece, offset + block * BLOCK_SIZE)
+            .map_err(|e| out_err("data write", e))?;
+        seen(block, piece);
+        from += n as u64;
+        len -= n as u64;
+        block += (n as u64).div_ceil(BLOCK_SIZE);
+    }
+    Ok(())
 }
 
 /// Copy `len` bytes kernel-side; fall back to read/pwrite where copy_file_range cannot go.
