@@ -17,6 +17,7 @@ mod oem;
 mod partitions;
 mod stamp;
 pub mod version;
+mod writeback;
 
 use crate::atomic_output::Pending;
 use crate::bootloader::{self, BootInputs};

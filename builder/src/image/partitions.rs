@@ -1,6 +1,7 @@
 //! Filesystems written straight into the partitions of the image file: USR-A (+ verity),
 //! OEM, empty ext4 ones (ROOT), and the ESP.
 
+use super::writeback::EarlyWriteback;
 use anyhow::Context;
 use disk::ext4::{self, Ext4Error, Ext4Params, ExtraFile, Flavor, Override};
 use disk::layout::Partition;
@@ -90,10 +91,13 @@ pub fn write_usr(
     // Level 0 of the hash tree is computed from the blocks as the writer writes them, so
     // the filesystem is not read back.
     let digests = verity::DataDigests::new(&vp.salt, vp.data_blocks);
+    let writeback = EarlyWriteback::new(out);
     let report = ext4::write_tree_observed(Some(usr), out, p.offset(), &prm, &|first, data| {
+        writeback.wrote(data.len() as u64);
         digests.record(first, data)
     })
     .map_err(|e| ext4_context(e, p, &what()))?;
+    writeback.kick();
     tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written and hashed");
     let t = std::time::Instant::now();
     let verity_err = || format!("dm-verity for partition {} ({})", p.number, p.label);
