@@ -2,7 +2,6 @@
 //! This file is only the dispatch table; each subcommand lives in its own module.
 
 mod atomic_output;
-mod bootloader;
 mod image;
 mod inspect;
 mod keygen;
@@ -12,6 +11,7 @@ mod release;
 mod vm;
 
 use clap::{Parser, Subcommand};
+use coreos_build::bootloader;
 
 #[derive(Parser)]
 #[command(

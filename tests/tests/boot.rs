@@ -5,9 +5,7 @@
 //! stock tools around the builder's bootloader code, which tells a bootloader fault apart from
 //! an image-writer fault.
 
-// The builder's bootloader module, compiled in here (the builder is a binary crate).
-#[path = "../../builder/src/bootloader/mod.rs"]
-mod bootloader;
+use coreos_build::bootloader;
 #[path = "boot/hand_image.rs"]
 mod hand_image;
 

@@ -25,9 +25,6 @@ fi
 configfile ($root)/coreos/grub/grub.cfg
 "#;
 
-/// dm-verity data block size (4096, `disk_util verity --data-block-size`).
-pub const VERITY_BLOCK_SIZE: u64 = 4096;
-
 /// The values written into grub.cfg, checked.
 #[derive(Debug, Clone)]
 pub struct CfgParams {

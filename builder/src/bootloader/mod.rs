@@ -9,8 +9,6 @@
 //! `grub.cfg` sourced first. Only that file carries the verity root hash, so the GRUB images
 //! (`images`, seconds of LZMA for i386-pc) are made while the filesystems are written, as
 //! CoreOS's images did not depend on USR either (its GRUB read the hash from the kernel).
-// `open_image` is for tests, and until the image builder lands in this branch nothing calls the rest.
-#![allow(dead_code)]
 
 mod bios;
 mod grub_cfg;

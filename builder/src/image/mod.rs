@@ -8,8 +8,6 @@
 //! then the ESP (whose grub.cfg needs the verity root hash), the GPT, and the BIOS boot code.
 //! An image left by an earlier build is removed once the arguments are checked (freeing it
 //! overlaps the writing); the new one gets the final name only when complete.
-// The contract items are used by `release` and `vm`, which are built in parallel.
-#![allow(dead_code)]
 
 mod contents;
 mod esp;
