@@ -2,6 +2,7 @@
 //! This file is only the dispatch table; each subcommand lives in its own module.
 
 mod atomic_output;
+mod early_writeback;
 mod image;
 mod inspect;
 mod keygen;

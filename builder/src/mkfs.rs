@@ -1,6 +1,7 @@
 //! `coreos-build mkfs ext4`: a rootless, reproducible `mkfs.ext4 -d`.
 
 use crate::atomic_output::Pending;
+use crate::early_writeback::EarlyWriteback;
 use anyhow::{bail, Context, Result};
 use disk::ext4::{self, Ext4Params, Flavor};
 use std::fs::OpenOptions;
@@ -190,18 +191,22 @@ fn write_with_progress(
     params: &Ext4Params,
     ui: &crate::progress::Ui,
 ) -> Result<ext4::WriteReport> {
-    if ui.quiet() {
-        return Ok(ext4::write_tree(source, f, 0, params)?);
-    }
-    let bar = ui.bytes("mkfs ext4", 0);
+    let bar = (!ui.quiet()).then(|| ui.bytes("mkfs ext4", 0));
+    let writeback = EarlyWriteback::new(f);
     let progress = |n: u64, total: u64| {
-        if n == 0 {
-            bar.set_length(total);
+        writeback.wrote(n);
+        if let Some(bar) = &bar {
+            if n == 0 {
+                bar.set_length(total);
+            }
+            bar.inc(n);
         }
-        bar.inc(n);
     };
     let report = ext4::write_tree_with_progress(source, f, 0, params, &progress)?;
-    bar.finish_and_clear();
+    writeback.kick();
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
     Ok(report)
 }
 

@@ -15,7 +15,6 @@ mod oem;
 mod partitions;
 mod stamp;
 pub mod version;
-mod writeback;
 
 use crate::atomic_output::Pending;
 use crate::bootloader::{self, BootInputs};

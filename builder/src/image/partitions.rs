@@ -1,7 +1,7 @@
 //! Filesystems written straight into the partitions of the image file: USR-A (+ verity),
 //! OEM, empty ext4 ones (ROOT), and the ESP.
 
-use super::writeback::EarlyWriteback;
+use crate::early_writeback::EarlyWriteback;
 use anyhow::Context;
 use disk::ext4::{self, Ext4Error, Ext4Params, ExtraFile, Flavor, Override};
 use disk::layout::Partition;
