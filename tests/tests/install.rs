@@ -368,6 +368,13 @@ fn assert_no_usr_a(d: &Disk, context: &str) {
     );
 }
 
+/// The success line names the version the installed USR-A holds (no OEM was asked for).
+fn assert_success(out: &std::process::Output, d: &Disk) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = format!("Success! {VERSION} (none) is installed on {}", dev(d));
+    assert!(stdout.contains(&line), "{stdout}");
+}
+
 /// Every partition not touched by configuration is byte-identical to the image, and the
 /// whole disk's GPT and both ext4 filesystems are clean.
 fn assert_installed(d: &Disk, raw: &Path, skip: &[u32]) {
@@ -427,14 +434,7 @@ fn happy_path_from_nginx_with_cloud_config() {
         "-c",
         cloud.to_str().unwrap(),
     ]));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!(
-            "Success! {VERSION} (none) is installed on {}",
-            dev(&d)
-        )),
-        "{stdout}"
-    );
+    assert_success(&out, &d);
     assert_installed(&d, &m.raw, &[9]);
     assert_eq!(
         debugfs_cat(&d, 9, "/var/lib/coreos-install/user_data"),
@@ -543,14 +543,7 @@ fn local_file_with_signature_and_without() {
     ]));
     assert_installed(&d, &m.raw, &[]);
     // The version comes from the installed USR-A, not from a file name.
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        stdout.contains(&format!(
-            "Success! {VERSION} (none) is installed on {}",
-            dev(&d)
-        )),
-        "{stdout}"
-    );
+    assert_success(&out, &d);
 
     let tmp = tempfile::tempdir().unwrap();
     let unsigned = tmp.path().join("unsigned.bin.bz2");

@@ -361,21 +361,7 @@ impl Drop for ParallelBzip2<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::VerifyingTee;
-    use std::io::{BufReader, Cursor, Write};
-
-    fn bz(data: &[u8]) -> Vec<u8> {
-        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
-
-    fn src(bytes: Vec<u8>) -> Compressed<'static> {
-        BufReader::new(VerifyingTee::new(
-            Box::new(Cursor::new(bytes)) as Box<dyn Read + Send>,
-            None,
-        ))
-    }
+    use crate::decompress::test_input::{bz, src};
 
     /// A release-shaped file: one stream per chunk, zero chunks repeated, data at the end.
     fn chunked() -> (Vec<u8>, Vec<u8>) {
@@ -453,46 +439,36 @@ mod tests {
         );
     }
 
+    /// Everything the one-core fallback reads from `pending` (at `offset` in the file), then
+    /// from `rest`.
+    fn one_core(offset: u64, pending: Vec<u8>, rest: Vec<u8>) -> std::io::Result<Vec<u8>> {
+        let mut state = OneCore::new(offset, pending);
+        let mut rest = src(rest);
+        let mut out = Vec::new();
+        OneCoreReader {
+            state: &mut state,
+            src: &mut rest,
+            what: "image.bz2",
+        }
+        .read_to_end(&mut out)?;
+        Ok(out)
+    }
+
     /// One-core fallback: the next stream's header may straddle two reads of the source.
     #[test]
     fn one_core_reads_a_header_split_across_reads() {
         let (a, b) = (bz(b"first stream"), bz(b"second stream"));
-        let pending = [&a[..], &b[..2]].concat();
-        let mut state = OneCore::new(0, pending);
-        let mut rest = src(b[2..].to_vec());
-        let mut r = OneCoreReader {
-            state: &mut state,
-            src: &mut rest,
-            what: "image.bz2",
-        };
-        let mut out = Vec::new();
-        r.read_to_end(&mut out).unwrap();
+        let out = one_core(0, [&a[..], &b[..2]].concat(), b[2..].to_vec()).unwrap();
         assert_eq!(out, b"first streamsecond stream");
 
-        let mut state = OneCore::new(100, [&a[..], b"BZ"].concat());
-        let mut empty = src(Vec::new());
-        let mut r = OneCoreReader {
-            state: &mut state,
-            src: &mut empty,
-            what: "image.bz2",
-        };
-        let e = r.read_to_end(&mut Vec::new()).unwrap_err().to_string();
-        assert!(e.contains("truncated"), "{e}");
+        let e = one_core(100, [&a[..], b"BZ"].concat(), Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
 
-        let mut state = OneCore::new(100, [&a[..], b"junk"].concat());
-        let mut empty = src(Vec::new());
-        let mut r = OneCoreReader {
-            state: &mut state,
-            src: &mut empty,
-            what: "image.bz2",
-        };
-        let e = r.read_to_end(&mut Vec::new()).unwrap_err().to_string();
-        assert!(
-            e.contains(&format!(
-                "trailing data after the compressed stream at byte {}",
-                100 + a.len()
-            )),
-            "{e}"
+        let e = one_core(100, [&a[..], b"junk"].concat(), Vec::new()).unwrap_err();
+        let at = format!(
+            "trailing data after the compressed stream at byte {}",
+            100 + a.len()
         );
+        assert!(e.to_string().contains(&at), "{e}");
     }
 }

@@ -193,21 +193,7 @@ pub fn decode_stream(seg: &[u8], hint: usize) -> Result<Vec<u8>, StreamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::VerifyingTee;
-    use std::io::{BufReader, Write};
-
-    fn bz(data: &[u8]) -> Vec<u8> {
-        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
-
-    fn src(bytes: Vec<u8>) -> Compressed<'static> {
-        BufReader::new(VerifyingTee::new(
-            Box::new(io::Cursor::new(bytes)) as Box<dyn Read + Send>,
-            None,
-        ))
-    }
+    use crate::decompress::test_input::{bz, src};
 
     #[test]
     fn splits_concatenated_streams_and_decodes_each() {

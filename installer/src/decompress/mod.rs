@@ -6,6 +6,8 @@ mod bzip2_parallel;
 mod bzip2_split;
 mod sequential;
 mod sniff;
+#[cfg(test)]
+mod test_input;
 
 pub use sniff::Format;
 
