@@ -105,6 +105,12 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         oems.push((name, src));
     }
     let formats = artifacts::parse(&args.formats)?;
+    if formats.contains(&vm::Format::Vagrant) && args.mirror_url.is_none() {
+        tracing::warn!(
+            "no --mirror-url: the Vagrant catalog names its box by a relative URL, which \
+             `vagrant box add` does not resolve over HTTP; pass the URL the mirror is served at"
+        );
+    }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let output = args.output.canonicalize()?;
