@@ -132,11 +132,9 @@ menuentry "CoreOS USR-B" --id=coreos-b {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn inputs(hash: &str, salt: &str, blocks: u64) -> BootInputs {
         BootInputs {
-            usr: PathBuf::from("/nonexistent"),
             verity_root_hash: hash.into(),
             usr_fs_blocks: blocks,
             verity_salt: salt.into(),

@@ -16,15 +16,13 @@ mod grub_image;
 
 use anyhow::Context;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::Path;
 
 use grub_image::{GrubTarget, ModuleDirs};
 
 /// What the boot configuration needs to know about the image being built.
 #[derive(Debug, Clone)]
 pub struct BootInputs {
-    /// The USR tree (GRUB modules are looked up under `lib/grub/...` there first).
-    pub usr: PathBuf,
     /// dm-verity root hash of USR-A, hex.
     pub verity_root_hash: String,
     /// USR-A filesystem size in 4096-byte blocks (the verity data size).
@@ -58,10 +56,11 @@ pub const EFI_BOOT_PATH: &str = "EFI/boot/bootx64.efi";
 /// ESP path of the main grub.cfg (where CoreOS kept it before the memdisk, S14b).
 pub const GRUB_CFG_PATH: &str = "coreos/grub/grub.cfg";
 
-/// Build the GRUB images and the ESP files. `Ok(None)` when neither the USR tree nor the host
-/// has GRUB modules: the image is then built without a bootloader (and says so).
-pub fn prepare(inputs: &BootInputs) -> anyhow::Result<Option<BootAssets>> {
-    let Some(mut assets) = images(&inputs.usr)? else {
+/// Build the GRUB images (modules from `usr`'s `lib/grub`, else the host's) and the ESP
+/// files. `Ok(None)` when neither the USR tree nor the host has GRUB modules: the image is
+/// then built without a bootloader (and says so).
+pub fn prepare(usr: &Path, inputs: &BootInputs) -> anyhow::Result<Option<BootAssets>> {
+    let Some(mut assets) = images(usr)? else {
         return Ok(None);
     };
     assets.esp_files.push(config_file(inputs)?);
@@ -76,7 +75,7 @@ pub fn config_file(inputs: &BootInputs) -> anyhow::Result<(String, Vec<u8>)> {
 
 /// The GRUB images (EFI image for the ESP, BIOS boot code), which depend only on the GRUB
 /// modules found for `usr`; `config_file` completes the ESP files. `Ok(None)` as `prepare`.
-pub fn images(usr: &std::path::Path) -> anyhow::Result<Option<BootAssets>> {
+pub fn images(usr: &Path) -> anyhow::Result<Option<BootAssets>> {
     let dirs = ModuleDirs::find(usr);
     if dirs.efi.is_none() && dirs.pc.is_none() {
         tracing::warn!(
@@ -133,7 +132,7 @@ pub fn install_bios(image: &File, bios: &BiosBoot, bios_boot_first_lba: u64) -> 
 }
 
 /// Open an image read-write for `install_bios` (a convenience for callers holding a path).
-pub fn open_image(path: &std::path::Path) -> anyhow::Result<File> {
+pub fn open_image(path: &Path) -> anyhow::Result<File> {
     std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -150,13 +149,16 @@ mod tests {
         // The host's GRUB modules (grub-pc-bin, grub-efi-amd64-bin: ci/install-deps).
         let t = tempfile::tempdir().unwrap();
         let inputs = |hash: &str| BootInputs {
-            usr: t.path().to_path_buf(),
             verity_root_hash: hash.into(),
             usr_fs_blocks: 260094,
             verity_salt: "00ff".into(),
         };
-        let a = prepare(&inputs(&"ab".repeat(32))).unwrap().unwrap();
-        let b = prepare(&inputs(&"cd".repeat(32))).unwrap().unwrap();
+        let a = prepare(t.path(), &inputs(&"ab".repeat(32)))
+            .unwrap()
+            .unwrap();
+        let b = prepare(t.path(), &inputs(&"cd".repeat(32)))
+            .unwrap()
+            .unwrap();
         let file = |x: &BootAssets, path: &str| {
             x.esp_files
                 .iter()

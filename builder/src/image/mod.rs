@@ -201,7 +201,6 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
     let step = ui.step("ESP");
     if let Some(assets) = boot.as_mut() {
         assets.esp_files.push(bootloader::config_file(&BootInputs {
-            usr: req.usr.clone(),
             verity_root_hash: root_hash.clone(),
             usr_fs_blocks: usr_part.fs_blocks,
             verity_salt: verity.as_ref().map(|t| t.salt_hex()).unwrap_or_default(),

@@ -150,12 +150,14 @@ pub fn assemble(
     };
     let (root_hash, salt) = (field("Root hash:"), field("Salt:"));
 
-    let assets = bootloader::prepare(&BootInputs {
-        usr: tree.clone(),
-        verity_root_hash: root_hash,
-        usr_fs_blocks: USR_FS_BLOCKS,
-        verity_salt: salt,
-    })
+    let assets = bootloader::prepare(
+        &tree,
+        &BootInputs {
+            verity_root_hash: root_hash,
+            usr_fs_blocks: USR_FS_BLOCKS,
+            verity_salt: salt,
+        },
+    )
     .unwrap()
     .expect("the sample OS has GRUB modules");
 
