@@ -89,7 +89,7 @@ fn attributes(p: &Partition) -> String {
 
 /// `VERSION=` of `/lib/os-release` in the USR filesystem, through the ext4 reader.
 fn usr_version(f: &File, p: &Partition, fs_bytes: u64) -> Option<String> {
-    let data = disk::ext4::edit::read_file(f, p.offset(), fs_bytes, "/lib/os-release").ok()??;
+    let data = ext4::edit::read_file(f, p.offset(), fs_bytes, "/lib/os-release").ok()??;
     String::from_utf8_lossy(&data).lines().find_map(|l| {
         l.strip_prefix("VERSION=")
             .map(|v| v.trim_matches('"').to_string())

@@ -3,7 +3,7 @@
 use crate::atomic_output::Pending;
 use crate::early_writeback::EarlyWriteback;
 use anyhow::{bail, Context, Result};
-use disk::ext4::{self, Ext4Params, Flavor};
+use ext4::{Ext4Params, Flavor};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
@@ -77,19 +77,6 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?} is too large"))
 }
 
-/// SOURCE_DATE_EPOCH when set (reproducible builds), else now.
-pub fn timestamp() -> Result<u32> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")),
-        Err(_) => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as u32),
-    }
-}
-
 /// A UUID that depends only on the label (name-based, v5), so two builds agree.
 pub fn uuid_from_label(label: &str) -> [u8; 16] {
     use sha2::{Digest, Sha256};
@@ -122,7 +109,8 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
             .map(|u| *u.as_bytes())
             .unwrap_or_else(|| uuid_from_label(&a.label)),
         label: a.label,
-        timestamp: timestamp()?,
+        timestamp: u32::try_from(disk::epoch::build_time()?)
+            .context("SOURCE_DATE_EPOCH is past 2106, beyond a 32-bit ext4 timestamp")?,
         flavor,
         read_only_marker: a.read_only,
         inode_size: a.inode_size.unwrap_or(if a.ext2 { 128 } else { 256 }),

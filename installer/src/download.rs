@@ -3,10 +3,10 @@
 
 use crate::cli::Args;
 use crate::install::key_ring;
-use crate::release;
 use crate::signature::StreamVerifier;
-use crate::source::{HttpClient, ResumingReader};
 use anyhow::{bail, Context, Result};
+use fetch::mirror;
+use fetch::{HttpClient, ResumingReader};
 use std::io::{Read, Write};
 
 pub fn run(args: &Args) -> Result<()> {
@@ -15,10 +15,10 @@ pub fn run(args: &Args) -> Result<()> {
     let ring = key_ring(args)?;
     let http = HttpClient::new(args.retries)?;
     let base = args.base_url();
-    let version = release::resolve_version(&http, &base, &args.version)?;
+    let version = mirror::resolve_version(&http, &base, &args.version)?;
     let name = match &args.oem {
-        Some(oem) => release::oem_image_name(oem),
-        None => release::IMAGE_NAME.to_string(),
+        Some(oem) => mirror::oem_image_name(oem),
+        None => mirror::IMAGE_NAME.to_string(),
     };
     let url = format!("{base}/{version}/{name}");
     let sig_url = format!("{url}.sig");

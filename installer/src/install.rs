@@ -9,13 +9,13 @@ use crate::image::holdback::HOLD;
 use crate::image::HoldBackWriter;
 use crate::installed_version;
 use crate::pipeline::{self, ImageSource};
-use crate::progress::Ui;
-use crate::release;
 use crate::signature::KeyRing;
-use crate::source::HttpClient;
 use crate::target::{in_use, partitions, TargetDisk};
 use anyhow::{bail, Context, Result};
 use disk::layout::Partition;
+use fetch::mirror;
+use fetch::progress::Ui;
+use fetch::HttpClient;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
@@ -82,10 +82,10 @@ fn choose<'a>(
         });
     }
     let base = args.base_url();
-    let version = release::resolve_version(http, &base, &args.version)?;
+    let version = mirror::resolve_version(http, &base, &args.version)?;
     let dir = format!("{base}/{version}");
     if let Some(oem) = &args.oem {
-        let url = format!("{dir}/{}", release::oem_image_name(oem));
+        let url = format!("{dir}/{}", mirror::oem_image_name(oem));
         match pipeline::open_url(http, &url, ring, args.insecure)? {
             Some(s) => {
                 return Ok(Choice {
@@ -100,7 +100,7 @@ fn choose<'a>(
             ),
         }
     }
-    let url = format!("{dir}/{}", release::IMAGE_NAME);
+    let url = format!("{dir}/{}", mirror::IMAGE_NAME);
     let Some(s) = pipeline::open_url(http, &url, ring, args.insecure)? else {
         bail!("Image URL unavailable: {url}: HTTP 404 Not Found");
     };
@@ -240,15 +240,8 @@ fn finish(
             .context("moving the backup GPT to the end of the disk")?;
     }
     let parts = written_partitions(dev).context("reading the written partition table")?;
-    let mtime = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs() as u32)
-                .unwrap_or(0)
-        });
+    let mtime = u32::try_from(disk::epoch::build_time()?)
+        .context("SOURCE_DATE_EPOCH is past 2106, beyond a 32-bit ext4 timestamp")?;
     for line in configure::inject(dev, &parts, config, oem_id, mtime)? {
         ui.println(&line);
     }

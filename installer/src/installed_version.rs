@@ -2,7 +2,7 @@
 //! reports, so a local image (`-f`) is named by its version and a mirror whose version.txt
 //! disagrees with its image is noticed.
 
-use disk::ext4::edit::read_file;
+use ext4::edit::read_file;
 use std::fs::File;
 
 /// USR-A's number in every CoreOS layout.

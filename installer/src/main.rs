@@ -9,10 +9,7 @@ mod image;
 mod install;
 mod installed_version;
 mod pipeline;
-mod progress;
-mod release;
 mod signature;
-mod source;
 mod target;
 mod verify;
 

@@ -3,11 +3,11 @@
 
 use crate::decompress::{self, Compressed, READ_BUFFER};
 use crate::image::HoldBackWriter;
-use crate::progress::Ui;
 use crate::signature::{KeyRing, StreamVerifier};
-use crate::source::{HttpClient, ResumingReader};
 use crate::verify::VerifyingTee;
 use anyhow::{bail, Context, Result};
+use fetch::progress::Ui;
+use fetch::{HttpClient, ResumingReader};
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

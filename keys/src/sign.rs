@@ -1,5 +1,6 @@
 //! Making signatures: binary detached (as `gpg --detach-sign`) and cleartext (as
-//! `gpg --clearsign`), reproducible under `SOURCE_DATE_EPOCH`.
+//! `gpg --clearsign`), reproducible when the caller fixes the signing time
+//! (`SecretKey::with_signing_time`, from `SOURCE_DATE_EPOCH`).
 
 use crate::{hex, KeyError};
 use pgp::composed::{
@@ -18,6 +19,8 @@ const HASH: HashAlgorithm = HashAlgorithm::Sha512;
 #[derive(Debug, Clone)]
 pub struct SecretKey {
     key: SignedSecretKey,
+    /// Creation time of every signature made; None = now.
+    signing_time: Option<u32>,
 }
 
 impl SecretKey {
@@ -49,13 +52,23 @@ impl SecretKey {
                 kind: "secret",
             })?
             .map_err(err)?;
-        let sk = SecretKey { key };
+        let sk = SecretKey {
+            key,
+            signing_time: None,
+        };
         if sk.signing_key().protected() {
             return Err(KeyError::Passphrase {
                 key_id: sk.key_id(),
             });
         }
         Ok(sk)
+    }
+
+    /// Stamp every signature with this creation time (seconds since 1970) instead of now, so a
+    /// release is reproducible; it is never earlier than the key's own creation.
+    pub fn with_signing_time(mut self, secs: u32) -> SecretKey {
+        self.signing_time = Some(secs);
+        self
     }
 
     /// Legacy key id (16 hex digits) of the key that signs.
@@ -117,21 +130,20 @@ impl Component<'_> {
     fn sign<R: Read>(
         &self,
         typ: SignatureType,
+        time: Option<u32>,
         data: R,
     ) -> pgp::errors::Result<pgp::packet::Signature> {
         match self {
-            Component::Primary(k) => config(*k, typ)?.sign(*k, &Password::empty(), data),
-            Component::Subkey(k) => config(*k, typ)?.sign(*k, &Password::empty(), data),
+            Component::Primary(k) => config(*k, typ, time)?.sign(*k, &Password::empty(), data),
+            Component::Subkey(k) => config(*k, typ, time)?.sign(*k, &Password::empty(), data),
         }
     }
 }
 
-/// Signature creation time: `SOURCE_DATE_EPOCH` when set (reproducible releases), else now;
+/// Signature creation time: the fixed time when given (reproducible releases), else now;
 /// never before the key's own creation, which gpg rejects as a "time conflict".
-fn creation_time(key: &impl KeyDetails) -> Timestamp {
-    let t = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse::<u32>().ok())
+fn creation_time(key: &impl KeyDetails, fixed: Option<u32>) -> Timestamp {
+    let t = fixed
         .map(Timestamp::from_secs)
         .unwrap_or_else(Timestamp::now);
     Timestamp::from_secs(t.as_secs().max(key.created_at().as_secs()))
@@ -139,11 +151,17 @@ fn creation_time(key: &impl KeyDetails) -> Timestamp {
 
 /// The same subpackets gpg writes: creation time and issuer fingerprint hashed, issuer key id
 /// unhashed. No salt notation, so the bytes depend only on key, data and time.
-fn config(key: &impl SigningKey, typ: SignatureType) -> pgp::errors::Result<SignatureConfig> {
+fn config(
+    key: &impl SigningKey,
+    typ: SignatureType,
+    time: Option<u32>,
+) -> pgp::errors::Result<SignatureConfig> {
     let mut config = SignatureConfig::v4(typ, key.algorithm(), HASH);
     config.hashed_subpackets = vec![
         Subpacket::regular(SubpacketData::IssuerFingerprint(key.fingerprint()))?,
-        Subpacket::regular(SubpacketData::SignatureCreationTime(creation_time(key)))?,
+        Subpacket::regular(SubpacketData::SignatureCreationTime(creation_time(
+            key, time,
+        )))?,
     ];
     config.unhashed_subpackets = vec![Subpacket::regular(SubpacketData::IssuerKeyId(
         key.legacy_key_id(),
@@ -179,8 +197,8 @@ impl DetachedSigner {
             source,
         };
         let config = match key.signing_key() {
-            Component::Primary(k) => config(k, SignatureType::Binary),
-            Component::Subkey(k) => config(k, SignatureType::Binary),
+            Component::Primary(k) => config(k, SignatureType::Binary, key.signing_time),
+            Component::Subkey(k) => config(k, SignatureType::Binary, key.signing_time),
         }
         .map_err(err)?;
         let hasher = config.into_hasher().map_err(err)?;
@@ -221,9 +239,11 @@ pub fn clearsign(key: &SecretKey, text: &str) -> Result<String, KeyError> {
     // rPGP adds it itself, so a final newline would otherwise appear twice.
     let text = text.strip_suffix('\n').unwrap_or(text);
     let msg = CleartextSignedMessage::new_many(text, |normalized| {
-        Ok(vec![
-            signer.sign(SignatureType::Text, normalized.as_bytes())?
-        ])
+        Ok(vec![signer.sign(
+            SignatureType::Text,
+            key.signing_time,
+            normalized.as_bytes(),
+        )?])
     })
     .map_err(err)?;
     msg.to_armored_string(ArmorOptions::default()).map_err(err)

@@ -122,14 +122,27 @@ pub fn debian_minbase() -> PathBuf {
     dir
 }
 
-/// The sample OS from Debian packages (ci/sample-os, made once). Returns the folder holding `usr/`.
+/// The sample OS from Debian packages (ci/sample-os: the Debian part made once, the project's
+/// binaries refreshed; once per test process). Returns the folder holding `usr/`.
 pub fn sample_os() -> PathBuf {
-    let _l = lock("sample-os");
-    let dir = cache().join("sample-os");
-    if !dir.join(".complete").exists() {
-        run(Command::new(repo().join("ci/sample-os")).arg(&dir));
-    }
-    dir
+    static READY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    READY
+        .get_or_init(|| {
+            let _l = lock("sample-os");
+            let dir = cache().join("sample-os");
+            let mut cmd = Command::new(repo().join("ci/sample-os"));
+            if let Some(b) = bin_dir() {
+                cmd.env("COREOS_BIN_DIR", b);
+            }
+            run(cmd.arg(&dir));
+            dir
+        })
+        .clone()
+}
+
+/// The folder the project's binaries are taken from (see `bin`).
+fn bin_dir() -> Option<PathBuf> {
+    bin("coreos-install").parent().map(Path::to_path_buf)
 }
 
 /// A loop device over a file, detached (by name) when dropped.

@@ -1,4 +1,4 @@
-//! The ext4 editor (`disk::ext4::edit`) judged by real tools: images made by mke2fs in many
+//! The ext4 editor (`ext4::edit`) judged by real tools: images made by mke2fs in many
 //! feature combinations get files added (nested new directories, replacements, a 5 MiB file,
 //! 200 entries in one directory), then `e2fsck -fn` must be clean, the kernel must read every
 //! file back byte for byte with its mode and owner, and `read_file` must agree.
@@ -9,9 +9,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::process::Command;
 
-use disk::ext4::edit::{add_file, read_file, EditError, NewFile};
-use disk::ext4::{write_tree, Ext4Params, Flavor};
 use e2e::{require, run, Loop, Mount};
+use ext4::edit::{add_file, read_file, EditError, NewFile};
+use ext4::{write_tree, Ext4Params, Flavor};
 
 const MIB: u64 = 1 << 20;
 
@@ -494,7 +494,7 @@ fn spanning_groups_block_mapped() {
     spanning_groups(&img, "(TIND)");
 }
 
-// ---- filesystems made by our own writer (disk::ext4::write_tree) ----
+// ---- filesystems made by our own writer (ext4::write_tree) ----
 
 /// `write_tree` of a small tree into [offset, offset+len) of a sparse file.
 fn ours(flavor: Flavor, len: u64, offset: u64, inode_size: u16, read_only_marker: bool) -> Img {

@@ -90,19 +90,6 @@ pub struct BuiltImage {
     pub verity_root_hash: String,
 }
 
-/// SOURCE_DATE_EPOCH, or now.
-pub fn build_time() -> anyhow::Result<i64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) => s
-            .trim()
-            .parse::<i64>()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
-        Err(_) => Ok(std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_secs() as i64),
-    }
-}
-
 fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition> {
     layout
         .by_label(label)
@@ -111,7 +98,7 @@ fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition
 
 pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<BuiltImage> {
     let t0 = std::time::Instant::now();
-    let epoch = build_time()?;
+    let epoch = disk::epoch::build_time()? as i64;
     let layout = Layout::by_name_or_path(&req.layout)?;
     let version = match &req.version {
         Some(v) => Version::parse(v)?,
@@ -271,7 +258,13 @@ pub fn replace_oem(image: &Path, oem: &OemSource, ui: &Ui) -> anyhow::Result<()>
     p.fs_type = Some("ext4".into());
     let scratch = tempfile::tempdir()?;
     let (dir, overrides) = oem::materialize(oem, scratch.path())?;
-    partitions::write_tree_fs(&file, &p, Some(&dir), overrides, build_time()?)?;
+    partitions::write_tree_fs(
+        &file,
+        &p,
+        Some(&dir),
+        overrides,
+        disk::epoch::build_time()? as i64,
+    )?;
     step.finish_with_message("done");
     Ok(())
 }
@@ -325,7 +318,7 @@ mod tests {
                 .by_number(6)
                 .unwrap()
                 .clone();
-            let data = disk::ext4::edit::read_file(&f, p.offset(), p.bytes(), "/grub.cfg")
+            let data = ext4::edit::read_file(&f, p.offset(), p.bytes(), "/grub.cfg")
                 .unwrap()
                 .unwrap();
             String::from_utf8(data).unwrap()

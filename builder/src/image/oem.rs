@@ -2,7 +2,7 @@
 
 use super::OemSource;
 use anyhow::{bail, Context};
-use disk::ext4::Override;
+use ext4::Override;
 use include_dir::{include_dir, Dir, DirEntry};
 use std::path::{Path, PathBuf};
 

@@ -3,9 +3,9 @@
 
 use crate::early_writeback::EarlyWriteback;
 use anyhow::Context;
-use disk::ext4::{self, Ext4Error, Ext4Params, ExtraFile, Flavor, Override};
 use disk::layout::Partition;
 use disk::verity::{self, VerityParams, VerityTree};
+use ext4::{Ext4Error, Ext4Params, ExtraFile, Flavor, Override};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

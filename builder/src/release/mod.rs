@@ -72,8 +72,12 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     // Everything that can fail on bad input is checked before a single file is written.
     let key = match &args.signing_key {
         Some(p) => {
-            let k = keys::SecretKey::from_file(p)
+            let mut k = keys::SecretKey::from_file(p)
                 .with_context(|| format!("signing key {}", p.display()))?;
+            if let Some(t) = disk::epoch::source_date_epoch()? {
+                k = k
+                    .with_signing_time(u32::try_from(t).context("SOURCE_DATE_EPOCH is past 2106")?);
+            }
             tracing::info!("signing with key {} ({})", k.key_id(), k.fingerprint());
             Some(k)
         }

@@ -17,10 +17,10 @@ use crate::atomic_output::Pending;
 use crate::image::OemSource;
 use crate::progress::Ui;
 use anyhow::{bail, Context};
-use disk::vmdk::{AdapterType, ContentId, StreamOptions};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
+use vmimage::vmdk::{AdapterType, ContentId, StreamOptions};
 
 /// The formats, named as image_to_vm.sh named them.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,17 +165,6 @@ fn artifact(outdir: &Path, format: Format, suffix: &str) -> PathBuf {
     outdir.join(format!("coreos_production_{}{suffix}", format.name()))
 }
 
-/// SOURCE_DATE_EPOCH, or 0: the time stamped into archives.
-fn source_date_epoch() -> anyhow::Result<u64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(s) => s
-            .trim()
-            .parse()
-            .with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")),
-        Err(_) => Ok(0),
-    }
-}
-
 /// `COREOS_VERSION` from the `version.txt` beside the image, if there is one.
 fn image_version(image: &Path) -> Option<String> {
     let text = std::fs::read_to_string(image.parent()?.join("version.txt")).ok()?;
@@ -280,7 +269,7 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
             written.push(gce::write_archive(
                 &work_path,
                 &dest,
-                source_date_epoch()?,
+                disk::epoch::build_time()?,
                 workers,
                 ui,
             )?);
@@ -289,7 +278,7 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
             let dest = artifact(req.outdir, format, "_image.img");
             let out = Pending::create(&dest)?;
             let pb = ui.bytes("qcow2", work.metadata()?.len());
-            disk::qcow2::write_qcow2(&work, &out.file, workers, &|n| pb.set_position(n))?;
+            vmimage::qcow2::write_qcow2(&work, &out.file, workers, &|n| pb.set_position(n))?;
             pb.finish_and_clear();
             let img = out.commit()?;
             let script = qemu::launcher(&file_name(&img), &vm_name, req.memory_mib);
@@ -338,7 +327,7 @@ fn write_vmdk(
         workers,
     };
     let pb = ui.bytes("vmdk", src.metadata()?.len());
-    let report = disk::vmdk::write_stream_optimized(
+    let report = vmimage::vmdk::write_stream_optimized(
         src,
         BufWriter::with_capacity(1 << 20, &out.file),
         &opts,
@@ -407,7 +396,7 @@ fn write_vagrant(
             source: Source::File(vmdk_out.tmp_path().to_path_buf()),
         },
     ];
-    let pieces = tar_stream::pieces(members, source_date_epoch()?)?;
+    let pieces = tar_stream::pieces(members, disk::epoch::build_time()?)?;
     let dest = artifact(req.outdir, Format::Vagrant, ".box");
     let box_out = Pending::create(&dest)?;
     let pb = ui.bytes("box", pieces.iter().map(|p| p.len()).sum());

@@ -3,8 +3,8 @@
 
 use super::UserConfig;
 use anyhow::{anyhow, Context, Result};
-use disk::ext4::edit::{add_file, read_file, NewFile};
 use disk::layout::Partition;
+use ext4::edit::{add_file, read_file, NewFile};
 use std::fs::File;
 
 /// Partition numbers fixed by the layout (tools find them by number, not label).

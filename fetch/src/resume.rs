@@ -3,7 +3,7 @@
 //! the joined stream. A body shorter than its Content-Length counts as a drop; one that never
 //! completes within the retry budget is an error naming the URL and the byte counts.
 
-use super::http::{error_chain, HttpClient};
+use crate::http::{error_chain, HttpClient};
 use reqwest::blocking::Response;
 use reqwest::StatusCode;
 use std::io::{self, Read};

@@ -226,7 +226,7 @@ fn data_blocks(path: &Path, m: &std::fs::Metadata) -> Result<Vec<Range<u64>>, Ex
     if m.blocks() * 512 >= size {
         return Ok(std::iter::once(0..nblocks).collect());
     }
-    let bytes = crate::sparse::data_ranges(&f).map_err(|e| io_err(path, e))?;
+    let bytes = disk::sparse::data_ranges(&f).map_err(|e| io_err(path, e))?;
     let mut out: Vec<Range<u64>> = Vec::new();
     for r in bytes {
         let s = r.start / BLOCK_SIZE;

@@ -20,6 +20,12 @@ pub struct Ui {
 /// How often the plain-line mode reports.
 const LINE_EVERY: Duration = Duration::from_secs(5);
 
+impl Default for Ui {
+    fn default() -> Ui {
+        Ui::new()
+    }
+}
+
 impl Ui {
     pub fn new() -> Ui {
         let tty = std::io::stderr().is_terminal();

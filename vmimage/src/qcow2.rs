@@ -8,7 +8,7 @@
 //! `qemu-img check` finds no leaks and every L1/L2 entry carries QCOW_OFLAG_COPIED.
 //! Big-endian throughout.
 
-use crate::ordered_map::ordered_map;
+use disk::ordered_map::ordered_map;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -123,7 +123,7 @@ fn header(virtual_size: u64, plan: &Plan) -> Vec<u8> {
 
 /// Clusters (indices into the virtual disk) that the source's data ranges touch.
 fn touched_clusters(src: &File, virtual_size: u64) -> Result<Vec<u64>, Qcow2Error> {
-    let ranges = crate::sparse::data_ranges(src).map_err(|e| Qcow2Error::Read {
+    let ranges = disk::sparse::data_ranges(src).map_err(|e| Qcow2Error::Read {
         offset: 0,
         source: e,
     })?;

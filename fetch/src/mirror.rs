@@ -2,7 +2,7 @@
 //! COREOS_VERSION pins every later URL, so the image and its signature come from the same
 //! release even while a CDN replicates (coreos/init 537b77c).
 
-use crate::source::HttpClient;
+use crate::http::HttpClient;
 use anyhow::{bail, Result};
 
 pub const IMAGE_NAME: &str = "coreos_production_image.bin.bz2";

@@ -12,7 +12,7 @@ mod header;
 pub use descriptor::{AdapterType, ContentId};
 pub use header::GRAIN_SECTORS;
 
-use crate::ordered_map::ordered_map;
+use disk::ordered_map::ordered_map;
 use grains::{FramedGrain, GRAIN_BYTES};
 use header::*;
 use std::fs::File;
@@ -72,7 +72,7 @@ pub fn write_stream_optimized<W: Write>(
         .len();
     let capacity_grains = src_len.div_ceil(GRAIN_BYTES);
     let capacity = capacity_grains * GRAIN_SECTORS;
-    let ranges = crate::sparse::data_ranges(src).map_err(|e| VmdkError::Read {
+    let ranges = disk::sparse::data_ranges(src).map_err(|e| VmdkError::Read {
         offset: 0,
         source: e,
     })?;

@@ -35,6 +35,8 @@ mod roundtrip_tests;
 pub mod scan;
 pub mod superblock;
 mod tables;
+#[cfg(test)]
+mod verity_tests;
 mod write;
 pub mod xattr;
 

@@ -1,0 +1,7 @@
+//! Virtual-machine disk containers, each written in one pass from a sparse raw disk image
+//! (only the source's data ranges are read) and byte-identical for the same input.
+//!
+//! Each module owns one container format; none knows about CLIs, layouts or progress bars.
+
+pub mod qcow2;
+pub mod vmdk;
