@@ -21,6 +21,14 @@ pub enum KeyError {
     NoMatchingKey { key_id: String, trusted: String },
     #[error("unsupported signature (type {typ}); expected a binary detached signature as made by gpg --detach-sign")]
     UnsupportedSignature { typ: String },
+    #[error("signature by key {key_id} refused: it uses {alg}, and {why}")]
+    WeakHash {
+        key_id: String,
+        alg: String,
+        why: &'static str,
+    },
+    #[error("signature by key {key_id} refused: {reason}")]
+    Refused { key_id: String, reason: String },
     #[error("bad signature by key {key_id}: {reason}")]
     BadSignature { key_id: String, reason: String },
     #[error("signing with key {key_id} failed: {source}")]

@@ -12,6 +12,7 @@
 
 mod error;
 mod generate;
+mod policy;
 mod ring;
 mod sign;
 mod verify;

@@ -1,6 +1,7 @@
 //! A set of trusted public keys and the component keys (primaries and signing subkeys) that
 //! may have made a data signature.
 
+use crate::policy::{self, Validity};
 use crate::{hex, KeyError};
 use pgp::composed::{PublicOrSecret, SignedPublicKey};
 use pgp::packet::{PublicKey, PublicSubkey};
@@ -12,20 +13,33 @@ pub struct KeyRing {
     keys: Vec<SignedPublicKey>,
 }
 
-/// One key that can verify data signatures: a primary key or a subkey whose binding (checked
-/// against its primary) grants signing.
+/// One key that may have made a data signature: a primary key or one of its subkeys, with what
+/// their self-signatures say about when it may sign (`policy`).
 #[derive(Debug, Clone)]
-pub(crate) enum Signer {
+pub(crate) struct Signer {
+    key: SignerKey,
+    primary: Validity,
+    /// The subkey's own validity (None when the signer is the primary).
+    subkey: Option<Validity>,
+}
+
+#[derive(Debug, Clone)]
+enum SignerKey {
     Primary(PublicKey),
     Subkey(PublicSubkey),
 }
 
 impl Signer {
     pub(crate) fn as_verifying(&self) -> &dyn VerifyingKeyDyn {
-        match self {
-            Signer::Primary(k) => k,
-            Signer::Subkey(k) => k,
+        match &self.key {
+            SignerKey::Primary(k) => k,
+            SignerKey::Subkey(k) => k,
         }
+    }
+
+    /// Why a signature this key made at `t` does not count (None: it may count).
+    pub(crate) fn refuse_at(&self, t: u32) -> Option<String> {
+        policy::refuse(&self.primary, self.subkey.as_ref(), t)
     }
 }
 
@@ -61,13 +75,19 @@ impl<T: VerifyingKey> VerifyingKeyDyn for T {
 include!(concat!(env!("OUT_DIR"), "/embedded_keys.rs"));
 
 impl KeyRing {
-    /// Every `keys/*.asc` of this repository, embedded at compile time (possibly none).
+    /// The keys embedded at compile time (possibly none): `keys/*.asc` and the files named by
+    /// `COREOS_TRUSTED_KEYS` at build time (`build.rs`). An error names the embedded file.
     pub fn embedded() -> Result<KeyRing, KeyError> {
         let mut ring = KeyRing::default();
         for (name, bytes) in EMBEDDED_KEYS {
-            ring.extend(KeyRing::parse(bytes, &format!("keys/{name}"))?);
+            ring.extend(KeyRing::parse(bytes, &format!("embedded key {name}"))?);
         }
         Ok(ring)
+    }
+
+    /// The paths the embedded keys were built from, for messages and `--version`-like output.
+    pub fn embedded_sources() -> Vec<&'static str> {
+        EMBEDDED_KEYS.iter().map(|(name, _)| *name).collect()
     }
 
     /// Public keys from armored or binary OpenPGP data (one or several keys).
@@ -125,6 +145,23 @@ impl KeyRing {
         self.keys.len()
     }
 
+    /// One line per component key and what its self-signatures say (created, expiry,
+    /// revocation, signing capability), for `-v` output and diagnostics.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for key in &self.keys {
+            let primary = policy::primary(key);
+            out.push(primary.describe());
+            for sub in &key.public_subkeys {
+                out.push(format!(
+                    "  {}",
+                    policy::subkey(&key.primary_key, sub).describe()
+                ));
+            }
+        }
+        out
+    }
+
     /// Primary key fingerprints, upper-case hex, for messages.
     pub fn fingerprints(&self) -> Vec<String> {
         self.keys
@@ -133,26 +170,34 @@ impl KeyRing {
             .collect()
     }
 
-    /// Component keys whose legacy key id is `key_id` (8 bytes) or whose fingerprint is `fpr`.
+    /// Component keys whose legacy key id is `key_id` (8 bytes) or whose fingerprint is `fpr`,
+    /// with their validity; whether they may have made a given signature is `Signer::refuse_at`.
+    /// A subkey is matched only as part of its primary's certificate, never alone.
     pub(crate) fn signers_matching(&self, key_ids: &[Vec<u8>], fprs: &[Vec<u8>]) -> Vec<Signer> {
         let hit = |k: &dyn VerifyingKeyDyn| {
             key_ids.contains(&k.key_id()) || fprs.contains(&k.fingerprint_bytes())
         };
         let mut out = Vec::new();
         for key in &self.keys {
-            if hit(&key.primary_key) {
-                out.push(Signer::Primary(key.primary_key.clone()));
+            let primary_hit = hit(&key.primary_key);
+            let sub_hits: Vec<_> = key.public_subkeys.iter().filter(|s| hit(&s.key)).collect();
+            if !primary_hit && sub_hits.is_empty() {
+                continue;
             }
-            for sub in &key.public_subkeys {
-                if !hit(&sub.key) {
-                    continue;
-                }
-                // A subkey speaks for its primary only through a valid binding that allows signing.
-                let binds = sub.signatures.iter().any(|s| s.key_flags().sign())
-                    && sub.verify_bindings(&key.primary_key).is_ok();
-                if binds {
-                    out.push(Signer::Subkey(sub.key.clone()));
-                }
+            let primary = policy::primary(key);
+            if primary_hit {
+                out.push(Signer {
+                    key: SignerKey::Primary(key.primary_key.clone()),
+                    primary: primary.clone(),
+                    subkey: None,
+                });
+            }
+            for sub in sub_hits {
+                out.push(Signer {
+                    key: SignerKey::Subkey(sub.key.clone()),
+                    primary: primary.clone(),
+                    subkey: Some(policy::subkey(&key.primary_key, sub)),
+                });
             }
         }
         out

@@ -2,7 +2,7 @@
 //! `gpg --clearsign`), reproducible when the caller fixes the signing time
 //! (`SecretKey::with_signing_time`, from `SOURCE_DATE_EPOCH`).
 
-use crate::{hex, KeyError};
+use crate::{hex, policy, KeyError};
 use pgp::composed::{
     ArmorOptions, CleartextSignedMessage, Deserializable, DetachedSignature, SignedSecretKey,
 };
@@ -29,14 +29,30 @@ impl SecretKey {
         SecretKey::parse(bytes, "(key data)")
     }
 
-    /// A secret key file; errors name the file.
+    /// A secret key file; errors name the file. A file that group or others may read is
+    /// used, with a warning (`gpg --export-secret-keys > key.asc` under umask 022 makes one).
     pub fn from_file(path: &std::path::Path) -> Result<SecretKey, KeyError> {
+        use std::os::unix::fs::PermissionsExt;
         let what = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|e| KeyError::UnparsableKey {
             what: what.clone(),
             source: pgp::errors::Error::from(e),
         })?;
-        SecretKey::parse(&bytes, &what)
+        let key = SecretKey::parse(&bytes, &what)?;
+        if let Ok(md) = std::fs::metadata(path) {
+            let mode = md.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    "secret key {what} is readable by {} (mode {mode:04o}); chmod 600 it",
+                    if mode & 0o007 != 0 {
+                        "others"
+                    } else {
+                        "its group"
+                    }
+                );
+            }
+        }
+        Ok(key)
     }
 
     fn parse(bytes: &[u8], what: &str) -> Result<SecretKey, KeyError> {
@@ -92,18 +108,53 @@ impl SecretKey {
             })
     }
 
-    /// As gpg does: a valid signing subkey if there is one, else the primary.
+    /// As gpg does: the newest signing subkey that may sign now (`policy`), else the primary.
     fn signing_key(&self) -> Component<'_> {
+        let public = self.key.to_public_key();
+        let t = self.effective_time(&self.key.primary_key);
         let primary = &self.key.primary_key;
         self.key
             .secret_subkeys
             .iter()
-            .find(|s| {
-                s.signatures.iter().any(|sig| sig.key_flags().sign())
-                    && s.verify_bindings(primary.public_key()).is_ok()
+            .zip(&public.public_subkeys)
+            .filter(|(_, p)| {
+                let v = policy::subkey(&public.primary_key, p);
+                v.can_sign && v.refuse_at(t).is_none()
             })
-            .map(|s| Component::Subkey(&s.key))
+            .max_by_key(|(s, _)| s.key.created_at().as_secs())
+            .map(|(s, _)| Component::Subkey(&s.key))
             .unwrap_or(Component::Primary(primary))
+    }
+
+    /// The signing time as `creation_time` will stamp it.
+    fn effective_time(&self, key: &impl KeyDetails) -> u32 {
+        creation_time(key, self.signing_time).as_secs()
+    }
+
+    /// Refuse to make a signature the installer would refuse: the signing key revoked,
+    /// expired, or not allowed to sign at the signing time.
+    fn check_usable(&self) -> Result<(), KeyError> {
+        let public = self.key.to_public_key();
+        let primary = policy::primary(&public);
+        let (sub, t) = match self.signing_key() {
+            Component::Primary(k) => (None, self.effective_time(k)),
+            Component::Subkey(k) => {
+                let fpr = k.fingerprint();
+                let sub = public
+                    .public_subkeys
+                    .iter()
+                    .find(|p| p.key.fingerprint() == fpr)
+                    .map(|p| policy::subkey(&public.primary_key, p));
+                (sub, self.effective_time(k))
+            }
+        };
+        match policy::refuse(&primary, sub.as_ref(), t) {
+            None => Ok(()),
+            Some(reason) => Err(KeyError::Refused {
+                key_id: self.key_id(),
+                reason: format!("cannot sign with it: {reason}"),
+            }),
+        }
     }
 }
 
@@ -192,6 +243,7 @@ pub struct DetachedSigner {
 
 impl DetachedSigner {
     pub fn new(key: &SecretKey) -> Result<DetachedSigner, KeyError> {
+        key.check_usable()?;
         let err = |source| KeyError::Sign {
             key_id: key.key_id(),
             source,
@@ -230,6 +282,7 @@ impl DetachedSigner {
 
 /// `text` with an armored cleartext signature, as `gpg --clearsign` writes.
 pub fn clearsign(key: &SecretKey, text: &str) -> Result<String, KeyError> {
+    key.check_usable()?;
     let signer = key.signing_key();
     let err = |source| KeyError::Sign {
         key_id: key.key_id(),

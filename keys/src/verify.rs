@@ -2,7 +2,7 @@
 //! while it downloads), against a `KeyRing`.
 
 use crate::ring::Signer;
-use crate::{hex, KeyError, KeyRing};
+use crate::{hex, policy, KeyError, KeyRing};
 use pgp::composed::{Deserializable, DetachedSignature};
 use pgp::packet::{Signature, SignatureType};
 
@@ -29,8 +29,10 @@ pub struct StreamVerifier {
 }
 
 impl StreamVerifier {
-    /// `signature` is binary or armored (one or more signature packets). Fails early when the
-    /// ring is empty or no trusted key matches the issuer, before any data is read.
+    /// `signature` is binary or armored (one or more signature packets). Fails early, before
+    /// any data is read, when the ring is empty, no trusted key matches the issuer, or the
+    /// matching keys may not have made it (`policy`: revoked, expired, not yet created, a
+    /// broken hash).
     pub fn new(ring: &KeyRing, signature: &[u8]) -> Result<StreamVerifier, KeyError> {
         if ring.is_empty() {
             return Err(KeyError::NoTrustedKeys);
@@ -45,6 +47,8 @@ impl StreamVerifier {
         }
         let mut pending = Vec::new();
         let mut unmatched = Vec::new();
+        // The first reason a matched signature was refused, reported when none is usable.
+        let mut refused: Option<KeyError> = None;
         for DetachedSignature { signature } in sigs {
             if signature.typ() != Some(SignatureType::Binary) {
                 return Err(KeyError::UnsupportedSignature {
@@ -76,6 +80,40 @@ impl StreamVerifier {
                 .ok_or_else(|| KeyError::UnsupportedSignature {
                     typ: format!("version {:?}", signature.version()),
                 })?;
+            // Policy first, from the signature packet alone: a refused signature is reported
+            // before a single byte of the data is read.
+            if let Some(why) = policy::weak_data_hash(config.hash_alg) {
+                refused.get_or_insert(KeyError::WeakHash {
+                    key_id,
+                    alg: config.hash_alg.to_string(),
+                    why,
+                });
+                continue;
+            }
+            let Some(made) = signature.created().map(|t| t.as_secs()) else {
+                refused.get_or_insert(KeyError::Refused {
+                    key_id,
+                    reason: "the signature has no creation time".into(),
+                });
+                continue;
+            };
+            let mut usable = Vec::new();
+            for s in signers {
+                match s.refuse_at(made) {
+                    None => usable.push(s),
+                    Some(reason) => {
+                        tracing::debug!("signature by {key_id}: {reason}");
+                        refused.get_or_insert(KeyError::Refused {
+                            key_id: key_id.clone(),
+                            reason,
+                        });
+                    }
+                }
+            }
+            if usable.is_empty() {
+                continue;
+            }
+            let signers = usable;
             let hasher =
                 config
                     .hash_alg
@@ -96,6 +134,9 @@ impl StreamVerifier {
             });
         }
         if pending.is_empty() {
+            if let Some(e) = refused {
+                return Err(e);
+            }
             return Err(KeyError::NoMatchingKey {
                 key_id: unmatched.join(", "),
                 trusted: ring.fingerprints().join(", "),
