@@ -2,8 +2,8 @@
 //! COREOS_VERSION pins every later URL, so the image and its signature come from the same
 //! release even while a CDN replicates (coreos/init 537b77c).
 
+use crate::error::FetchError;
 use crate::http::HttpClient;
-use anyhow::{bail, Result};
 
 pub const IMAGE_NAME: &str = "coreos_production_image.bin.bz2";
 
@@ -12,16 +12,10 @@ pub fn oem_image_name(oem: &str) -> String {
 }
 
 /// `version` resolved through version.txt.
-pub fn resolve_version(http: &HttpClient, base: &str, version: &str) -> Result<String> {
+pub fn resolve_version(http: &HttpClient, base: &str, version: &str) -> Result<String, FetchError> {
     let url = format!("{base}/{version}/version.txt");
-    let Some(text) = http.get_optional(&url)? else {
-        bail!("version.txt unavailable: {url}: HTTP 404 Not Found");
-    };
-    let text = String::from_utf8_lossy(&text);
-    match parse_version_txt(&text) {
-        Some(v) => Ok(v),
-        None => bail!("version.txt at {url} has no COREOS_VERSION= line"),
-    }
+    let text = http.get(&url)?;
+    parse_version_txt(&String::from_utf8_lossy(&text)).ok_or(FetchError::NoVersion { url })
 }
 
 fn parse_version_txt(text: &str) -> Option<String> {

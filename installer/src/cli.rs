@@ -55,7 +55,8 @@ pub struct Args {
     #[arg(short = 'i', long = "ignition", value_name = "IGNITION")]
     pub ignition: Option<PathBuf>,
 
-    /// URL of the image mirror (overrides BOARD and CHANNEL).
+    /// URL of the image mirror: the folder holding <VERSION>/version.txt (overrides BOARD and
+    /// CHANNEL). Required unless this binary was built with a default mirror.
     #[arg(short = 'b', long = "base-url", value_name = "BASEURL")]
     pub base_url: Option<String>,
 
@@ -94,16 +95,43 @@ pub struct Args {
     /// How many times to retry a failed or interrupted HTTP request.
     #[arg(long = "retries", value_name = "N", default_value_t = 5)]
     pub retries: u32,
+
+    /// Drop and resume a download that sends nothing for this many seconds, or less than
+    /// 1 KiB/s over them.
+    #[arg(long = "stall-timeout", value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_timeout: u64,
+
+    /// Trust the CA certificates in FILE (PEM) for HTTPS mirrors behind a private CA (the
+    /// built-in and the system's roots stay trusted).
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// On failure, keep what was written instead of zeroing the partition tables, and save
+    /// the image's held-back first and last MiB to $TMPDIR, for debugging.
+    #[arg(long = "preserve-on-error")]
+    pub preserve_on_error: bool,
 }
 
+/// The mirror used without `-b`, set when the binary is built (`{channel}` and `{board}` are
+/// replaced), e.g. COREOS_INSTALL_BASE_URL='https://{channel}.release.example.com/{board}'.
+/// None by default: CoreOS's own mirror is gone.
+pub const DEFAULT_BASE_URL: Option<&str> = option_env!("COREOS_INSTALL_BASE_URL");
+
 impl Args {
-    /// The mirror base URL, without a trailing slash (coreos-install strips it too).
-    pub fn base_url(&self) -> String {
-        match &self.base_url {
-            Some(u) => u.trim_end_matches('/').to_string(),
-            None => format!(
-                "https://{}.release.core-os.net/{}",
-                self.channel, self.board
+    /// The mirror base URL, without a trailing slash (coreos-install strips it too): `-b`, else
+    /// the built-in default; without either, an error that says what to pass.
+    pub fn base_url(&self) -> anyhow::Result<String> {
+        match (&self.base_url, DEFAULT_BASE_URL) {
+            (Some(u), _) => Ok(u.trim_end_matches('/').to_string()),
+            (None, Some(d)) if !d.is_empty() => Ok(d
+                .replace("{channel}", &self.channel)
+                .replace("{board}", &self.board)
+                .trim_end_matches('/')
+                .to_string()),
+            _ => anyhow::bail!(
+                "no image mirror: pass -b URL (the folder holding <version>/version.txt, e.g. -b https://mirror.example.com/{}) or -f IMAGE for a local image; this coreos-install was built without a default mirror (COREOS_INSTALL_BASE_URL)",
+                self.board
             ),
         }
     }

@@ -2,19 +2,19 @@
 //! written under `.partial` names and renamed only when complete and verified.
 
 use crate::cli::Args;
-use crate::install::key_ring;
+use crate::install::{http_client, key_ring};
 use crate::signature::StreamVerifier;
 use anyhow::{bail, Context, Result};
 use fetch::mirror;
-use fetch::{HttpClient, ResumingReader};
+use fetch::ResumingReader;
 use std::io::{Read, Write};
 
 pub fn run(args: &Args) -> Result<()> {
     let dir = args.download_only.as_ref().expect("-D given");
+    let base = args.base_url()?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let ring = key_ring(args)?;
-    let http = HttpClient::new(args.retries)?;
-    let base = args.base_url();
+    let http = http_client(args)?;
     let version = mirror::resolve_version(&http, &base, &args.version)?;
     let name = match &args.oem {
         Some(oem) => mirror::oem_image_name(oem),

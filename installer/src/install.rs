@@ -1,11 +1,27 @@
-//! The install, in the order that keeps the disk safe: every check first (device, users,
-//! configs, keys, release, signature), then the image through the pipeline with its partition
-//! tables held back, then the backup GPT moved, the configuration injected, the kernel told.
-//! Any failure after the disk was touched zeroes the partition tables and says so.
+//! The install, in the order that keeps the disk safe:
+//!
+//! 1. every check first — the device (a whole disk, not in use, not the running system's,
+//!    512-byte sectors, opened `O_EXCL` and `flock`ed, the opened descriptor being the checked
+//!    device), the configs, the keys, the release, and the signature packet (issuer trusted,
+//!    key valid at the signature's time, hash not broken) — before a byte is written;
+//! 2. the image through the pipeline (fetch → verifying tee → decompress → hold-back writer):
+//!    the body goes to the disk as it arrives, after the disk's old partition tables (first and
+//!    last MiB) are zeroed; the image's own first and last MiB stay in memory;
+//! 3. at the end of the stream, the decompressor's end and the signature over every compressed
+//!    byte are checked; then the held-back MiBs are staged (written without the three sectors
+//!    that make a table valid), the cloud-config/Ignition/OEM choice injected into the written
+//!    filesystems, and only then the table committed (backup header, then MBR + primary header
+//!    in one write), the backup GPT moved to the end of a larger disk;
+//! 4. the kernel is told (reread, BLKPG; skipped for device-mapper) and udev settles, after the
+//!    flock is released. A failure here is a warning: the install is complete.
+//!
+//! So a disk is either without a partition table (any failure or kill before the commit; the
+//! message says so) or a complete, verified and configured install. A failure after the commit
+//! (an I/O error moving the backup GPT) zeroes the tables again, unless `--preserve-on-error`,
+//! which keeps whatever was written and saves the held-back MiBs for inspection.
 
 use crate::cli::Args;
 use crate::configure::{self, UserConfig};
-use crate::image::holdback::HOLD;
 use crate::image::HoldBackWriter;
 use crate::installed_version;
 use crate::pipeline::{self, ImageSource};
@@ -15,65 +31,69 @@ use anyhow::{bail, Context, Result};
 use disk::layout::Partition;
 use fetch::mirror;
 use fetch::progress::Ui;
-use fetch::HttpClient;
+use fetch::{HttpClient, HttpOptions};
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::time::Duration;
+
+/// How this program identifies itself to mirrors.
+const USER_AGENT: &str = concat!("coreos-install/", env!("CARGO_PKG_VERSION"));
+
+/// The HTTP client as the flags ask for it.
+pub fn http_client(args: &Args) -> Result<HttpClient> {
+    Ok(HttpClient::new(
+        USER_AGENT,
+        HttpOptions {
+            retries: args.retries,
+            stall_timeout: Duration::from_secs(args.stall_timeout),
+            ca_file: args.ca_file.clone(),
+            ..HttpOptions::default()
+        },
+    )?)
+}
 
 /// The trusted keys: `-k` or the built-in ones.
 pub fn key_ring(args: &Args) -> Result<Option<KeyRing>> {
-    match &args.key_file {
+    let ring = match &args.key_file {
         Some(p) => {
             let bytes = std::fs::read(p)
                 .with_context(|| format!("key file {} cannot be read", p.display()))?;
-            Ok(Some(KeyRing::from_armored(&bytes).with_context(|| {
-                format!("key file {} does not parse", p.display())
-            })?))
+            KeyRing::from_armored(&bytes)
+                .with_context(|| format!("key file {} does not parse", p.display()))?
         }
         None => match KeyRing::embedded() {
-            Ok(r) if !r.is_empty() => Ok(Some(r)),
+            Ok(r) if !r.is_empty() => r,
             Ok(_) if args.insecure => {
                 tracing::warn!("no signing keys are built in; continuing because of --insecure");
-                Ok(None)
+                return Ok(None);
             }
             Ok(_) => bail!(
                 "no signing keys are built into this coreos-install; pass the release key with -k KEYFILE"
             ),
             Err(e) if args.insecure => {
                 tracing::warn!("{e:#}; continuing because of --insecure");
-                Ok(None)
+                return Ok(None);
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
         },
+    };
+    for line in ring.describe() {
+        tracing::debug!("trusted key: {line}");
     }
+    Ok(Some(ring))
 }
 
 /// What is being installed, for the messages.
-struct Choice<'a> {
-    source: Option<ImageSource<'a>>,
+struct Choice {
+    source: ImageSource,
     version: String,
     /// Write `set oem_id` (OEM asked for, no OEM image published).
     oem_id: Option<String>,
     image: String,
 }
 
-fn choose<'a>(
-    args: &Args,
-    http: &'a HttpClient,
-    ring: Option<&KeyRing>,
-    open: bool,
-) -> Result<Choice<'a>> {
+fn choose(args: &Args, http: &HttpClient, ring: Option<&KeyRing>) -> Result<Choice> {
     if let Some(f) = &args.image_file {
-        let source = if open {
-            Some(pipeline::open_file(f, ring, args.insecure)?)
-        } else {
-            None
-        };
-        if !open && !f.exists() {
-            bail!(
-                "Could not read image file {}: it does not exist",
-                f.display()
-            );
-        }
+        let source = pipeline::open_file(f, ring, args.insecure)?;
         return Ok(Choice {
             source,
             version: format!("local image {}", f.display()),
@@ -81,15 +101,15 @@ fn choose<'a>(
             image: f.display().to_string(),
         });
     }
-    let base = args.base_url();
+    let base = args.base_url()?;
     let version = mirror::resolve_version(http, &base, &args.version)?;
     let dir = format!("{base}/{version}");
     if let Some(oem) = &args.oem {
         let url = format!("{dir}/{}", mirror::oem_image_name(oem));
         match pipeline::open_url(http, &url, ring, args.insecure)? {
-            Some(s) => {
+            Some(source) => {
                 return Ok(Choice {
-                    source: open.then_some(s),
+                    source,
                     version,
                     oem_id: None,
                     image: url,
@@ -101,11 +121,11 @@ fn choose<'a>(
         }
     }
     let url = format!("{dir}/{}", mirror::IMAGE_NAME);
-    let Some(s) = pipeline::open_url(http, &url, ring, args.insecure)? else {
+    let Some(source) = pipeline::open_url(http, &url, ring, args.insecure)? else {
         bail!("Image URL unavailable: {url}: HTTP 404 Not Found");
     };
     Ok(Choice {
-        source: open.then_some(s),
+        source,
         version,
         oem_id: args.oem.clone(),
         image: url,
@@ -125,6 +145,9 @@ pub fn run(args: &Args) -> Result<()> {
             bail!("OEM id {oem:?} is not valid: use lower-case letters, digits, '-' and '_'");
         }
     }
+    if args.image_file.is_none() {
+        args.base_url()?;
+    }
     if args.insecure {
         tracing::warn!("!!! --insecure: the image signature will NOT be required !!!");
     }
@@ -143,29 +166,19 @@ pub fn run(args: &Args) -> Result<()> {
         args.copy_network,
     )?;
     let ring = key_ring(args)?;
-    let http = HttpClient::new(args.retries)?;
+    let http = http_client(args)?;
 
     if args.dry_run {
-        let dev = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags_excl()
-            .open(&disk.path)
-            .with_context(|| {
-                format!(
-                    "target device {} is in use or not accessible",
-                    disk.path.display()
-                )
-            })?;
+        let dev = disk.open_checked_readonly()?;
         let size = disk.size(&dev)?;
-        let choice = choose(args, &http, ring.as_ref(), true)?;
+        let choice = choose(args, &http, ring.as_ref())?;
         print_settings(args, &disk, size, &choice);
         return Ok(());
     }
 
     let dev = disk.open_exclusive()?;
     let disk_size = disk.size(&dev)?;
-    let choice = choose(args, &http, ring.as_ref(), true)?;
-    let source = choice.source.expect("opened");
+    let choice = choose(args, &http, ring.as_ref())?;
     let ui = Ui::new();
     ui.println(&format!(
         "Installing {} ({}) to {}",
@@ -175,27 +188,36 @@ pub fn run(args: &Args) -> Result<()> {
     ));
 
     let mut writer = HoldBackWriter::new(&dev, true, disk_size, &choice.image);
-    let installed = pipeline::write_image(source, &mut writer, &ui).and_then(|size| {
-        finish(
+    let installed = pipeline::write_image(choice.source, &mut writer, &ui).and_then(|()| {
+        complete(
             &dev,
-            &disk,
+            &mut writer,
             disk_size,
-            size,
             &config,
             choice.oem_id.as_deref(),
             &ui,
         )
     });
-    let installed = match installed {
+    let (parts, installed) = match installed {
         Ok(v) => v,
         Err(e) => {
-            let cleanup = writer.abort();
+            let cleanup = if args.preserve_on_error {
+                writer.preserve(&std::env::temp_dir())
+            } else {
+                writer.abort()
+            };
             bail!(
                 "{e:#}\ninstall to {} failed; {cleanup}",
                 disk.path.display()
             );
         }
     };
+    // The install is complete: what follows only tells the kernel and udev about it.
+    for problem in partitions::tell_kernel(&dev, &disk, &parts) {
+        tracing::warn!("{problem}");
+    }
+    TargetDisk::unlock(&dev);
+    partitions::udev_settle();
     let version = match installed {
         Some(v) if args.image_file.is_some() => v,
         Some(v) => {
@@ -217,52 +239,35 @@ pub fn run(args: &Args) -> Result<()> {
     Ok(())
 }
 
-/// The partitions of the written disk, from the primary GPT in its first MiB.
-fn written_partitions(dev: &File) -> Result<Vec<Partition>> {
-    let mut head = vec![0u8; HOLD as usize];
-    dev.read_exact_at(&mut head, 0)
-        .context("reading the first MiB")?;
-    Ok(disk::gpt::read_primary(&head)?.partitions)
-}
-
-/// After the verified image is on the disk; returns the version its USR-A holds.
-fn finish(
+/// After the verified image body is on the disk: stage the held-back MiBs, configure the
+/// written filesystems, commit the partition table, move the backup GPT to the end of a larger
+/// disk. Returns the partitions and the version USR-A holds.
+fn complete(
     dev: &File,
-    disk: &TargetDisk,
+    writer: &mut HoldBackWriter<'_>,
     disk_size: u64,
-    image_size: u64,
     config: &UserConfig,
     oem_id: Option<&str>,
     ui: &Ui,
-) -> Result<Option<String>> {
-    if image_size < disk_size {
-        disk::gpt::relocate_backup(dev, disk_size)
-            .context("moving the backup GPT to the end of the disk")?;
-    }
-    let parts = written_partitions(dev).context("reading the written partition table")?;
+) -> Result<(Vec<Partition>, Option<String>)> {
+    let parts = writer.stage()?;
     let mtime = u32::try_from(disk::epoch::build_time()?)
         .context("SOURCE_DATE_EPOCH is past 2106, beyond a 32-bit ext4 timestamp")?;
     for line in configure::inject(dev, &parts, config, oem_id, mtime)? {
         ui.println(&line);
     }
     dev.sync_all().context("fsync")?;
-    match partitions::reread(dev, &disk.name) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-            tracing::warn!("/dev/{}: the kernel cannot reread its partitions ({e}); adding them with BLKPG", disk.name)
-        }
-        Err(e) => bail!("Failed to reread partitions on {}: {e} (the disk is written and verified; reboot to use it)", disk.path.display()),
-    }
-    partitions::remove_stale(dev, &disk.name, &parts);
-    let added = partitions::add_missing(dev, &disk.name, &parts);
-    if added > 0 {
-        tracing::info!("added {added} partition node(s) with BLKPG");
-    }
-    partitions::udev_settle();
-    Ok(parts
+    let installed = parts
         .iter()
         .find(|p| p.number == installed_version::USR_A_PARTITION)
-        .and_then(|p| installed_version::read(dev, p.offset(), p.bytes())))
+        .and_then(|p| installed_version::read(dev, p.offset(), p.bytes()));
+    let image_size = writer.commit()?;
+    if image_size < disk_size {
+        disk::gpt::relocate_backup(dev, disk_size)
+            .context("moving the backup GPT to the end of the disk")?;
+        dev.sync_all().context("fsync")?;
+    }
+    Ok((parts, installed))
 }
 
 fn print_settings(args: &Args, disk: &TargetDisk, size: u64, c: &Choice) {
@@ -279,19 +284,11 @@ fn print_settings(args: &Args, disk: &TargetDisk, size: u64, c: &Choice) {
     println!("  OEM={}", args.oem.clone().unwrap_or_default());
     println!("  CLOUD={}", show(&args.cloud_config));
     println!("  IGNITION={}", show(&args.ignition));
-    println!("  BASEURL={}", args.base_url());
+    println!(
+        "  BASEURL={}",
+        args.base_url().unwrap_or_else(|_| "(none)".into())
+    );
     println!("  KEYFILE={}", show(&args.key_file));
     println!("  IMAGE={}", c.image);
     println!("Dry run: nothing was written.");
-}
-
-trait ExclusiveOpen {
-    fn custom_flags_excl(&mut self) -> &mut Self;
-}
-
-impl ExclusiveOpen for std::fs::OpenOptions {
-    fn custom_flags_excl(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt;
-        self.custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
-    }
 }

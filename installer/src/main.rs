@@ -1,19 +1,8 @@
 //! `coreos-install`: one static binary that downloads, verifies, writes and configures a
 //! CoreOS disk. `main` only parses the command line and dispatches.
 
-mod cli;
-mod configure;
-mod decompress;
-mod download;
-mod image;
-mod install;
-mod installed_version;
-mod pipeline;
-mod signature;
-mod target;
-mod verify;
-
 use clap::Parser;
+use coreos_install::{cli, download, install};
 
 fn main() {
     let args = cli::Args::parse();

@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The compressed image, not yet read, with what verifies it.
-pub struct ImageSource<'a> {
+pub struct ImageSource {
     /// URL or path, for messages.
     pub name: String,
-    pub reader: Box<dyn Read + Send + 'a>,
+    pub reader: Box<dyn Read + Send>,
     pub len: Option<u64>,
     pub verifier: Option<StreamVerifier>,
 }
@@ -54,12 +54,12 @@ fn verifier_for(
 }
 
 /// A mirror URL. `Ok(None)` when the image is absent (404), so `-o` can fall back.
-pub fn open_url<'a>(
-    http: &'a HttpClient,
+pub fn open_url(
+    http: &HttpClient,
     url: &str,
     ring: Option<&KeyRing>,
     insecure: bool,
-) -> Result<Option<ImageSource<'a>>> {
+) -> Result<Option<ImageSource>> {
     let sig_url = format!("{url}.sig");
     let sig = http.get_optional(&sig_url)?;
     let Some(reader) = ResumingReader::open(http, url)? else {
@@ -76,11 +76,7 @@ pub fn open_url<'a>(
 }
 
 /// A local image; `IMAGE.sig` beside it is used when present.
-pub fn open_file(
-    path: &Path,
-    ring: Option<&KeyRing>,
-    insecure: bool,
-) -> Result<ImageSource<'static>> {
+pub fn open_file(path: &Path, ring: Option<&KeyRing>, insecure: bool) -> Result<ImageSource> {
     let f = std::fs::File::open(path)
         .with_context(|| format!("Could not read image file {}", path.display()))?;
     let len = f.metadata().ok().map(|m| m.len());
@@ -100,15 +96,16 @@ pub fn open_file(
 }
 
 /// Run the stages into `writer`, then finish explicitly: the decompressor at the end of its
-/// stream, no trailing data, the signature verified. Only then is the image committed.
-pub fn write_image(src: ImageSource<'_>, writer: &mut HoldBackWriter<'_>, ui: &Ui) -> Result<u64> {
+/// stream, no trailing data, the signature verified. The body is on the disk then, the
+/// partition tables still held back: the caller stages and commits them (`HoldBackWriter`).
+pub fn write_image(src: ImageSource, writer: &mut HoldBackWriter<'_>, ui: &Ui) -> Result<()> {
     let downloaded = Arc::new(AtomicU64::new(0));
-    let counting: Box<dyn Read + Send + '_> = Box::new(Counting {
+    let counting: Box<dyn Read + Send> = Box::new(Counting {
         inner: src.reader,
         count: Arc::clone(&downloaded),
     });
     let name = src.name.clone();
-    let compressed: Compressed<'_> =
+    let compressed: Compressed =
         BufReader::with_capacity(READ_BUFFER, VerifyingTee::new(counting, src.verifier));
     let (_format, mut stream) = decompress::open(compressed, &name)?;
     let mut down = ui.bar("download", src.len);
@@ -121,25 +118,18 @@ pub fn write_image(src: ImageSource<'_>, writer: &mut HoldBackWriter<'_>, ui: &U
         down.set(downloaded.load(Ordering::Relaxed));
         write.set(writer.position());
     }
-    let src = stream.into_source();
-    if !src.buffer().is_empty() {
-        let tee = src.get_ref();
-        bail!(
-            "{name}: trailing data after the compressed stream at byte {}",
-            tee.bytes() - src.buffer().len() as u64
-        );
-    }
+    let tee = decompress::end_of_stream(stream.into_source(), &name)?;
     // The body goes to disk while nothing partition-table-shaped is there yet.
     writer.flush_body()?;
-    src.into_inner().finish(&name)?;
+    tee.finish(&name)?;
     down.set(downloaded.load(Ordering::Relaxed));
     down.finish();
-    let size = writer.commit()?;
+    write.set(writer.position());
+    write.finish();
     tracing::info!(
-        "{name}: verified; {size} bytes written, {} of them as zero ranges",
+        "{name}: verified; {} bytes written, {} of them as zero ranges",
+        writer.position(),
         writer.zeroed()
     );
-    write.set(size);
-    write.finish();
-    Ok(size)
+    Ok(())
 }

@@ -30,14 +30,7 @@ impl<R: Read> VerifyingTee<R> {
     /// Called once the decompressor reached the end of its stream: any byte still in the
     /// source is trailing data (an error), then the signature verdict.
     pub fn finish(mut self, what: &str) -> Result<u64> {
-        let mut probe = [0u8; 4096];
-        let n = self.read(&mut probe)?;
-        if n > 0 {
-            bail!(
-                "{what}: trailing data after the compressed stream at byte {}",
-                self.bytes - n as u64
-            );
-        }
+        self.check_eof(what)?;
         match self.verifier.take() {
             Some(v) => {
                 let who = v
@@ -47,6 +40,26 @@ impl<R: Read> VerifyingTee<R> {
             }
             None => tracing::warn!("{what}: NOT VERIFIED (--insecure)"),
         }
+        Ok(self.bytes)
+    }
+}
+
+impl<R: Read> VerifyingTee<R> {
+    fn check_eof(&mut self, what: &str) -> Result<()> {
+        let mut probe = [0u8; 4096];
+        let n = self.read(&mut probe)?;
+        if n > 0 {
+            bail!(
+                "{what}: trailing data after the compressed stream at byte {}",
+                self.bytes - n as u64
+            );
+        }
+        Ok(())
+    }
+
+    /// `finish` without a verdict: only that nothing follows the compressed stream.
+    pub fn finish_unverified(mut self, what: &str) -> Result<u64> {
+        self.check_eof(what)?;
         Ok(self.bytes)
     }
 }

@@ -33,20 +33,8 @@ impl UserConfig {
             let data = std::fs::read(p).with_context(|| {
                 format!("Ignition config file ({}) cannot be read", p.display())
             })?;
-            serde_json::from_slice::<serde_json::Value>(&data)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "Ignition config file ({}) is not valid JSON: {e}",
-                        p.display()
-                    )
-                })?
-                .as_object()
-                .with_context(|| {
-                    format!(
-                        "Ignition config file ({}) is not a JSON object",
-                        p.display()
-                    )
-                })?;
+            check_ignition(&data)
+                .with_context(|| format!("Ignition config file ({}) is not valid", p.display()))?;
             c.ignition = Some(data);
         }
         if copy_network {
@@ -71,6 +59,16 @@ pub fn check_cloud_config(data: &[u8]) -> Result<()> {
         None | Some(yaml_rust2::Yaml::Hash(_)) | Some(yaml_rust2::Yaml::Null) => Ok(()),
         Some(other) => bail!("its top level is not a mapping ({other:?})"),
     }
+}
+
+/// An Ignition config is a JSON object (the version inside it is Ignition's to judge).
+pub fn check_ignition(data: &[u8]) -> Result<()> {
+    let value: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| anyhow::anyhow!("not valid JSON: {e}"))?;
+    if !value.is_object() {
+        bail!("not a JSON object");
+    }
+    Ok(())
 }
 
 fn network_units(dir: &Path) -> Result<Vec<(String, Vec<u8>, u32)>> {
@@ -113,5 +111,13 @@ mod tests {
         assert!(check_cloud_config(b"ssh_authorized_keys: []\n").is_err());
         assert!(check_cloud_config(b"#cloud-config\nkey: [unclosed\n").is_err());
         assert!(check_cloud_config(b"#cloud-config\n- a list\n").is_err());
+    }
+
+    #[test]
+    fn ignition_configs() {
+        assert!(check_ignition(b"{\"ignition\":{\"version\":\"3.0.0\"}}").is_ok());
+        let e = format!("{:#}", check_ignition(b"{not json").unwrap_err());
+        assert!(e.contains("JSON"), "{e}");
+        assert!(check_ignition(b"[1, 2]").is_err());
     }
 }

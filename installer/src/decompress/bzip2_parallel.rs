@@ -2,13 +2,18 @@
 //! order through a bounded window (memory stays near `WINDOW` x chunk size). A stream whose
 //! compressed bytes equal a stream already seen to hold only zeros — the release's repeated
 //! all-zero chunk — becomes a zero run without being decompressed.
+//!
+//! Any concatenation of valid streams decodes (`cat a.bz2 b.bz2`, a `bzip2` stream of the first
+//! MiBs followed by one `lbzip2` stream of the rest): a stream too long to split (no stream
+//! start within `MAX_SEGMENT`) is decoded on one core once the streams before it are out of the
+//! window, and the bytes after its end go back to the splitter and the pool.
 
 use super::bzip2_split::{
     decode_stream, is_stream_start_prefix, Segment, Splitter, StreamError, TooLong,
 };
 use super::sequential::read_piece;
 use super::{all_zero, Compressed, Piece, PieceStream};
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 use std::collections::VecDeque;
 use std::io::Read;
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
@@ -41,8 +46,18 @@ enum Slot {
     Zeros(u64),
 }
 
-pub struct ParallelBzip2<'a> {
-    src: Option<Compressed<'a>>,
+/// Where the decoder stands.
+enum Mode {
+    /// Candidate streams go to the pool.
+    Parallel,
+    /// A stream too long to split follows the window: decode the window first.
+    Draining,
+    /// That long stream, on one core.
+    OneCore(OneCore),
+}
+
+pub struct ParallelBzip2 {
+    src: Compressed,
     what: String,
     splitter: Splitter,
     window: VecDeque<Slot>,
@@ -52,12 +67,13 @@ pub struct ParallelBzip2<'a> {
     zero_streams: Vec<(Vec<u8>, u64)>,
     hint: usize,
     input_done: bool,
-    /// Set when the input turned out not to be chunked.
-    sequential: Option<OneCore>,
+    mode: Mode,
+    /// `MAX_SEGMENT`, smaller in tests.
+    max_segment: usize,
 }
 
-impl<'a> ParallelBzip2<'a> {
-    pub fn new(src: Compressed<'a>, what: &str) -> Self {
+impl ParallelBzip2 {
+    pub fn new(src: Compressed, what: &str) -> Self {
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2)
@@ -76,7 +92,7 @@ impl<'a> ParallelBzip2<'a> {
             })
             .collect();
         ParallelBzip2 {
-            src: Some(src),
+            src,
             what: what.to_string(),
             splitter: Splitter::new(),
             window: VecDeque::new(),
@@ -85,21 +101,19 @@ impl<'a> ParallelBzip2<'a> {
             zero_streams: Vec::new(),
             hint: 1 << 20,
             input_done: false,
-            sequential: None,
+            mode: Mode::Parallel,
+            max_segment: MAX_SEGMENT,
         }
     }
 
-    /// Keep the window full; returns false once the input is exhausted.
+    /// Keep the window full, until the input ends or a stream too long to split comes.
     fn fill(&mut self) -> Result<()> {
-        while !self.input_done && self.window.len() < WINDOW {
-            let src = self.src.as_mut().expect("source present until sequential");
-            let seg = match self.splitter.next(src, MAX_SEGMENT) {
-                Err(e) => return Err(anyhow!("{}: reading: {e}", self.what)),
+        while matches!(self.mode, Mode::Parallel) && !self.input_done && self.window.len() < WINDOW
+        {
+            let seg = match self.splitter.next(&mut self.src, self.max_segment) {
+                Err(e) => return Err(anyhow!("{}: reading: {e:#}", self.what)),
                 Ok(Err(TooLong)) => {
-                    if self.window.is_empty() {
-                        self.go_sequential();
-                    }
-                    self.input_done = true;
+                    self.mode = Mode::Draining;
                     return Ok(());
                 }
                 Ok(Ok(None)) => {
@@ -128,14 +142,42 @@ impl<'a> ParallelBzip2<'a> {
         Ok(())
     }
 
-    /// The file is one long stream: decode it on one core from where the splitter stands.
-    fn go_sequential(&mut self) {
+    /// The stream at `offset` (whose first bytes are `head`, and the splitter's pending bytes
+    /// after them) is decoded on one core.
+    fn go_one_core(&mut self, offset: u64, mut head: Vec<u8>) {
+        let (_, pending) = self.splitter.take_pending();
+        head.extend_from_slice(&pending);
         tracing::info!(
-            "{}: not a chunked bzip2 file; decompressing on one core",
+            "{}: a bzip2 stream at compressed byte {offset} is too long to split; decompressing it on one core",
             self.what
         );
-        let (offset, pending) = self.splitter.take_pending();
-        self.sequential = Some(OneCore::new(offset, pending));
+        self.mode = Mode::OneCore(OneCore::new(offset, head));
+    }
+
+    /// One piece of the long stream; at its end, what was read past it goes back to the
+    /// splitter (it must start another stream, or it is trailing data).
+    fn one_core_piece(&mut self) -> Result<Option<Piece>> {
+        let Mode::OneCore(state) = &mut self.mode else {
+            unreachable!("called in one-core mode")
+        };
+        let mut r = OneCoreReader {
+            state,
+            src: &mut self.src,
+            what: &self.what,
+        };
+        if let Some(piece) = read_piece(&mut r, &self.what, &mut 0)? {
+            return Ok(Some(piece));
+        }
+        let (offset, rest) = state.rest();
+        if !rest.is_empty() && !is_stream_start_prefix(&rest) {
+            bail!(
+                "{}: trailing data after the compressed stream at byte {offset}",
+                self.what
+            );
+        }
+        self.splitter.restore(offset, rest);
+        self.mode = Mode::Parallel;
+        Ok(None)
     }
 
     fn wait(&self, rx: Receiver<Done>) -> Result<Done> {
@@ -166,34 +208,61 @@ impl<'a> ParallelBzip2<'a> {
     }
 }
 
-impl<'a> PieceStream<'a> for ParallelBzip2<'a> {
+impl PieceStream for ParallelBzip2 {
     fn next_piece(&mut self) -> Result<Option<Piece>> {
-        if self.sequential.is_none() {
-            self.fill()?;
-        }
-        if let Some(state) = self.sequential.as_mut() {
-            let src = self.src.as_mut().expect("source present");
-            let mut r = OneCoreReader {
-                state,
-                src,
-                what: &self.what,
+        loop {
+            match self.mode {
+                Mode::OneCore(_) => match self.one_core_piece()? {
+                    Some(p) => return Ok(Some(p)),
+                    None => continue,
+                },
+                Mode::Draining if self.window.is_empty() => {
+                    let (offset, pending) = self.splitter.take_pending();
+                    self.go_one_core(offset, pending);
+                    continue;
+                }
+                Mode::Draining => {}
+                Mode::Parallel => self.fill()?,
+            }
+            let Some(slot) = self.window.pop_front() else {
+                if matches!(self.mode, Mode::Parallel) {
+                    return Ok(None);
+                }
+                continue;
             };
-            let what = self.what.clone();
-            return read_piece(&mut r, &what, &mut 0);
+            return self.decoded(slot).map(Some);
         }
-        let Some(slot) = self.window.pop_front() else {
-            return Ok(None);
-        };
+    }
+
+    fn into_source(self: Box<Self>) -> Compressed {
+        let mut me = self;
+        me.shutdown();
+        // Drop runs on `me` afterwards with nothing left to join.
+        std::mem::replace(&mut me.src, empty_source())
+    }
+}
+
+impl ParallelBzip2 {
+    /// The next stream's output from the window.
+    fn decoded(&mut self, slot: Slot) -> Result<Piece> {
         let rx = match slot {
-            Slot::Zeros(n) => return Ok(Some(Piece::Zeros(n))),
+            Slot::Zeros(n) => return Ok(Piece::Zeros(n)),
             Slot::Waiting(rx) => rx,
         };
         let Done { mut seg, mut out } = self.wait(rx)?;
         // A false split ends a segment inside a stream: join the following segments until
-        // the stream decodes (a genuinely truncated file runs out of segments).
+        // the stream decodes (a genuinely truncated file runs out of segments). When the rest
+        // of the stream is too long to split, it is decoded on one core from its start.
         while let Err(StreamError::Truncated { .. }) = out {
             self.fill()?;
             let next = match self.window.pop_front() {
+                None if matches!(self.mode, Mode::Draining) => {
+                    self.go_one_core(seg.offset, std::mem::take(&mut seg.bytes));
+                    return match self.one_core_piece()? {
+                        Some(p) => Ok(p),
+                        None => Ok(Piece::Data(Vec::new())),
+                    };
+                }
                 None => break,
                 Some(Slot::Zeros(_)) => break,
                 Some(Slot::Waiting(rx)) => self.wait(rx)?.seg,
@@ -215,21 +284,35 @@ impl<'a> PieceStream<'a> for ParallelBzip2<'a> {
             {
                 self.zero_streams.push((seg.bytes, out.len() as u64));
             }
-            return Ok(Some(Piece::Zeros(out.len() as u64)));
+            return Ok(Piece::Zeros(out.len() as u64));
         }
-        Ok(Some(Piece::Data(out)))
+        Ok(Piece::Data(out))
     }
 
-    fn into_source(mut self: Box<Self>) -> Compressed<'a> {
-        self.src.take().expect("source present")
+    fn shutdown(&mut self) {
+        self.jobs = None;
+        self.window.clear();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
     }
 }
 
-/// Sequential multi-stream bzip2 over the bytes the splitter already holds, then the source.
+/// A source with nothing in it, left behind when the real one is handed back.
+fn empty_source() -> Compressed {
+    std::io::BufReader::new(crate::verify::VerifyingTee::new(
+        Box::new(std::io::empty()) as Box<dyn Read + Send>,
+        None,
+    ))
+}
+
+/// One bzip2 stream decoded on one core: the bytes the splitter already held, then the source.
 struct OneCore {
     input: Vec<u8>,
     pos: usize,
     decoder: Option<bzip2::Decompress>,
+    /// The stream's end was reached.
+    ended: bool,
     /// Compressed bytes consumed before `input` (for messages).
     offset: u64,
 }
@@ -240,18 +323,28 @@ impl OneCore {
             input: pending,
             pos: 0,
             decoder: None,
+            ended: false,
             offset,
         }
     }
+
+    /// After the stream ended: the bytes read past it and their offset in the file.
+    fn rest(&mut self) -> (u64, Vec<u8>) {
+        let offset = self.offset + self.pos as u64;
+        let rest = self.input.split_off(self.pos);
+        self.input.clear();
+        self.pos = 0;
+        (offset, rest)
+    }
 }
 
-struct OneCoreReader<'s, 'a> {
+struct OneCoreReader<'s> {
     state: &'s mut OneCore,
-    src: &'s mut Compressed<'a>,
+    src: &'s mut Compressed,
     what: &'s str,
 }
 
-impl OneCoreReader<'_, '_> {
+impl OneCoreReader<'_> {
     /// Make at least `want` unread bytes available (fewer only at the end of the source) and
     /// return how many are. Unread bytes are kept, so a look-ahead can span two reads.
     fn fill_to(&mut self, want: usize) -> std::io::Result<usize> {
@@ -294,29 +387,19 @@ impl OneCoreReader<'_, '_> {
     }
 }
 
-impl Read for OneCoreReader<'_, '_> {
+impl Read for OneCoreReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         use std::io::{Error, ErrorKind};
         loop {
+            if self.state.ended || buf.is_empty() {
+                return Ok(0);
+            }
             if self.state.decoder.is_none() {
-                // Between streams: what follows must be another stream ("BZh" + level), else
-                // it is trailing data; a file cut inside that header is truncated.
+                // The stream's header must be there: a file cut inside it is truncated.
                 let avail = self.fill_to(4)?;
-                if avail == 0 {
-                    return Ok(0);
-                }
                 let s = &mut *self.state;
                 let head = &s.input[s.pos..s.pos + avail.min(4)];
-                if !is_stream_start_prefix(head) {
-                    return Err(Error::new(
-                        ErrorKind::InvalidData,
-                        format!(
-                            "trailing data after the compressed stream at byte {}",
-                            s.offset + s.pos as u64
-                        ),
-                    ));
-                }
-                if avail < 4 {
+                if avail < 4 || !is_stream_start_prefix(head) {
                     return Err(self.truncated());
                 }
                 s.decoder = Some(bzip2::Decompress::new(false));
@@ -340,6 +423,7 @@ impl Read for OneCoreReader<'_, '_> {
             let produced = (d.total_out() - out0) as usize;
             if let bzip2::Status::StreamEnd = status {
                 s.decoder = None;
+                s.ended = true;
             }
             if produced > 0 {
                 return Ok(produced);
@@ -348,13 +432,9 @@ impl Read for OneCoreReader<'_, '_> {
     }
 }
 
-impl Drop for ParallelBzip2<'_> {
+impl Drop for ParallelBzip2 {
     fn drop(&mut self) {
-        self.jobs = None;
-        self.window.clear();
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.shutdown();
     }
 }
 
@@ -439,9 +519,12 @@ mod tests {
         );
     }
 
-    /// Everything the one-core fallback reads from `pending` (at `offset` in the file), then
-    /// from `rest`.
-    fn one_core(offset: u64, pending: Vec<u8>, rest: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    /// What the one-core path read past its stream, and where that starts in the file.
+    type Rest = (u64, Vec<u8>);
+
+    /// The one-core path: the stream in `pending` (at `offset` in the file), then `rest`;
+    /// returns its output and what was read past its end.
+    fn one_core(offset: u64, pending: Vec<u8>, rest: Vec<u8>) -> std::io::Result<(Vec<u8>, Rest)> {
         let mut state = OneCore::new(offset, pending);
         let mut rest = src(rest);
         let mut out = Vec::new();
@@ -451,24 +534,88 @@ mod tests {
             what: "image.bz2",
         }
         .read_to_end(&mut out)?;
+        Ok((out, state.rest()))
+    }
+
+    /// One-core path: one stream, its header possibly straddling two reads of the source;
+    /// what follows it is handed back.
+    #[test]
+    fn one_core_decodes_one_stream_and_hands_back_the_rest() {
+        let (a, b) = (bz(b"first stream"), bz(b"second stream"));
+        let (out, (at, rest)) = one_core(0, a[..2].to_vec(), [&a[2..], &b[..]].concat()).unwrap();
+        assert_eq!(out, b"first stream");
+        assert_eq!(at, a.len() as u64);
+        assert!(b.starts_with(&rest), "the bytes after the stream come back");
+
+        let e = one_core(100, b"BZ".to_vec(), Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+        let e = one_core(100, a[..a.len() - 3].to_vec(), Vec::new()).unwrap_err();
+        assert!(e.to_string().contains("truncated"), "{e}");
+    }
+
+    /// Pseudo-random bytes that bzip2 cannot shrink (so streams are long when compressed).
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..len)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    fn decode_with_max(bytes: Vec<u8>, max_segment: usize) -> Result<Vec<u8>> {
+        let mut p = ParallelBzip2::new(src(bytes), "image.bz2");
+        p.max_segment = max_segment;
+        let mut out = Vec::new();
+        while let Some(piece) = p.next_piece()? {
+            match piece {
+                Piece::Data(d) => out.extend(d),
+                Piece::Zeros(n) => out.resize(out.len() + n as usize, 0),
+            }
+        }
+        let src = Box::new(p).into_source();
+        assert!(src.buffer().is_empty(), "every byte consumed");
         Ok(out)
     }
 
-    /// One-core fallback: the next stream's header may straddle two reads of the source.
+    /// Any concatenation of valid streams decodes, whatever their lengths around the split
+    /// limit: short then long (the issue's `bzip2` head + `lbzip2` rest), long then short,
+    /// long twice, empty streams between.
     #[test]
-    fn one_core_reads_a_header_split_across_reads() {
-        let (a, b) = (bz(b"first stream"), bz(b"second stream"));
-        let out = one_core(0, [&a[..], &b[..2]].concat(), b[2..].to_vec()).unwrap();
-        assert_eq!(out, b"first streamsecond stream");
+    fn concatenations_of_short_and_long_streams() {
+        let max = 64 << 10;
+        let short = |i: u64| noise(10_000, i);
+        let long = |i: u64| noise(300_000, i);
+        let cases: Vec<Vec<Vec<u8>>> = vec![
+            vec![short(1), long(2)],
+            vec![short(1), short(2), short(3), long(4)],
+            vec![long(1), short(2)],
+            vec![long(1), long(2)],
+            vec![short(1), long(2), short(3), short(4), long(5), short(6)],
+            vec![vec![], long(1), vec![], short(2), vec![]],
+            vec![long(7)],
+        ];
+        for (i, parts) in cases.iter().enumerate() {
+            let raw: Vec<u8> = parts.concat();
+            let compressed: Vec<u8> = parts.iter().flat_map(|p| bz(p)).collect();
+            let out =
+                decode_with_max(compressed, max).unwrap_or_else(|e| panic!("case {i}: {e:#}"));
+            assert!(out == raw, "case {i}: output differs");
+        }
+    }
 
-        let e = one_core(100, [&a[..], b"BZ"].concat(), Vec::new()).unwrap_err();
-        assert!(e.to_string().contains("truncated"), "{e}");
-
-        let e = one_core(100, [&a[..], b"junk"].concat(), Vec::new()).unwrap_err();
-        let at = format!(
-            "trailing data after the compressed stream at byte {}",
-            100 + a.len()
+    #[test]
+    fn trailing_garbage_after_a_long_stream() {
+        let mut c = bz(&noise(300_000, 5));
+        let at = c.len();
+        c.extend_from_slice(b"garbage!garbage!");
+        let e = format!("{:#}", decode_with_max(c, 64 << 10).unwrap_err());
+        assert!(
+            e.contains("trailing data") && e.contains(&format!("byte {at}")),
+            "{e}"
         );
-        assert!(e.to_string().contains(&at), "{e}");
     }
 }

@@ -63,11 +63,20 @@ impl Splitter {
         (self.pending_offset, std::mem::take(&mut self.pending))
     }
 
+    /// Hand back bytes read past a stream decoded elsewhere (at `offset` in the file): they
+    /// come before anything still unread, and position 0 of them starts a stream.
+    pub fn restore(&mut self, offset: u64, mut bytes: Vec<u8>) {
+        bytes.append(&mut self.pending);
+        self.pending = bytes;
+        self.pending_offset = offset;
+        self.scanned = 1;
+    }
+
     /// Next candidate stream, `Ok(None)` at the end of input; `Err(TooLong)` when no stream
     /// start appeared within `max` bytes.
     pub fn next(
         &mut self,
-        src: &mut Compressed<'_>,
+        src: &mut Compressed,
         max: usize,
     ) -> io::Result<Result<Option<Segment>, TooLong>> {
         loop {

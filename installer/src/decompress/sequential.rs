@@ -1,6 +1,10 @@
-//! One-core decompression for gzip, xz, zstd and raw images (and bzip2 files that are one
-//! huge stream): read the decoder in 1 MiB pieces, turning all-zero pieces into zero runs.
+//! One-core decompression for gzip, xz, zstd and raw images: read the decoder in 1 MiB pieces,
+//! turning all-zero pieces into zero runs. gzip members (flate2's multi-member decoder) and zstd
+//! frames and skippable frames (`zstd_frames`, as pzstd writes them) may be concatenated; xz is
+//! one stream (which `xz -T` and pixz fill with many blocks), as lzma-rs reads it: it refuses
+//! anything after the stream's footer.
 
+use super::zstd_frames::ZstdFrames;
 use super::{all_zero, Compressed, Format, Piece, PieceStream};
 use anyhow::{anyhow, Context, Result};
 use std::io::{self, Read, Write};
@@ -11,31 +15,28 @@ const PIECE: usize = 1 << 20;
 
 // One decoder per install: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
-enum Decoder<'a> {
-    Raw(Compressed<'a>),
-    Gzip(flate2::bufread::MultiGzDecoder<Compressed<'a>>),
-    Zstd(Box<ruzstd::decoding::StreamingDecoder<Compressed<'a>, ruzstd::decoding::FrameDecoder>>),
-    /// lzma-rs has only a push API for xz, so it runs in a scoped-lifetime-free thread that
-    /// hands the source back when done.
-    Xz(XzThread<'a>),
-    Bzip2(bzip2::bufread::MultiBzDecoder<Compressed<'a>>),
+enum Decoder {
+    Raw(Compressed),
+    Gzip(flate2::bufread::MultiGzDecoder<Compressed>),
+    Zstd(Box<ZstdFrames>),
+    /// lzma-rs has only a push API for xz, so it runs on a thread of its own that owns the
+    /// source and hands it back when done.
+    Xz(XzThread),
+    Bzip2(bzip2::bufread::MultiBzDecoder<Compressed>),
 }
 
-pub struct Sequential<'a> {
-    decoder: Decoder<'a>,
+pub struct Sequential {
+    decoder: Decoder,
     what: String,
     out_pos: u64,
 }
 
-impl<'a> Sequential<'a> {
-    pub fn new(format: Format, src: Compressed<'a>, what: &str) -> Result<Self> {
+impl Sequential {
+    pub fn new(format: Format, src: Compressed, what: &str) -> Result<Self> {
         let decoder = match format {
             Format::Raw => Decoder::Raw(src),
             Format::Gzip => Decoder::Gzip(flate2::bufread::MultiGzDecoder::new(src)),
-            Format::Zstd => Decoder::Zstd(Box::new(
-                ruzstd::decoding::StreamingDecoder::new(src)
-                    .map_err(|e| anyhow!("{what}: bad zstd frame header: {e}"))?,
-            )),
+            Format::Zstd => Decoder::Zstd(Box::new(ZstdFrames::new(src))),
             Format::Xz => Decoder::Xz(XzThread::spawn(src)),
             Format::Bzip2 => Decoder::Bzip2(bzip2::bufread::MultiBzDecoder::new(src)),
         };
@@ -47,7 +48,7 @@ impl<'a> Sequential<'a> {
     }
 }
 
-impl Read for Decoder<'_> {
+impl Read for Decoder {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Decoder::Raw(r) => r.read(buf),
@@ -90,16 +91,16 @@ pub fn read_piece(r: &mut impl Read, what: &str, out_pos: &mut u64) -> Result<Op
     }))
 }
 
-impl<'a> PieceStream<'a> for Sequential<'a> {
+impl PieceStream for Sequential {
     fn next_piece(&mut self) -> Result<Option<Piece>> {
         read_piece(&mut self.decoder, &self.what, &mut self.out_pos)
     }
 
-    fn into_source(self: Box<Self>) -> Compressed<'a> {
+    fn into_source(self: Box<Self>) -> Compressed {
         match self.decoder {
             Decoder::Raw(r) => r,
             Decoder::Gzip(r) => r.into_inner(),
-            Decoder::Zstd(r) => (*r).into_inner(),
+            Decoder::Zstd(r) => r.into_inner(),
             Decoder::Xz(r) => r.join(),
             Decoder::Bzip2(r) => r.into_inner(),
         }
@@ -107,12 +108,12 @@ impl<'a> PieceStream<'a> for Sequential<'a> {
 }
 
 /// Runs `lzma_rs::xz_decompress` on its own thread, streaming output through a bounded channel.
-struct XzThread<'a> {
+struct XzThread {
     rx: Receiver<Vec<u8>>,
     cur: io::Cursor<Vec<u8>>,
-    handle: Option<JoinHandle<(Compressed<'static>, Result<()>)>>,
-    done: Option<Compressed<'static>>,
-    _src: std::marker::PhantomData<&'a ()>,
+    handle: Option<JoinHandle<(Compressed, Result<()>)>>,
+    /// The source, once the thread ended.
+    done: Option<Compressed>,
 }
 
 struct ChannelWriter(SyncSender<Vec<u8>>);
@@ -129,14 +130,10 @@ impl Write for ChannelWriter {
     }
 }
 
-impl<'a> XzThread<'a> {
-    fn spawn(src: Compressed<'a>) -> Self {
-        // SAFETY: the thread is always joined (in `join` or Drop) before 'a ends, so the
-        // borrowed source never outlives its owner; the 'static is only to satisfy spawn.
-        let src: Compressed<'static> = unsafe { std::mem::transmute(src) };
+impl XzThread {
+    fn spawn(mut src: Compressed) -> Self {
         let (tx, rx) = sync_channel(8);
         let handle = std::thread::spawn(move || {
-            let mut src = src;
             let mut w = io::BufWriter::with_capacity(PIECE, ChannelWriter(tx));
             let r = lzma_rs::xz_decompress(&mut src, &mut w).map_err(|e| anyhow!("xz: {e}"));
             let r = r.and_then(|_| w.flush().map_err(|e| anyhow!("xz: {e}")));
@@ -147,12 +144,11 @@ impl<'a> XzThread<'a> {
             cur: io::Cursor::new(Vec::new()),
             handle: Some(handle),
             done: None,
-            _src: std::marker::PhantomData,
         }
     }
 
-    fn join(mut self) -> Compressed<'a> {
-        let src = match self.done.take() {
+    fn join(mut self) -> Compressed {
+        match self.done.take() {
             Some(src) => src,
             None => {
                 self.handle
@@ -162,13 +158,11 @@ impl<'a> XzThread<'a> {
                     .expect("xz thread panicked")
                     .0
             }
-        };
-        // SAFETY: see spawn; the lifetime is restored to the caller's.
-        unsafe { std::mem::transmute::<Compressed<'static>, Compressed<'a>>(src) }
+        }
     }
 }
 
-impl Read for XzThread<'_> {
+impl Read for XzThread {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             let n = self.cur.read(buf)?;
@@ -193,13 +187,45 @@ impl Read for XzThread<'_> {
     }
 }
 
-impl Drop for XzThread<'_> {
+impl Drop for XzThread {
     fn drop(&mut self) {
         if let Some(h) = self.handle.take() {
-            // Unblock the writer, then wait so the borrowed source is released in time.
+            // Unblock the writer, then wait, so no thread outlives the install.
             let (_, rx) = sync_channel::<Vec<u8>>(0);
             drop(std::mem::replace(&mut self.rx, rx));
             let _ = h.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::decompress::{decompress_all, Piece};
+
+    fn decode(bytes: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        decompress_all(
+            std::io::Cursor::new(bytes),
+            "image.gz",
+            1 << 30,
+            |p| match p {
+                Piece::Data(d) => out.extend(d),
+                Piece::Zeros(n) => out.resize(out.len() + n as usize, 0),
+            },
+        )?;
+        Ok(out)
+    }
+
+    #[test]
+    fn gzip_members() {
+        use std::io::Write;
+        let gz = |d: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(d).unwrap();
+            e.finish().unwrap()
+        };
+        let (a, b) = (b"member one".repeat(100), b"member two".repeat(100));
+        let out = decode([gz(&a), gz(&b)].concat()).unwrap();
+        assert_eq!(out, [&a[..], &b[..]].concat());
     }
 }

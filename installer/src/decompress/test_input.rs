@@ -12,7 +12,7 @@ pub fn bz(data: &[u8]) -> Vec<u8> {
 }
 
 /// `bytes` as the compressed side of the pipeline (no signature check).
-pub fn src(bytes: Vec<u8>) -> Compressed<'static> {
+pub fn src(bytes: Vec<u8>) -> Compressed {
     BufReader::new(VerifyingTee::new(
         Box::new(Cursor::new(bytes)) as Box<dyn Read + Send>,
         None,

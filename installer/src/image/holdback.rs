@@ -1,17 +1,32 @@
 //! The hold-back writer: writes the image body in large chunks as it arrives, but keeps the
-//! image's first MiB (MBR + primary GPT) and last MiB (backup GPT) in memory until `commit`,
-//! which the caller reaches only after the signature verified and the decompressor ended
-//! cleanly. Until then the disk carries no partition table at all, so an interrupted or
-//! unverified install can never boot or be mistaken for a good one.
+//! image's first MiB (MBR + primary GPT) and last MiB (backup GPT) in memory until the caller
+//! has verified the signature and seen the decompressor end cleanly. Then, in two steps:
+//!
+//! 1. `stage` writes both held-back MiBs except the three sectors that make a partition table
+//!    valid — the protective MBR (LBA 0), the primary GPT header (LBA 1) and the backup GPT
+//!    header (the image's last sector) — so the filesystems are complete on the disk and the
+//!    caller can configure them in place;
+//! 2. `commit` writes those three sectors, the backup header first, then LBA 0-1 in one
+//!    1024-byte write.
+//!
+//! Until `commit` the disk carries no MBR and no GPT header at all (its first and last MiB were
+//! zeroed before the first body write), so an install interrupted at any point — including a
+//! `kill -9` — leaves a disk that neither firmware, kernel nor `sgdisk` takes for partitioned,
+//! and one that got past `commit` is complete.
 
 use super::zero::{write_zeros, zero_range};
 use crate::decompress::Piece;
 use anyhow::{bail, Context, Result};
+use disk::layout::Partition;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
 /// Bytes held back at each end of the image.
 pub const HOLD: u64 = 1 << 20;
+/// The image's sector size (its GPT is read as 512-byte sectors; other disks are refused).
+const SECTOR: u64 = 512;
+/// LBA 0 (protective MBR) and LBA 1 (primary GPT header): written last, in one write.
+const TABLE_HEAD: u64 = 2 * SECTOR;
 /// Body writes are gathered into chunks of this size (aligned to it in the image).
 const WRITE_CHUNK: usize = 4 << 20;
 /// The disk's tail that is zeroed before writing: stale ZFS labels live in the last 512 KiB
@@ -32,7 +47,9 @@ pub struct HoldBackWriter<'f> {
     buf_start: u64,
     /// A pending zero run in the body.
     zeros: Option<(u64, u64)>,
-    /// True once anything of the partition-table areas reached the disk.
+    /// True once the held-back MiBs, but for the table's three sectors, are on the disk.
+    staged: bool,
+    /// True once anything of the partition table's three sectors reached the disk.
     table_written: bool,
     /// True once anything at all reached the disk.
     touched: bool,
@@ -53,6 +70,7 @@ impl<'f> HoldBackWriter<'f> {
             buf: Vec::with_capacity(WRITE_CHUNK),
             buf_start: HOLD,
             zeros: None,
+            staged: false,
             table_written: false,
             touched: false,
             body_bytes_zeroed: 0,
@@ -250,8 +268,10 @@ impl<'f> HoldBackWriter<'f> {
         self.dev.sync_data().context("fsync")
     }
 
-    /// The image is verified and complete: write its last MiB, then its first MiB.
-    pub fn commit(&mut self) -> Result<u64> {
+    /// The image is verified and complete: put the held-back MiBs on the disk except the
+    /// sectors that make the partition table valid, and return the image's partitions (from
+    /// its primary GPT) so the caller can configure them before `commit`.
+    pub fn stage(&mut self) -> Result<Vec<Partition>> {
         let Some(size) = self.image_size else {
             bail!(
                 "{}: the image ended after {} bytes, before its first MiB was complete",
@@ -266,28 +286,55 @@ impl<'f> HoldBackWriter<'f> {
                 self.pos
             );
         }
+        let parts = disk::gpt::read_primary(&self.head)
+            .with_context(|| format!("{}: reading the image's GPT", self.what))?
+            .partitions;
         self.flush_body()?;
-        self.table_written = true;
-        let tail_start = size - HOLD;
         self.dev
-            .write_all_at(&self.tail, tail_start)
+            .write_all_at(&self.head[TABLE_HEAD as usize..], TABLE_HEAD)
+            .context("writing the image's first MiB")?;
+        let backup_header = self.tail.len() - SECTOR as usize;
+        self.dev
+            .write_all_at(&self.tail[..backup_header], size - HOLD)
             .context("writing the image's last MiB")?;
         self.dev.sync_data().context("fsync")?;
+        self.staged = true;
+        Ok(parts)
+    }
+
+    /// Make the partition table valid: the backup GPT header, then the protective MBR and the
+    /// primary GPT header in one write. Call after `stage` and the configuration.
+    pub fn commit(&mut self) -> Result<u64> {
+        if !self.staged {
+            bail!("{}: commit before stage", self.what);
+        }
+        let size = self.image_size.expect("staged");
+        let backup_header = self.tail.len() - SECTOR as usize;
+        self.table_written = true;
         self.dev
-            .write_all_at(&self.head, 0)
-            .context("writing the image's first MiB")?;
+            .write_all_at(&self.tail[backup_header..], size - SECTOR)
+            .context("writing the backup GPT header")?;
+        self.dev.sync_data().context("fsync")?;
+        self.dev
+            .write_all_at(&self.head[..TABLE_HEAD as usize], 0)
+            .context("writing the protective MBR and the primary GPT header")?;
         self.dev.sync_data().context("fsync")?;
         Ok(size)
     }
 
-    /// After any failure: zero the partition-table areas if they were written. Returns what
-    /// was done, for the error message.
+    /// After any failure: zero the partition-table areas if anything of the table was
+    /// written. Returns what was done, for the error message.
     pub fn abort(&mut self) -> String {
         if !self.touched {
             return "nothing was written to the disk".into();
         }
         if !self.table_written {
-            return "the disk holds no partition table: its first and last MiB were zeroed before writing and the image's were never written".into();
+            let what = if self.staged {
+                "the verified image is on it, but its partition table headers were never written"
+            } else {
+                "its first and last MiB were zeroed before writing and the image's were never written"
+            };
+            return format!("the disk holds no partition table: {what}");
         }
         let mut done = vec![];
         if write_zeros(self.dev, 0, HOLD).is_ok() {
@@ -307,6 +354,41 @@ impl<'f> HoldBackWriter<'f> {
             "zeroed the partition tables on the disk ({})",
             done.join(", ")
         )
+    }
+
+    /// `--preserve-on-error`: leave the disk as it is and put the held-back MiBs into files
+    /// in `dir`, so the image can be inspected; returns what was kept, for the message.
+    pub fn preserve(&self, dir: &std::path::Path) -> String {
+        if !self.touched {
+            return "nothing was written to the disk".into();
+        }
+        let table = if self.table_written {
+            "with its partition table"
+        } else {
+            "without a partition table"
+        };
+        let Some(size) = self.image_size else {
+            return format!("kept the disk as it is ({table})");
+        };
+        let stamp = std::process::id();
+        let head = dir.join(format!("coreos-install-{stamp}-first-mib.bin"));
+        let tail = dir.join(format!("coreos-install-{stamp}-last-mib.bin"));
+        let saved =
+            std::fs::write(&head, &self.head).and_then(|_| std::fs::write(&tail, &self.tail));
+        match saved {
+            Ok(()) => format!(
+                "kept the disk as it is ({table}); the image's held-back first MiB ({} bytes, disk bytes 0..) is in {} and its last MiB ({} bytes, disk bytes {}..) in {}",
+                self.head.len(),
+                head.display(),
+                self.tail.len(),
+                size - HOLD,
+                tail.display()
+            ),
+            Err(e) => format!(
+                "kept the disk as it is ({table}); saving the held-back MiBs to {} failed: {e}",
+                dir.display()
+            ),
+        }
     }
 }
 
@@ -366,26 +448,41 @@ mod tests {
     #[test]
     fn ends_are_held_back_until_commit() {
         let img = image();
+        let size = img.len() as u64;
         let disk = tempfile::tempfile().unwrap();
         disk.set_len(8 << 20).unwrap();
         disk.write_all_at(&[0x77; 4096], 0).unwrap();
         let mut w = HoldBackWriter::new(&disk, false, 8 << 20, "test");
         feed(&mut w, &img);
         w.flush_body().unwrap();
-        let mut head = vec![0u8; 4096];
-        disk.read_exact_at(&mut head, 0).unwrap();
+        let read = |off: u64, len: usize| {
+            let mut b = vec![0u8; len];
+            disk.read_exact_at(&mut b, off).unwrap();
+            b
+        };
         assert!(
-            head.iter().all(|&b| b == 0),
+            read(0, 4096).iter().all(|&b| b == 0),
             "old table wiped, image's head held back"
         );
-        let mut tail = vec![0u8; 16];
-        disk.read_exact_at(&mut tail, img.len() as u64 - 16)
-            .unwrap();
-        assert!(tail.iter().all(|&b| b == 0), "tail held back");
-        assert_eq!(w.commit().unwrap(), img.len() as u64);
-        let mut back = vec![0u8; img.len()];
-        disk.read_exact_at(&mut back, 0).unwrap();
-        assert!(back == img);
+        assert!(
+            read(size - 16, 16).iter().all(|&b| b == 0),
+            "tail held back"
+        );
+        // Staged: everything but LBA 0, LBA 1 and the backup header.
+        w.stage().unwrap();
+        assert!(read(0, 1024).iter().all(|&b| b == 0), "LBA 0-1 held back");
+        assert_eq!(read(1024, HOLD as usize - 1024), img[1024..HOLD as usize]);
+        assert!(
+            read(size - 512, 512).iter().all(|&b| b == 0),
+            "backup header held back"
+        );
+        let tail_start = (size - HOLD) as usize;
+        assert_eq!(
+            read(size - HOLD, HOLD as usize - 512),
+            img[tail_start..img.len() - 512]
+        );
+        assert_eq!(w.commit().unwrap(), size);
+        assert!(read(0, img.len()) == img);
     }
 
     #[test]
@@ -395,6 +492,7 @@ mod tests {
         disk.set_len(64 << 20).unwrap();
         let mut w = HoldBackWriter::new(&disk, false, 64 << 20, "test");
         feed_in(&mut w, &img, 8 << 20);
+        w.stage().unwrap();
         assert_eq!(w.commit().unwrap(), img.len() as u64);
         let mut back = vec![0u8; img.len()];
         disk.read_exact_at(&mut back, 0).unwrap();
@@ -408,12 +506,51 @@ mod tests {
         disk.set_len(8 << 20).unwrap();
         let mut w = HoldBackWriter::new(&disk, false, 8 << 20, "test");
         feed(&mut w, &img);
+        w.stage().unwrap();
         w.commit().unwrap();
         let msg = w.abort();
         assert!(msg.contains("zeroed"), "{msg}");
         let mut head = vec![0u8; 1024];
         disk.read_exact_at(&mut head, 0).unwrap();
         assert!(head.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn abort_after_stage_has_nothing_to_undo() {
+        let img = image();
+        let disk = tempfile::tempfile().unwrap();
+        disk.set_len(8 << 20).unwrap();
+        let mut w = HoldBackWriter::new(&disk, false, 8 << 20, "test");
+        feed(&mut w, &img);
+        w.stage().unwrap();
+        let msg = w.abort();
+        assert!(msg.contains("no partition table"), "{msg}");
+        let mut head = vec![0u8; 1024];
+        disk.read_exact_at(&mut head, 0).unwrap();
+        assert!(head.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn preserve_keeps_the_held_back_ends_in_files() {
+        let img = image();
+        let disk = tempfile::tempfile().unwrap();
+        disk.set_len(8 << 20).unwrap();
+        let mut w = HoldBackWriter::new(&disk, false, 8 << 20, "test");
+        feed(&mut w, &img);
+        let dir = tempfile::tempdir().unwrap();
+        let msg = w.preserve(dir.path());
+        assert!(msg.contains("without a partition table"), "{msg}");
+        let pid = std::process::id();
+        let head = std::fs::read(
+            dir.path()
+                .join(format!("coreos-install-{pid}-first-mib.bin")),
+        );
+        assert_eq!(head.unwrap(), img[..HOLD as usize]);
+        let tail = std::fs::read(
+            dir.path()
+                .join(format!("coreos-install-{pid}-last-mib.bin")),
+        );
+        assert_eq!(tail.unwrap(), img[img.len() - HOLD as usize..]);
     }
 
     #[test]
@@ -441,7 +578,7 @@ mod tests {
         disk.set_len(8 << 20).unwrap();
         let mut w = HoldBackWriter::new(&disk, false, 8 << 20, "test");
         feed(&mut w, &img[..3 << 20]);
-        let e = w.commit().unwrap_err().to_string();
+        let e = w.stage().unwrap_err().to_string();
         assert!(e.contains("ended at byte"), "{e}");
     }
 }

@@ -1,5 +1,9 @@
 //! Resolving `-d` (symlinks such as /dev/disk/by-id/... included) to a whole-disk block device
-//! and opening it exclusively.
+//! and opening it exclusively: `O_EXCL` (the kernel refuses while anything holds or mounts
+//! it), the opened descriptor checked to be the device that was checked (`st_rdev`, so a
+//! symlink swapped in between changes nothing), a BSD `flock(LOCK_EX)` held for the whole
+//! install (udev's convention: it does not probe a locked disk, and other partitioning tools
+//! wait), and 512-byte logical sectors (the image's GPT is laid out in them).
 
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
@@ -9,6 +13,13 @@ use std::path::{Path, PathBuf};
 
 /// linux/fs.h: `#define BLKGETSIZE64 _IOR(0x12,114,size_t)`.
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
+/// linux/fs.h: `#define BLKSSZGET _IO(0x12,104)`: logical sector size (int).
+const BLKSSZGET: libc::c_ulong = 0x1268;
+/// The sector size CoreOS images are laid out in.
+pub const IMAGE_SECTOR: u32 = 512;
+/// How long to wait for another holder of the disk's flock (udev holds a shared one while it
+/// probes, briefly).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct TargetDisk {
@@ -63,9 +74,11 @@ impl TargetDisk {
     }
 
     /// Open read-write with O_EXCL: the kernel refuses when the disk or any partition of it is
-    /// mounted, used by device-mapper/md, or open exclusively by anyone else.
+    /// mounted, used by device-mapper/md, or open exclusively by anyone else. Then check that
+    /// the descriptor is the device that was checked, take its flock, and refuse a sector size
+    /// other than 512, all before anything is written.
     pub fn open_exclusive(&self) -> Result<File> {
-        OpenOptions::new()
+        let f = OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
@@ -82,7 +95,105 @@ impl TargetDisk {
                     )
                 }
                 _ => format!("cannot open target device {}", self.path.display()),
-            })
+            })?;
+        self.check_opened(&f)?;
+        self.lock(&f)?;
+        self.check_sector_size(&f)?;
+        Ok(f)
+    }
+
+    /// Open read-only (dry run) with the same identity and sector-size checks, no lock.
+    pub fn open_checked_readonly(&self) -> Result<File> {
+        let f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_EXCL | libc::O_CLOEXEC)
+            .open(&self.path)
+            .with_context(|| {
+                format!(
+                    "target device {} is in use or not accessible",
+                    self.path.display()
+                )
+            })?;
+        self.check_opened(&f)?;
+        self.check_sector_size(&f)?;
+        Ok(f)
+    }
+
+    /// The opened descriptor is the block device `resolve` checked.
+    fn check_opened(&self, f: &File) -> Result<()> {
+        let md = f
+            .metadata()
+            .with_context(|| format!("fstat {}", self.path.display()))?;
+        let rdev = md.rdev();
+        if !md.file_type().is_block_device()
+            || (libc::major(rdev), libc::minor(rdev)) != (self.major, self.minor)
+        {
+            bail!(
+                "target device {} changed while it was checked: it was block device {}:{}, the opened file is {}",
+                self.path.display(),
+                self.major,
+                self.minor,
+                if md.file_type().is_block_device() {
+                    format!("block device {}:{}", libc::major(rdev), libc::minor(rdev))
+                } else {
+                    "not a block device".into()
+                }
+            );
+        }
+        Ok(())
+    }
+
+    /// `flock(LOCK_EX)` for as long as `f` is open (released with it, or by `unlock`).
+    fn lock(&self, f: &File) -> Result<()> {
+        let start = std::time::Instant::now();
+        loop {
+            // SAFETY: flock on a valid descriptor.
+            let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc == 0 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(e).with_context(|| format!("flock {}", self.path.display()));
+            }
+            if start.elapsed() >= LOCK_WAIT {
+                bail!(
+                    "target device {} is locked by another program (a BSD flock held for {}s: another installer, a partitioning tool, or udev)",
+                    self.path.display(),
+                    LOCK_WAIT.as_secs()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    fn check_sector_size(&self, f: &File) -> Result<()> {
+        let mut size: libc::c_int = 0;
+        // SAFETY: BLKSSZGET writes an int; fd is valid.
+        let rc = unsafe { libc::ioctl(f.as_raw_fd(), BLKSSZGET as _, &mut size) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("BLKSSZGET on {}", self.path.display()));
+        }
+        if size as u32 != IMAGE_SECTOR {
+            bail!(
+                "target device {} has {size}-byte logical sectors; CoreOS images are laid out in {IMAGE_SECTOR}-byte sectors and would not boot from it",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Release the flock before udev is asked to settle (it waits for the lock).
+    pub fn unlock(f: &File) {
+        // SAFETY: flock on a valid descriptor.
+        unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) };
+    }
+
+    /// A device-mapper device (dm-crypt, LVM, multipath): the kernel makes no partition nodes
+    /// for it; `kpartx` does.
+    pub fn is_device_mapper(&self) -> bool {
+        self.sys().join("dm").exists()
     }
 
     /// Size in bytes.

@@ -1,7 +1,9 @@
 //! After writing: make the kernel see the new partition table (BLKRRPART with retries, BLKPG
-//! for partitions it did not create, as `partx -a`), then let udev settle when it runs.
+//! for partitions it did not create, as `partx -a`), then let udev settle when it runs. The
+//! install is complete before any of this: a failure here is a warning ("reboot to see the
+//! partitions"), never a reason to undo it.
 
-use anyhow::Result;
+use super::TargetDisk;
 use disk::layout::Partition;
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
@@ -34,7 +36,7 @@ struct BlkpgPartition {
 }
 
 /// BLKRRPART, retried while the device is busy (udev may be probing it).
-pub fn reread(dev: &File, name: &str) -> Result<(), std::io::Error> {
+fn reread(dev: &File, name: &str) -> Result<(), std::io::Error> {
     let mut last = None;
     for attempt in 0..20 {
         // SAFETY: BLKRRPART takes no argument; fd is valid.
@@ -77,23 +79,65 @@ fn blkpg(dev: &File, op: libc::c_int, number: u32, start: u64, length: u64) -> s
     Ok(())
 }
 
-/// Add partition nodes the kernel is missing (after a reread that did not make them).
-pub fn add_missing(dev: &File, disk_name: &str, parts: &[Partition]) -> usize {
+/// Tell the kernel about the new table; returns what did not work, one line each, for
+/// warnings.
+pub fn tell_kernel(dev: &File, disk: &TargetDisk, parts: &[Partition]) -> Vec<String> {
+    let name = &disk.name;
+    if disk.is_device_mapper() {
+        tracing::info!(
+            "/dev/{name} is a device-mapper device: the kernel makes no partition devices for it (kpartx -a {} makes them)",
+            disk.path.display()
+        );
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    match reread(dev, name) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            tracing::debug!("/dev/{name}: the kernel cannot reread its partitions ({e}); adding them with BLKPG")
+        }
+        Err(e) => problems.push(format!(
+            "the kernel could not reread the partition table of /dev/{name} ({e}); reboot to see the new partitions"
+        )),
+    }
+    remove_stale(dev, name, parts);
+    let (added, failed) = add_missing(dev, name, parts);
+    if added > 0 {
+        tracing::info!("added {added} partition node(s) with BLKPG");
+    }
+    if !failed.is_empty() {
+        problems.push(format!(
+            "the kernel has no nodes for partition(s) {} of /dev/{name} ({}); reboot to see them",
+            failed
+                .iter()
+                .map(|(n, _)| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            failed[0].1
+        ));
+    }
+    problems
+}
+
+/// Add partition nodes the kernel is missing (after a reread that did not make them): how
+/// many were added, and the numbers that failed with why.
+fn add_missing(dev: &File, disk_name: &str, parts: &[Partition]) -> (usize, Vec<(u32, String)>) {
     let mut added = 0;
+    let mut failed = Vec::new();
     for p in parts {
         if partition_known(disk_name, p.number) {
             continue;
         }
         match blkpg(dev, BLKPG_ADD_PARTITION, p.number, p.offset(), p.bytes()) {
             Ok(()) => added += 1,
-            Err(e) => tracing::warn!("BLKPG add partition {} on /dev/{disk_name}: {e}", p.number),
+            Err(e) => failed.push((p.number, e.to_string())),
         }
     }
-    added
+    (added, failed)
 }
 
 /// Remove stale kernel partitions (numbers the new table does not have).
-pub fn remove_stale(dev: &File, disk_name: &str, parts: &[Partition]) {
+fn remove_stale(dev: &File, disk_name: &str, parts: &[Partition]) {
     for n in 1..=128u32 {
         if partition_known(disk_name, n) && !parts.iter().any(|p| p.number == n) {
             let _ = blkpg(dev, BLKPG_DEL_PARTITION, n, 0, 0);
