@@ -308,7 +308,11 @@ impl ResumingReader {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let why = if e.kind() == io::ErrorKind::TimedOut {
+                    let timed_out = e.kind() == io::ErrorKind::TimedOut
+                        || e.get_ref()
+                            .and_then(|i| i.downcast_ref::<reqwest::Error>())
+                            .is_some_and(|r| r.is_timeout());
+                    let why = if timed_out {
                         format!(
                             "no data for {}s",
                             self.client.options().stall_timeout.as_secs()

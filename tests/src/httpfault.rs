@@ -1,7 +1,8 @@
 //! A small HTTP/1.1 file server for the installer tests that misbehaves on purpose: it serves
-//! a folder on 127.0.0.1 (with `Range: bytes=N-` support) and injects one fault into the
-//! responses for paths ending in a chosen suffix: drop the connection mid-body, answer 500 a
-//! few times, trickle slowly, lie about Content-Length, or say 404.
+//! a folder on 127.0.0.1 (with `Range: bytes=N-`, `If-Range`, an ETag and a Last-Modified per
+//! file) and injects one fault into the responses for paths ending in a chosen suffix: drop the
+//! connection mid-body, answer 500 a few times, trickle slowly, lie about Content-Length, say
+//! 404, stall, drip a byte at a time, ignore Range, or change the file between requests.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -9,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
@@ -34,6 +35,31 @@ pub enum Fault {
     },
     /// 404 for matching paths.
     NotFound,
+    /// Send `after` bytes of the body, then nothing (the connection stays open); the first
+    /// `times` responses only.
+    Stall {
+        after: u64,
+        times: u32,
+    },
+    /// One byte every `interval_ms`, every time.
+    Drip {
+        interval_ms: u64,
+    },
+    /// The first response drops after `after` bytes; Range requests then get 200 and the
+    /// whole file (a server without range support behind a proxy that drops).
+    IgnoreRange {
+        after: u64,
+    },
+    /// The first response (the file at PATH) drops after `after` bytes; later requests are
+    /// answered from PATH.changed, a different file, as if a new release replaced it. With
+    /// `if_range`, a Range request whose If-Range no longer matches gets 200 and the whole new
+    /// file (RFC 9110); without, the server splices: 206 of the new file. With `validators`
+    /// false, no ETag or Last-Modified is sent at all.
+    Changed {
+        after: u64,
+        if_range: bool,
+        validators: bool,
+    },
 }
 
 pub struct FaultServer {
@@ -50,6 +76,7 @@ struct State {
     fault: Fault,
     hits: Mutex<u32>,
     log: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl FaultServer {
@@ -64,6 +91,7 @@ impl FaultServer {
             fault,
             hits: Mutex::new(0),
             log: Arc::clone(&log),
+            stop: Arc::clone(&stop),
         });
         let stop2 = Arc::clone(&stop);
         let thread = std::thread::spawn(move || {
@@ -105,35 +133,66 @@ impl Drop for FaultServer {
     }
 }
 
-fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
-    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+/// What the client asked for.
+struct Request {
+    method: String,
+    path: String,
+    range_start: Option<u64>,
+    if_range: Option<String>,
+}
+
+fn read_request(conn: &TcpStream) -> std::io::Result<Request> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_string();
-    let path = parts.next().unwrap_or("/").to_string();
-    let mut range_start = None;
+    let mut req = Request {
+        method: parts.next().unwrap_or("").to_string(),
+        path: parts.next().unwrap_or("/").to_string(),
+        range_start: None,
+        if_range: None,
+    };
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
             break;
         }
-        let lower = h.to_ascii_lowercase();
-        if let Some(v) = lower.strip_prefix("range:") {
-            range_start = v
-                .trim()
-                .strip_prefix("bytes=")
-                .and_then(|r| r.split('-').next())
-                .and_then(|s| s.parse::<u64>().ok());
+        let Some((name, value)) = h.split_once(':') else {
+            continue;
+        };
+        let value = value.trim();
+        match name.to_ascii_lowercase().as_str() {
+            "range" => {
+                req.range_start = value
+                    .strip_prefix("bytes=")
+                    .and_then(|r| r.split('-').next())
+                    .and_then(|s| s.parse::<u64>().ok())
+            }
+            "if-range" => req.if_range = Some(value.to_string()),
+            _ => {}
         }
     }
+    Ok(req)
+}
+
+/// The validators of generation `gen` of a file (0: the original, 1: its replacement).
+fn etag(len: usize, gen: u32) -> String {
+    format!("\"{len:x}-{gen}\"")
+}
+
+fn last_modified(gen: u32) -> String {
+    format!("Mon, 01 Jan 2024 00:00:0{gen} GMT")
+}
+
+fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let req = read_request(&conn)?;
     st.log
         .lock()
         .unwrap()
-        .push(format!("{method} {path} {range_start:?}"));
+        .push(format!("{} {} {:?}", req.method, req.path, req.range_start));
     let mut out = conn;
-    let matches = path.ends_with(&st.suffix);
+    let matches = req.path.ends_with(&st.suffix);
     let hit = if matches {
         let mut h = st.hits.lock().unwrap();
         *h += 1;
@@ -141,7 +200,6 @@ fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
     } else {
         0
     };
-    let file = st.root.join(path.trim_start_matches('/'));
     let fault = if matches { st.fault } else { Fault::None };
     let status = |out: &mut TcpStream, code: u16, text: &str| {
         let body = format!("{code} {text}\n");
@@ -158,9 +216,38 @@ fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
         }
         _ => {}
     }
-    let Ok(data) = std::fs::read(&file) else {
+    let file = st.root.join(req.path.trim_start_matches('/'));
+    // Which generation of the file this answer comes from.
+    let gen = match fault {
+        Fault::Changed { .. } if hit > 1 => 1,
+        _ => 0,
+    };
+    let path = if gen == 1 {
+        PathBuf::from(format!("{}.changed", file.display()))
+    } else {
+        file
+    };
+    let Ok(data) = std::fs::read(&path) else {
         return status(&mut out, 404, "Not Found");
     };
+    let validators = !matches!(
+        fault,
+        Fault::Changed {
+            validators: false,
+            ..
+        }
+    );
+    let tag = etag(data.len(), gen);
+    let date = last_modified(gen);
+    let mut range_start = req.range_start;
+    if let (Some(v), Fault::Changed { if_range: true, .. }) = (&req.if_range, fault) {
+        if *v != tag && *v != date {
+            range_start = None;
+        }
+    }
+    if let Fault::IgnoreRange { .. } = fault {
+        range_start = None;
+    }
     let total = data.len() as u64;
     let start = range_start.unwrap_or(0).min(total);
     let body = &data[start as usize..];
@@ -168,24 +255,55 @@ fn serve(conn: TcpStream, st: &State) -> std::io::Result<()> {
         Fault::LyingLength { extra } => body.len() as u64 + extra,
         _ => body.len() as u64,
     };
+    let headers = if validators {
+        format!("ETag: {tag}\r\nLast-Modified: {date}\r\n")
+    } else {
+        String::new()
+    };
     if range_start.is_some() {
         write!(
             out,
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {claimed}\r\nContent-Range: bytes {start}-{}/{total}\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {claimed}\r\nContent-Range: bytes {start}-{}/{total}\r\n{headers}Connection: close\r\n\r\n",
             total.saturating_sub(1)
         )?;
     } else {
-        write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n")?;
+        write!(out, "HTTP/1.1 200 OK\r\nContent-Length: {claimed}\r\nAccept-Ranges: bytes\r\n{headers}Connection: close\r\n\r\n")?;
     }
-    if method == "HEAD" {
+    if req.method == "HEAD" {
         return Ok(());
     }
+    let drop_after = |out: &mut TcpStream, after: u64| {
+        let n = (after as usize).min(body.len());
+        out.write_all(&body[..n])?;
+        out.flush()?;
+        let _ = out.shutdown(std::net::Shutdown::Both);
+        Ok(())
+    };
     match fault {
-        Fault::DropAfter { after, times } if hit <= times => {
+        Fault::DropAfter { after, times } if hit <= times => drop_after(&mut out, after),
+        Fault::IgnoreRange { after } | Fault::Changed { after, .. } if hit == 1 => {
+            drop_after(&mut out, after)
+        }
+        Fault::Stall { after, times } if hit <= times => {
             let n = (after as usize).min(body.len());
             out.write_all(&body[..n])?;
             out.flush()?;
-            let _ = out.shutdown(std::net::Shutdown::Both);
+            // Silent until the client gives up or the test ends.
+            let t = Instant::now();
+            while !st.stop.load(Ordering::SeqCst) && t.elapsed() < Duration::from_secs(300) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(())
+        }
+        Fault::Drip { interval_ms } => {
+            for b in body.iter() {
+                out.write_all(&[*b])?;
+                out.flush()?;
+                if st.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(interval_ms));
+            }
             Ok(())
         }
         Fault::Slow { bytes_per_sec } => {
