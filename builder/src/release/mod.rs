@@ -132,6 +132,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
                 version: args.version.clone(),
                 group: args.group.clone(),
                 board: args.board.clone(),
+                // A release is signed: it must boot, so no GRUB is an error here.
+                bootloader: true,
             };
             let b = image::build(&req, &work, ui).context("building the production image")?;
             Built {

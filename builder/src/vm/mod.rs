@@ -193,7 +193,13 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         let src =
             File::open(req.image).with_context(|| format!("opening {}", req.image.display()))?;
         let pb = ui.bytes("copy", src.metadata()?.len());
-        work_image::sparse_copy(&src, work, &|n| pb.set_position(n))?;
+        disk::sparse::copy(&src, work, Some(&|n| pb.set_position(n))).with_context(|| {
+            format!(
+                "copying {} to {}",
+                req.image.display(),
+                out.tmp_path().display()
+            )
+        })?;
         pb.finish_and_clear();
         if let Some(name) = format.layout() {
             let layout =
