@@ -35,6 +35,13 @@ const OEM_LABEL: &str = "OEM";
 const BIOS_LABEL: &str = "BIOS-BOOT";
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build image --usr ./usr --output out/
+  coreos-build image --usr ./usr --output out/ --layout vagrant --oem vagrant --version 3788.1.2 --group beta
+  SOURCE_DATE_EPOCH=1700000000 coreos-build image --usr ./usr --output out/   (byte-identical each time)
+
+Writes coreos_production_image.bin, _verity.txt, _contents.txt and version.txt into OUTDIR;
+a failed build leaves an earlier build's files there as they were.")]
 pub struct Args {
     /// The OS's /usr tree (read only; never modified).
     #[arg(long)]

@@ -79,6 +79,11 @@ impl std::str::FromStr for Format {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build vm --format qemu --image out/coreos_production_image.bin --output vm/
+  coreos-build vm --format vagrant --image out/coreos_production_image.bin --output vm/ \\
+      --box-url https://mirror.example/coreos_production_vagrant.box
+  coreos-build vm --format gce --image out/coreos_production_image.bin --output vm/ --oem ./my-oem")]
 pub struct Args {
     /// The artifact to make.
     #[arg(long, value_enum)]
