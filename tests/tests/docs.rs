@@ -6,9 +6,17 @@ use e2e::{bin, require, run};
 use std::path::Path;
 use std::process::Command;
 
-/// (binary, a man page it writes, flags that page must show, a completion: words typed, the
-/// word that must complete).
-const CASES: &[(&str, &str, &[&str], &[&str], &str)] = &[
+/// A binary, a man page it writes, flags that page must show, and a completion: the words
+/// typed and the word that must complete.
+type Case = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static str,
+);
+
+const CASES: &[Case] = &[
     (
         "coreos-build",
         "coreos-build-image.1",
