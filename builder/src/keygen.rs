@@ -8,6 +8,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build keygen --output key/ --uid \"Release Team <release@example.com>\"")]
 pub struct Args {
     /// Folder for signing-key.asc and signing-key.pub.asc (created if missing).
     #[arg(long)]

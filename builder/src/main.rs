@@ -18,7 +18,13 @@ use coreos_build::bootloader;
 #[command(
     name = "coreos-build",
     version,
-    about = "Build CoreOS disk images offline, without root, reproducibly"
+    about = "Build CoreOS disk images offline, without root, reproducibly",
+    after_help = "Examples:
+  coreos-build image --usr ./usr --output out/
+  coreos-build release --usr ./usr --output mirror/ --signing-key key/signing-key.asc
+  coreos-build vm --format vagrant --image out/coreos_production_image.bin --output vm/
+
+Timestamps come from SOURCE_DATE_EPOCH when it is set: the same inputs then give the same bytes."
 )]
 struct Cli {
     /// No progress bars; only warnings and errors.
@@ -49,6 +55,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    cli_docs::generate_if_asked::<Cli>();
     let cli = Cli::parse();
     progress::init_logging(cli.quiet, cli.verbose);
     let ui = progress::Ui::new(cli.quiet);

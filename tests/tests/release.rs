@@ -201,16 +201,88 @@ fn release_is_verified_by_real_tools_and_reproducible() {
         "ours {ours} bytes, bzip2 -9 {reference} bytes"
     );
 
-    // Same inputs and SOURCE_DATE_EPOCH: byte-identical, signatures included.
+    // Same inputs and SOURCE_DATE_EPOCH: byte-identical, signatures included, over three
+    // runs (the third into the first's mirror, replacing its files).
+    let sums = |dir: &Path| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| e2e::sha256_file(&dir.join(n)))
+            .collect()
+    };
+    let first = sums(&dir);
     let mirror2 = t.path().join("mirror2");
     run(&mut release(&raw, &mirror2, Some(&secret)));
-    let dir2 = mirror2.join("amd64-usr/1.2.3");
-    for n in &names {
-        assert!(
-            fs::read(dir.join(n)).unwrap() == fs::read(dir2.join(n)).unwrap(),
-            "{n} differs between two releases"
-        );
+    assert_eq!(sums(&mirror2.join("amd64-usr/1.2.3")), first, "{names:?}");
+    run(&mut release(&raw, &mirror, Some(&secret)));
+    assert_eq!(sums(&dir), first, "{names:?}");
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path()));
+        Tmpfs(dir)
     }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// The release's copies cross filesystems: the work folder on a tmpfs, the mirror on the
+/// disk (ext4), so `copy_file_range` says EXDEV and the copies read and write instead. The
+/// raw image, the OEM image and the ami artifact arrive whole and sparse.
+#[test]
+fn release_from_a_tmpfs_work_dir_to_a_mirror_on_disk() {
+    require("sgdisk");
+    let work = Tmpfs::mount("2g");
+    let t = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let usr = t.path().join("usr");
+    fs::create_dir_all(usr.join("boot")).unwrap();
+    fs::create_dir_all(usr.join("bin")).unwrap();
+    fs::write(usr.join("boot/vmlinuz"), b"MZ kernel".repeat(1000)).unwrap();
+    fs::write(usr.join("bin/tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    let mirror = t.path().join("mirror");
+    run(build()
+        .args(["-q", "release", "--version", "2.0.0", "--oem", "ec2"])
+        .args(["--formats", "ami", "--include-raw"])
+        .arg("--usr")
+        .arg(&usr)
+        .arg("--work-dir")
+        .arg(work.0.path())
+        .arg("--output")
+        .arg(&mirror)
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    let dir = mirror.join("amd64-usr/2.0.0");
+    let raw = dir.join(IMAGE);
+    assert_eq!(
+        e2e::sha256_file(&raw),
+        e2e::sha256_file(&work.0.path().join(IMAGE)),
+        "the raw image in the mirror is not the one built"
+    );
+    let used = |p: &Path| {
+        let o = run(Command::new("du").args(["-B1", "-s"]).arg(p));
+        let o = String::from_utf8_lossy(&o.stdout).into_owned();
+        o.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+    };
+    assert!(
+        used(&raw) < 256 << 20,
+        "the copy is not sparse: {} bytes used",
+        used(&raw)
+    );
+    let ami = dir.join("coreos_production_ami_image.bin");
+    let v = run(Command::new("sgdisk").arg("-v").arg(&ami));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"));
+    let digests = fs::read_to_string(dir.join("coreos_production_ami_image.bin.DIGESTS")).unwrap();
+    sum_check(&dir, "sha512sum", &section(&digests, "# SHA512 HASH"));
+    assert!(dir.join("coreos_production_ec2_image.bin.bz2").is_file());
 }
 
 #[test]

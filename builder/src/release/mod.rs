@@ -25,6 +25,14 @@ pub const OEMS: &[&str] = &["vagrant", "virtualbox", "gce", "ec2", "metal"];
 const IMAGE: &str = "coreos_production_image.bin";
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build keygen --output key/
+  coreos-build release --usr ./usr --output mirror/ --signing-key key/signing-key.asc
+  coreos-build release --usr ./usr --output mirror/ --signing-key key/signing-key.asc \\
+      --oem vagrant --formats vagrant,qemu --mirror-url https://mirror.example
+  coreos-build release --from-image out/coreos_production_image.bin --version 3788.1.2 --output mirror/
+
+Serve MIRROR over HTTP and point coreos-install at it: coreos-install -d /dev/sda -b URL/amd64-usr")]
 pub struct Args {
     /// The USR tree (a folder holding the OS's /usr).
     #[arg(long, required_unless_present = "from_image")]
@@ -38,8 +46,10 @@ pub struct Args {
     /// X.Y.Z (default: days since 2013-07-01 of SOURCE_DATE_EPOCH or now, as N.0.0).
     #[arg(long)]
     version: Option<String>,
+    /// Update channel stamped into /usr/share/coreos/update.conf.
     #[arg(long, default_value = "developer")]
     group: String,
+    /// Board: the mirror folder MIRROR/<board>/ and COREOS_BOARD in the release files.
     #[arg(long, default_value = "amd64-usr")]
     board: String,
     /// Release these OEMs (repeatable; default: every built-in OEM).
@@ -132,6 +142,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
                 version: args.version.clone(),
                 group: args.group.clone(),
                 board: args.board.clone(),
+                // A release is signed: it must boot, so no GRUB is an error here.
+                bootloader: true,
             };
             let b = image::build(&req, &work, ui).context("building the production image")?;
             Built {

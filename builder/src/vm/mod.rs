@@ -79,6 +79,11 @@ impl std::str::FromStr for Format {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build vm --format qemu --image out/coreos_production_image.bin --output vm/
+  coreos-build vm --format vagrant --image out/coreos_production_image.bin --output vm/ \\
+      --box-url https://mirror.example/coreos_production_vagrant.box
+  coreos-build vm --format gce --image out/coreos_production_image.bin --output vm/ --oem ./my-oem")]
 pub struct Args {
     /// The artifact to make.
     #[arg(long, value_enum)]
@@ -193,7 +198,13 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         let src =
             File::open(req.image).with_context(|| format!("opening {}", req.image.display()))?;
         let pb = ui.bytes("copy", src.metadata()?.len());
-        work_image::sparse_copy(&src, work, &|n| pb.set_position(n))?;
+        disk::sparse::copy(&src, work, Some(&|n| pb.set_position(n))).with_context(|| {
+            format!(
+                "copying {} to {}",
+                req.image.display(),
+                out.tmp_path().display()
+            )
+        })?;
         pb.finish_and_clear();
         if let Some(name) = format.layout() {
             let layout =
