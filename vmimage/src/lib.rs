@@ -4,4 +4,5 @@
 //! Each module owns one container format; none knows about CLIs, layouts or progress bars.
 
 pub mod qcow2;
+pub mod vhd;
 pub mod vmdk;
