@@ -36,6 +36,42 @@ pub fn data_ranges(file: &File) -> io::Result<Vec<Range<u64>>> {
     Ok(ranges)
 }
 
+/// Copy the data ranges of `src` into `dst` at the same offsets, in the kernel
+/// (`copy_file_range`: a reflink where the filesystem shares blocks), making `dst` as long as
+/// `src`; its holes stay holes.
+pub fn copy_data_ranges(src: &File, dst: &File) -> io::Result<()> {
+    let len = src.metadata()?.len();
+    dst.set_len(len)?;
+    for r in data_ranges(src)? {
+        let (mut off_in, mut off_out) = (r.start as i64, r.start as i64);
+        let mut left = (r.end - r.start) as usize;
+        while left > 0 {
+            // SAFETY: both descriptors are open files; the offsets are ours.
+            let n = unsafe {
+                libc::copy_file_range(
+                    src.as_raw_fd(),
+                    &mut off_in,
+                    dst.as_raw_fd(),
+                    &mut off_out,
+                    left,
+                    0,
+                )
+            };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the source ended at byte {off_in}, inside a data range"),
+                ));
+            }
+            left -= n as usize;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -53,5 +89,29 @@ mod tests {
         assert!(covers(8 << 20) && covers(40 << 20), "{r:?}");
         let total: u64 = r.iter().map(|x| x.end - x.start).sum();
         assert!(total < 16 << 20, "holes were reported as data: {r:?}");
+    }
+
+    #[test]
+    fn copies_data_and_keeps_holes() {
+        let (src, dst) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+        src.set_len(32 << 20).unwrap();
+        src.write_all_at(&[3u8; 8192], 4 << 20).unwrap();
+        src.write_all_at(&[4u8; 100], (32 << 20) - 100).unwrap();
+        copy_data_ranges(&src, &dst).unwrap();
+        assert_eq!(dst.metadata().unwrap().len(), 32 << 20);
+        let mut a = vec![0u8; 32 << 20];
+        let mut b = vec![0u8; 32 << 20];
+        src.read_exact_at(&mut a, 0).unwrap();
+        dst.read_exact_at(&mut b, 0).unwrap();
+        assert!(a == b);
+        let data: u64 = data_ranges(&dst)
+            .unwrap()
+            .iter()
+            .map(|r| r.end - r.start)
+            .sum();
+        assert!(
+            data < 8 << 20,
+            "the copy is not sparse: {data} bytes of data"
+        );
     }
 }
