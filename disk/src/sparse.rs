@@ -36,10 +36,13 @@ pub fn data_ranges(file: &File) -> io::Result<Vec<Range<u64>>> {
     Ok(ranges)
 }
 
+/// Bytes per `copy_file_range` call, so a caller can follow (and start write-back of) the copy.
+const COPY_CHUNK: usize = 32 << 20;
+
 /// Copy the data ranges of `src` into `dst` at the same offsets, in the kernel
 /// (`copy_file_range`: a reflink where the filesystem shares blocks), making `dst` as long as
-/// `src`; its holes stay holes.
-pub fn copy_data_ranges(src: &File, dst: &File) -> io::Result<()> {
+/// `src`; its holes stay holes. `copied` gets the byte count of each piece done.
+pub fn copy_data_ranges(src: &File, dst: &File, copied: &mut dyn FnMut(u64)) -> io::Result<()> {
     let len = src.metadata()?.len();
     dst.set_len(len)?;
     for r in data_ranges(src)? {
@@ -53,7 +56,7 @@ pub fn copy_data_ranges(src: &File, dst: &File) -> io::Result<()> {
                     &mut off_in,
                     dst.as_raw_fd(),
                     &mut off_out,
-                    left,
+                    left.min(COPY_CHUNK),
                     0,
                 )
             };
@@ -67,6 +70,7 @@ pub fn copy_data_ranges(src: &File, dst: &File) -> io::Result<()> {
                 ));
             }
             left -= n as usize;
+            copied(n as u64);
         }
     }
     Ok(())
@@ -97,7 +101,9 @@ mod tests {
         src.set_len(32 << 20).unwrap();
         src.write_all_at(&[3u8; 8192], 4 << 20).unwrap();
         src.write_all_at(&[4u8; 100], (32 << 20) - 100).unwrap();
-        copy_data_ranges(&src, &dst).unwrap();
+        let mut total = 0;
+        copy_data_ranges(&src, &dst, &mut |n| total += n).unwrap();
+        assert!((8192..=8 << 20).contains(&total), "{total}");
         assert_eq!(dst.metadata().unwrap().len(), 32 << 20);
         let mut a = vec![0u8; 32 << 20];
         let mut b = vec![0u8; 32 << 20];

@@ -317,7 +317,15 @@ fn full_release_from_usr_has_every_file_and_oem() {
     }
     let home = gpg_home(&public);
     let main = fs::read(dir.join("coreos_production_image.bin.bz2")).unwrap();
-    for oem in ["vagrant", "virtualbox", "gce", "ec2", "metal"] {
+    for oem in [
+        "vagrant",
+        "virtualbox",
+        "gce",
+        "ec2",
+        "metal",
+        "digitalocean",
+        "packet",
+    ] {
         let bz2 = dir.join(format!("coreos_production_{oem}_image.bin.bz2"));
         let out = gpg_verify(
             home.path(),

@@ -1,6 +1,8 @@
 //! `release --formats`: the platform artifacts of `vm::build_artifacts`, made in the work
 //! folder and moved into the version folder under their final names only when complete, each
 //! with its `.DIGESTS` and, when signing, a detached `.sig` and a clearsigned `.DIGESTS.asc`.
+//! The fixed VHDs (a 30 GiB disk for Azure) are published bzip2-compressed, `.vhd.bz2`, as
+//! CoreOS published them: mostly holes, they compress to their data.
 
 use super::digests::{self, FileDigests};
 use super::mirror;
@@ -78,7 +80,16 @@ pub fn release(
     let files = vm::build_artifacts(format, raw, &outdir, opts, ui)
         .with_context(|| format!("building the {} artifacts", format.name()))?;
     for f in &files {
-        publish(f, dir, key)?;
+        if f.extension().is_some_and(|e| e == "vhd") {
+            let bz2 = f.with_file_name(format!("{}.bz2", digests::file_name(f)));
+            let pb = ui.bytes("vhd.bz2", 0);
+            super::compress::compress(f, &bz2, &super::compress::ChunkCache::default(), None, &pb)?;
+            pb.finish_and_clear();
+            std::fs::remove_file(f).ok();
+            publish(&bz2, dir, key)?;
+        } else {
+            publish(f, dir, key)?;
+        }
     }
     std::fs::remove_dir_all(&outdir).ok();
     Ok(())

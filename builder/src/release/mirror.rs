@@ -52,7 +52,7 @@ pub fn update_current(board_dir: &Path) -> Result<String> {
 pub fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
     let src = File::open(from).with_context(|| format!("opening {}", from.display()))?;
     let dst = File::create(to).with_context(|| format!("creating {}", to.display()))?;
-    disk::sparse::copy_data_ranges(&src, &dst)
+    disk::sparse::copy_data_ranges(&src, &dst, &mut |_| ())
         .with_context(|| format!("copying {} to {}", from.display(), to.display()))
 }
 

@@ -1,8 +1,10 @@
 //! The fixed VHDs of Azure and Hyper-V (CoreOS `azure`, `hyperv`): the disk with the VHD
 //! footer appended. The work copy already is the disk, so it gets the footer and is renamed into
-//! place; an image taken as it is (`--as-is`) is copied in the kernel first, holes kept.
+//! place; an image taken as it is (`--as-is`) is copied in the kernel first, holes kept, with
+//! write-back started as it goes so the commit's fsync does not wait for the whole copy.
 
 use crate::atomic_output::Pending;
+use crate::early_writeback::EarlyWriteback;
 use anyhow::Context;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -24,12 +26,15 @@ pub fn copy_as_is(
 ) -> anyhow::Result<PathBuf> {
     let src = File::open(image).with_context(|| format!("opening {}", image.display()))?;
     let out = Pending::create(dest)?;
-    disk::sparse::copy_data_ranges(&src, &out.file).with_context(|| {
-        format!(
-            "copying {} to {}",
-            image.display(),
-            out.tmp_path().display()
-        )
-    })?;
+    let writeback = EarlyWriteback::new(&out.file);
+    disk::sparse::copy_data_ranges(&src, &out.file, &mut |n| writeback.wrote(n)).with_context(
+        || {
+            format!(
+                "copying {} to {}",
+                image.display(),
+                out.tmp_path().display()
+            )
+        },
+    )?;
     finish(out, seed, unix_time).with_context(|| format!("from {}", image.display()))
 }
