@@ -125,7 +125,7 @@ impl HardDiskFooter {
         if size == 0 {
             return Err(VhdError::Empty);
         }
-        if size % SIZE_UNIT != 0 {
+        if !size.is_multiple_of(SIZE_UNIT) {
             return Err(VhdError::NotWholeMib(size));
         }
         Ok(HardDiskFooter {
