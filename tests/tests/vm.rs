@@ -488,7 +488,7 @@ fn refuses_a_raw_that_is_not_coreos() {
 }
 
 /// A bound for a boot under TCG on a shared machine, not a goal.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+const BOOT_TIMEOUT: Duration = Duration::from_secs(360);
 
 /// A real image (the sample OS through `coreos-build image`), built once per test process
 /// for every boot test here.
