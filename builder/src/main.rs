@@ -50,7 +50,8 @@ enum Command {
     Keygen(keygen::Args),
     /// Build the image and the signed, compressed release tree (the mirror).
     Release(release::Args),
-    /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu).
+    /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu,
+    /// Azure, Hyper-V, VMware, OpenStack, DigitalOcean, Packet).
     Vm(vm::Args),
 }
 

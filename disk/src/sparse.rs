@@ -57,6 +57,9 @@ pub fn data_ranges(file: &File) -> io::Result<Vec<Range<u64>>> {
 const ZERO_BLOCK: usize = 64 << 10;
 /// Fallback copy buffer.
 const COPY_BUFFER: usize = 16 * ZERO_BLOCK;
+/// Bytes per `copy_file_range` call, so `progress` follows the copy (callers start write-back
+/// from it).
+const KERNEL_CHUNK: u64 = 32 << 20;
 
 /// Copy `src` into `dst` (truncated and sized to `src`'s length) so that the destination's
 /// holes are where the source's are: only the data ranges are copied. In the kernel
@@ -126,7 +129,7 @@ fn copy_range_in_kernel(
 ) -> io::Result<u64> {
     let (mut off_in, mut off_out) = (r.start as i64, r.start as i64);
     while (off_in as u64) < r.end {
-        let left = (r.end - off_in as u64).min(1 << 30) as usize;
+        let left = (r.end - off_in as u64).min(KERNEL_CHUNK) as usize;
         // SAFETY: both descriptors are open files; the offsets are ours.
         let n = unsafe {
             libc::copy_file_range(

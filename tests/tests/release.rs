@@ -389,7 +389,15 @@ fn full_release_from_usr_has_every_file_and_oem() {
     }
     let home = gpg_home(&public);
     let main = fs::read(dir.join("coreos_production_image.bin.bz2")).unwrap();
-    for oem in ["vagrant", "virtualbox", "gce", "ec2", "metal"] {
+    for oem in [
+        "vagrant",
+        "virtualbox",
+        "gce",
+        "ec2",
+        "metal",
+        "digitalocean",
+        "packet",
+    ] {
         let bz2 = dir.join(format!("coreos_production_{oem}_image.bin.bz2"));
         let out = gpg_verify(
             home.path(),
@@ -486,4 +494,65 @@ fn formats_add_signed_artifacts_to_the_mirror() {
         .filter(|n| n.starts_with(".coreos-release-"))
         .collect();
     assert!(leftovers.is_empty(), "work folders left: {leftovers:?}");
+}
+
+/// A Vagrant catalog Vagrant can use: the release refuses `--formats vagrant` without the
+/// mirror's URL (before writing anything); with it, the real `vagrant box add` takes the
+/// catalog's URL from nginx serving the mirror, and `vagrant box list` shows the box.
+#[test]
+fn vagrant_adds_the_box_from_the_served_catalog() {
+    require("vagrant");
+    let t = tempfile::tempdir().unwrap();
+    let usr = e2e::sample_os().join("usr");
+    let mirror = t.path().join("mirror");
+    let web = e2e::nginx::Nginx::start(&mirror);
+    let release = |mirror_url: Option<&str>| {
+        let mut c = build();
+        c.args(["-q", "release", "--version", "1234.5.6", "--no-oem"])
+            .args(["--formats", "vagrant"])
+            .arg("--usr")
+            .arg(&usr)
+            .arg("--output")
+            .arg(&mirror)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        if let Some(u) = mirror_url {
+            c.args(["--mirror-url", u]);
+        }
+        c
+    };
+    let msg = run_fail(&mut release(None));
+    assert!(msg.contains("--mirror-url"), "{msg}");
+    assert!(!mirror.exists(), "{} was created", mirror.display());
+
+    run(&mut release(Some(&web.url(""))));
+    let catalog_url = web.url("amd64-usr/1234.5.6/coreos_production_vagrant.json");
+    let catalog =
+        fs::read_to_string(mirror.join("amd64-usr/1234.5.6/coreos_production_vagrant.json"))
+            .unwrap();
+    assert!(
+        catalog.contains(&web.url("amd64-usr/1234.5.6/coreos_production_vagrant.box")),
+        "{catalog}"
+    );
+    // Vagrant resolves a relative URL against its working directory: run it somewhere else.
+    let elsewhere = t.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let vagrant = |args: &[&str]| {
+        let mut c = Command::new("vagrant");
+        c.args(args)
+            .current_dir(&elsewhere)
+            .env("VAGRANT_HOME", t.path().join("vagrant-home"))
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .env("NO_PROXY", "127.0.0.1")
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY");
+        String::from_utf8_lossy(&run(&mut c).stdout).into_owned()
+    };
+    vagrant(&["box", "add", &catalog_url]);
+    let list = vagrant(&["box", "list"]);
+    assert!(
+        list.lines().any(|l| l.starts_with("coreos ")
+            && l.contains("virtualbox")
+            && l.contains("1234.5.6")),
+        "vagrant box list: {list}"
+    );
 }

@@ -49,7 +49,7 @@ pub struct Args {
     /// Folder for the image and its companion files.
     #[arg(long)]
     output: PathBuf,
-    /// base, vm, vagrant, or a layout file.
+    /// base, vm, vagrant, azure, or a layout file.
     #[arg(long, default_value = "base")]
     layout: String,
     /// OEM partition: an embedded tree (vagrant, virtualbox, gce, ec2, metal) or a folder.

@@ -7,7 +7,7 @@
 
 mod artifacts;
 mod bmap;
-mod compress;
+pub(crate) mod compress;
 mod digests;
 mod mirror;
 
@@ -20,8 +20,19 @@ use compress::{ChunkCache, Compressed};
 use digests::FileDigests;
 use std::path::{Path, PathBuf};
 
-/// The OEM trees the builder ships (`oem/<name>/`, embedded by `image`); one image per OEM is released.
-pub const OEMS: &[&str] = &["vagrant", "virtualbox", "gce", "ec2", "metal"];
+/// The OEMs released by default, one image each (`coreos-install -o NAME` fetches it). The bare
+/// disk platforms are here (digitalocean, packet: their image is what they boot); the VM
+/// platforms (azure, hyperv, vmware, openstack) ship as `--formats` artifacts instead, since
+/// each image here adds its copy and compression to every release.
+pub const OEMS: &[&str] = &[
+    "vagrant",
+    "virtualbox",
+    "gce",
+    "ec2",
+    "metal",
+    "digitalocean",
+    "packet",
+];
 const IMAGE: &str = "coreos_production_image.bin";
 
 #[derive(clap::Args, Debug)]
@@ -68,12 +79,13 @@ pub struct Args {
     /// the verity and contents files are copied when they lie beside it).
     #[arg(long, requires = "version")]
     from_image: Option<PathBuf>,
-    /// Also release these platform artifacts (comma-separated or repeated): virtualbox,
-    /// vagrant, gce, ami, ami_vmdk, qemu.
+    /// Also release these platform artifacts (comma-separated or repeated): the formats of
+    /// `coreos-build vm` (virtualbox, vagrant, gce, ami, ami_vmdk, qemu, azure, hyperv, vmware,
+    /// vmware_ova, openstack, digitalocean, packet).
     #[arg(long = "formats", value_name = "FORMAT[,FORMAT...]")]
     formats: Vec<String>,
-    /// The URL MIRROR is served at, for the box URL in the Vagrant catalog (Vagrant does not
-    /// resolve a relative URL against the catalog's) [default: the box's file name].
+    /// The URL MIRROR is served at (http://, https:// or file://); required by --formats
+    /// vagrant, whose catalog names the box by an absolute URL under it.
     #[arg(long, value_name = "URL")]
     mirror_url: Option<String>,
 }
@@ -119,12 +131,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         oems.push((name, src));
     }
     let formats = artifacts::parse(&args.formats)?;
-    if formats.contains(&vm::Format::Vagrant) && args.mirror_url.is_none() {
-        tracing::warn!(
-            "no --mirror-url: the Vagrant catalog names its box by a relative URL, which \
-             `vagrant box add` does not resolve over HTTP; pass the URL the mirror is served at"
-        );
-    }
+    artifacts::check_mirror_url(&formats, args.mirror_url.as_deref())?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let output = args.output.canonicalize()?;
@@ -217,13 +224,23 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         std::fs::remove_file(&raw).ok();
     }
     let vm_opts = vm::ArtifactOptions {
-        box_url: Some(artifacts::box_url(
-            args.mirror_url.as_deref(),
-            &args.board,
-            &built.version,
-        )),
+        box_url: args
+            .mirror_url
+            .as_deref()
+            .map(|url| artifacts::box_url(url, &args.board, &built.version)),
     };
     for format in formats {
+        // digitalocean and packet are the OEM image itself, released above when listed.
+        if matches!(format, vm::Format::Digitalocean | vm::Format::Packet)
+            && oems.iter().any(|(name, _)| name == format.name())
+        {
+            tracing::info!(
+                "--formats {}: released above as coreos_production_{}_image.bin.bz2",
+                format.name(),
+                format.name()
+            );
+            continue;
+        }
         artifacts::release(
             format,
             &built.image,
