@@ -25,6 +25,16 @@ pub struct Blob {
     pub bytes: Vec<u8>,
     /// `data_sha256_hash`.
     pub sha256: [u8; 32],
+    /// The bzip2 stream of a REPLACE chunk (larger than the chunk; a REPLACE_BZ chunk's
+    /// stream is `bytes`), for the partition's `.bz2`.
+    larger_bzip2: Option<Vec<u8>>,
+}
+
+impl Blob {
+    /// The chunk as one bzip2 stream.
+    pub fn bzip2_stream(&self) -> &[u8] {
+        self.larger_bzip2.as_deref().unwrap_or(&self.bytes)
+    }
 }
 
 /// A chunk of input as the reader hands it to a worker.
@@ -99,15 +109,16 @@ fn bzip2_9(data: &[u8]) -> Vec<u8> {
 /// The blob of `data`: bzip2 when smaller, else the data itself.
 fn blob_of(data: &[u8]) -> Blob {
     let z = bzip2_9(data);
-    let (kind, bytes) = if z.len() < data.len() {
-        (OpKind::ReplaceBz, z)
+    let (kind, bytes, larger_bzip2) = if z.len() < data.len() {
+        (OpKind::ReplaceBz, z, None)
     } else {
-        (OpKind::Replace, data.to_vec())
+        (OpKind::Replace, data.to_vec(), Some(z))
     };
     Blob {
         kind,
         sha256: Sha256::digest(&bytes).into(),
         bytes,
+        larger_bzip2,
     }
 }
 

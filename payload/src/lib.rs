@@ -14,7 +14,8 @@
 //! - `verify(reader, &PayloadPublicKey) -> Result<Verified, PayloadError>`,
 //!   `Verified::info() -> &PayloadInfo`
 //! - `apply(reader, &Verified, dst: &File, dst_offset, progress) -> Result<Applied { kernel }>`
-//! - `parse_header_and_manifest(&[u8])` (fuzzing), `write_payload(..)` (the builder)
+//! - `parse_header_and_manifest(&[u8])` (fuzzing); the builder's `write_payload(..)`,
+//!   `write_payload_and_partition_bz2(..)`, `write_partition_bz2(..)`
 
 mod apply;
 mod chunks;
@@ -35,7 +36,10 @@ pub use plan::{
     parse_header_and_manifest, OpKind, PayloadHead, Plan, PlannedOp, TargetInfo, BLOCK_SIZE,
 };
 pub use verify::{verify, verify_with_progress, PayloadInfo, Verified, SIGNATURE_VERSION};
-pub use write::{write_payload, PayloadSource, Release, WriteOptions, Written};
+pub use write::{
+    write_partition_bz2, write_payload, write_payload_and_partition_bz2, PayloadSource, Release,
+    WriteOptions, Written,
+};
 
 #[cfg(test)]
 mod tests;

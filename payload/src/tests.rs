@@ -498,3 +498,47 @@ proptest::proptest! {
         let _ = parse_header_and_manifest(&p);
     }
 }
+
+#[test]
+fn partition_bz2_is_the_payloads_streams_and_decodes_to_the_partition() {
+    use std::io::Read;
+    let (img, part) = image();
+    let k = kernel();
+    let src = PayloadSource {
+        image: img.as_file(),
+        partition: PART_START..PART_START + PART_LEN,
+        kernel: &k,
+    };
+    let (mut p, mut bz2) = (Vec::new(), Vec::new());
+    let opts = WriteOptions::default();
+    write_payload_and_partition_bz2(
+        &src,
+        &release(),
+        key(),
+        &mut p,
+        &mut bz2,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(
+        p == payload(),
+        "the .bz2 by-product changes nothing in the payload"
+    );
+    let mut alone = Vec::new();
+    let n = write_partition_bz2(
+        src.image,
+        src.partition.clone(),
+        &mut alone,
+        &opts,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(n, alone.len() as u64);
+    assert!(alone == bz2);
+    let mut out = Vec::new();
+    bzip2::read::MultiBzDecoder::new(&bz2[..])
+        .read_to_end(&mut out)
+        .unwrap();
+    assert!(out == part);
+}

@@ -85,16 +85,24 @@ struct Spool {
 
 impl Spool {
     /// Compress `source` into the spool; returns its operations and the SHA-256 of its input.
-    fn add(
+    fn add<'w>(
         &mut self,
         source: &Source,
         threads: usize,
+        mut bz2: Option<&mut (dyn Write + 'w)>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(Vec<Spooled>, [u8; 32]), PayloadError> {
         let mut ops = Vec::new();
         let mut whole = Sha256::new();
         let mut done = 0u64;
         chunks::compress(source, threads, |input, blob: &Blob| {
+            if let Some(out) = bz2.as_mut() {
+                out.write_all(blob.bzip2_stream())
+                    .map_err(|source| PayloadError::Io {
+                        what: "writing the partition's .bz2".into(),
+                        source,
+                    })?;
+            }
             let n = match &input {
                 Input::Data(d) => {
                     whole.update(d);
@@ -175,17 +183,8 @@ fn signatures_blob(signature: &[u8]) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Write the payload of `source` to `out`, signed with `key`, calling `progress` with the
-/// partition bytes compressed so far.
-pub fn write_payload(
-    source: &PayloadSource,
-    release: &Release,
-    key: &PayloadSigningKey,
-    out: &mut dyn Write,
-    options: &WriteOptions,
-    progress: &mut dyn FnMut(u64),
-) -> Result<Written, PayloadError> {
-    let part = &source.partition;
+/// Check that `partition` is a whole number of blocks inside `image`.
+fn check_partition(image: &File, part: &Range<u64>) -> Result<(), PayloadError> {
     let part_len = part.end.saturating_sub(part.start);
     if part_len == 0 || !part_len.is_multiple_of(BLOCK_SIZE) {
         return Err(PayloadError::Input(format!(
@@ -193,8 +192,7 @@ pub fn write_payload(
             part.start, part.end
         )));
     }
-    let image_len = source
-        .image
+    let image_len = image
         .metadata()
         .map_err(|e| PayloadError::Io {
             what: "reading the image's size".into(),
@@ -207,14 +205,121 @@ pub fn write_payload(
             part.start, part.end
         )));
     }
-    if source.kernel.is_empty() {
-        return Err(PayloadError::Input("the kernel is empty".into()));
-    }
-    let threads = if options.threads == 0 {
+    Ok(())
+}
+
+fn threads(options: &WriteOptions) -> usize {
+    if options.threads == 0 {
         disk::ordered_map::default_workers()
     } else {
         options.threads
-    };
+    }
+}
+
+fn partition_source<'a>(
+    image: &'a File,
+    partition: &Range<u64>,
+) -> Result<Source<'a>, PayloadError> {
+    let data = disk::sparse::data_ranges(image).map_err(|source| PayloadError::Io {
+        what: "finding the image's holes".into(),
+        source,
+    })?;
+    Ok(Source::File {
+        file: image,
+        range: partition.clone(),
+        data,
+    })
+}
+
+/// The partition alone as concatenated bzip2 streams, one per 1 MiB chunk: the same streams
+/// as the payload's REPLACE_BZ blobs, which `bzip2 -dc` (or any bunzip2) decodes whole.
+/// Returns the bytes written.
+pub fn write_partition_bz2(
+    image: &File,
+    partition: Range<u64>,
+    out: &mut dyn Write,
+    options: &WriteOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64, PayloadError> {
+    check_partition(image, &partition)?;
+    let mut written = 0u64;
+    let mut done = 0u64;
+    chunks::compress(
+        &partition_source(image, &partition)?,
+        threads(options),
+        |input, blob| {
+            let stream = blob.bzip2_stream();
+            out.write_all(stream).map_err(|source| PayloadError::Io {
+                what: "writing the partition's .bz2".into(),
+                source,
+            })?;
+            written += stream.len() as u64;
+            done += match input {
+                Input::Data(d) => d.len() as u64,
+                Input::Zeros(n) => n,
+            };
+            progress(done);
+            Ok(())
+        },
+    )?;
+    out.flush().map_err(|source| PayloadError::Io {
+        what: "writing the partition's .bz2".into(),
+        source,
+    })?;
+    Ok(written)
+}
+
+/// Write the payload of `source` to `out`, signed with `key`, calling `progress` with the
+/// partition bytes compressed so far.
+pub fn write_payload(
+    source: &PayloadSource,
+    release: &Release,
+    key: &PayloadSigningKey,
+    out: &mut dyn Write,
+    options: &WriteOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Written, PayloadError> {
+    write(source, release, key, out, None, options, progress)
+}
+
+/// [`write_payload`], and the partition's `.bz2` as [`write_partition_bz2`] writes it, from
+/// one compression of the partition.
+pub fn write_payload_and_partition_bz2(
+    source: &PayloadSource,
+    release: &Release,
+    key: &PayloadSigningKey,
+    out: &mut dyn Write,
+    partition_bz2: &mut dyn Write,
+    options: &WriteOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Written, PayloadError> {
+    write(
+        source,
+        release,
+        key,
+        out,
+        Some(partition_bz2),
+        options,
+        progress,
+    )
+}
+
+fn write(
+    source: &PayloadSource,
+    release: &Release,
+    key: &PayloadSigningKey,
+    out: &mut dyn Write,
+    mut partition_bz2: Option<&mut dyn Write>,
+    options: &WriteOptions,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Written, PayloadError> {
+    let part = &source.partition;
+    check_partition(source.image, part)?;
+    let part_len = part.end - part.start;
+    if source.kernel.is_empty() {
+        return Err(PayloadError::Input("the kernel is empty".into()));
+    }
+    let threads = threads(options);
     let io = |what: &str| {
         let what = what.to_string();
         move |source| PayloadError::Io { what, source }
@@ -229,18 +334,17 @@ pub fn write_payload(
         file: BufWriter::with_capacity(1 << 20, spool_file),
         len: 0,
     };
-    let data = disk::sparse::data_ranges(source.image).map_err(io("finding the image's holes"))?;
     let (part_ops, part_sha) = spool.add(
-        &Source::File {
-            file: source.image,
-            range: part.clone(),
-            data,
-        },
+        &partition_source(source.image, part)?,
         threads,
+        partition_bz2.as_deref_mut(),
         progress,
     )?;
+    if let Some(out) = partition_bz2 {
+        out.flush().map_err(io("writing the partition's .bz2"))?;
+    }
     let (kernel_ops, kernel_sha) =
-        spool.add(&Source::Memory(source.kernel), threads, &mut |_| {})?;
+        spool.add(&Source::Memory(source.kernel), threads, None, &mut |_| {})?;
     let blobs_len = spool.len;
 
     let sig_size = signatures_blob(&[0u8; PAYLOAD_SIGNATURE_LEN]).len() as u64;
