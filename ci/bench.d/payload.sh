@@ -1,0 +1,39 @@
+# Update payload: `coreos-build payload` of an image built from the Debian minbase /usr.
+# - write time against lbzip2 -9 -n 2 of the same USR-A partition (both on every core);
+# - size against bzip2 -9 of that partition (goal: at most 1.02x);
+# - verify + apply (payload/examples/payload-apply, the library the updater links) onto a
+#   loop device, against `bzip2 -dc coreos_production_update.bin.bz2 | dd` onto the same
+#   device (goal for the updater's apply: at most 0.5x); the apply pass alone is printed too.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+out=$BENCH_OUT/payload
+rm -rf "$out"; mkdir -p "$out"
+export SOURCE_DATE_EPOCH=1700000000
+cargo build --release --quiet -p payload --example payload-apply
+apply_bin=$BIN/examples/payload-apply
+"$BIN/coreos-build" -q keygen --output "$out/key" >/dev/null
+"$BIN/coreos-build" -q image --usr "$MINBASE/usr" --output "$out/img" --version 1.0.0 >/dev/null
+image=$out/img/coreos_production_image.bin
+# USR-A of the base layout: sectors 270336 .. +2097152.
+dd if="$image" of="$out/usr.bin" bs=1M skip=132 count=1024 conv=sparse status=none
+
+compare payload-write "${RUNS:-3}" \
+  "$BIN/coreos-build -q payload --image $image --update-key $out/key/update-payload-key.pem --output $out/update.gz" \
+  "lbzip2 -9 -n 2 -c $out/usr.bin" "rm -f $out/update.gz"
+
+ours=$(stat -c %s "$out/update.gz")
+ref=$(bzip2 -9 -c "$out/usr.bin" | wc -c)
+python3 -c "print(f'payload size: ours {$ours} B, bzip2 -9 of USR-A {$ref} B, ratio {$ours/$ref:.4f} (goal <= 1.02)')"
+
+"$BIN/coreos-build" -q release --from-image "$image" --version 1.0.0 --no-oem --output "$out/mirror" \
+  --update-key "$out/key/update-payload-key.pem" >/dev/null 2>&1
+bz2=$out/mirror/amd64-usr/1.0.0/coreos_production_update.bin.bz2
+truncate -s 1G "$out/slot.img"
+loop=$(losetup --find --show "$out/slot.img")
+trap 'losetup -d "$loop" 2>/dev/null || true; rm -rf "$out"' EXIT
+
+compare payload-apply "${RUNS:-3}" \
+  "$apply_bin $out/update.gz $out/key/update-payload-key.pub.pem $loop" \
+  "bash -c 'bzip2 -dc $bz2 | dd of=$loop bs=1M conv=fsync status=none'" "sync"
+for _ in 1 2 3; do "$apply_bin" "$out/update.gz" "$out/key/update-payload-key.pub.pem" "$loop"; done \
+  | sort -t' ' -k5 -n | sed -n 2p | sed 's/^/payload passes (median run by apply time): /'
+cmp <(head -c $((1 << 30)) "$loop") "$out/usr.bin" && echo "payload-apply: the slot equals USR-A"
