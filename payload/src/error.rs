@@ -60,7 +60,7 @@ pub enum PayloadError {
     },
     #[error("the payload holds no version-2 signature (found versions {found:?}); it was not signed for update_engine")]
     NoSignature { found: Vec<u32> },
-    #[error("the payload's signature does not verify: {0}")]
+    #[error("the payload's {0}")]
     Signature(#[source] keys::PayloadKeyError),
     #[error("trailing data after the signature blob, from byte {at}")]
     TrailingData { at: u64 },
