@@ -8,7 +8,12 @@
 //!    (`plan`), every blob's SHA-256 and the RSA signature. It writes nothing.
 //! 2. [`apply`] reads it again, checks every blob once more against the verified manifest,
 //!    decodes on every core, writes the partition into the destination, and checks the
-//!    written partition's and the kernel's SHA-256 against the manifest.
+//!    written partition's and the kernel's SHA-256 against the manifest. An error part way
+//!    leaves the destination partly written: the slot is usable only when `apply` returned
+//!    Ok (it has `fdatasync`ed by then), so the updater marks it bootable after that alone.
+//!
+//! Only full payloads are read (REPLACE and REPLACE_BZ operations that write their target
+//! once, front to back, as `delta_generator` makes them); delta operations are refused.
 //!
 //! CONTRACT (the updater codes against these; they stay):
 //! - `verify(reader, &PayloadPublicKey) -> Result<Verified, PayloadError>`,
