@@ -9,6 +9,7 @@ mod keygen;
 mod mkfs;
 mod progress;
 mod release;
+mod update_payload;
 mod vm;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,8 @@ enum Command {
     Keygen(keygen::Args),
     /// Build the image and the signed, compressed release tree (the mirror).
     Release(release::Args),
+    /// Make the signed update payload (CrAU) of an image's USR-A and kernel.
+    Payload(update_payload::Args),
     /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu,
     /// Azure, Hyper-V, VMware, OpenStack, DigitalOcean, Packet).
     Vm(vm::Args),
@@ -66,6 +69,7 @@ fn main() -> anyhow::Result<()> {
         Command::Mkfs(c) => mkfs::run(c, &ui),
         Command::Keygen(a) => keygen::run(a),
         Command::Release(a) => release::run(a, &ui),
+        Command::Payload(a) => update_payload::run(a, &ui),
         Command::Vm(a) => vm::run(a, &ui),
     }
 }

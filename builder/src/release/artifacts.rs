@@ -97,7 +97,7 @@ pub fn release(
 
 /// Sign and digest `file` in one read, write the `.sig`, `.DIGESTS.asc` and `.DIGESTS` beside
 /// its final place, then move it there.
-fn publish(file: &Path, dir: &Path, key: Option<&keys::SecretKey>) -> Result<()> {
+pub(super) fn publish(file: &Path, dir: &Path, key: Option<&keys::SecretKey>) -> Result<()> {
     let name = digests::file_name(file);
     let mut signer = key.map(keys::DetachedSigner::new).transpose()?;
     let d = FileDigests::of_file_with(file, |data| {

@@ -3,13 +3,15 @@
 //!
 //! Without `--signing-key` the release is unsigned (no `.sig`, no `.DIGESTS.asc`) and a warning
 //! says so: `coreos-install` refuses such images unless given `--insecure`, so an unsigned
-//! mirror is only useful for local testing.
+//! mirror is only useful for local testing. Without `--update-key` the release has no update
+//! payload (`coreos_production_update.gz`), and a warning says so.
 
 mod artifacts;
 mod bmap;
 pub(crate) mod compress;
 mod digests;
 mod mirror;
+mod update;
 
 use crate::atomic_output::{self, Pending};
 use crate::image::{self, ImageRequest, OemSource};
@@ -54,6 +56,10 @@ pub struct Args {
     /// Armored or binary OpenPGP secret key (unprotected), e.g. from `coreos-build keygen`.
     #[arg(long)]
     signing_key: Option<PathBuf>,
+    /// PEM RSA-2048 private key (PKCS#1 or PKCS#8) that signs the update payload
+    /// coreos_production_update.gz, e.g. update-payload-key.pem from `coreos-build keygen`.
+    #[arg(long)]
+    update_key: Option<PathBuf>,
     /// X.Y.Z (default: days since 2013-07-01 of SOURCE_DATE_EPOCH or now, as N.0.0).
     #[arg(long)]
     version: Option<String>,
@@ -110,6 +116,17 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
             None
         }
     };
+    let update_key = match &args.update_key {
+        Some(p) => Some(crate::update_payload::load_key(p)?),
+        None => {
+            tracing::warn!(
+                "no --update-key: this release has NO update payload ({}); {} is still written",
+                update::PAYLOAD,
+                update::PARTITION_BZ2
+            );
+            None
+        }
+    };
     if let Some(v) = &args.version {
         check_version(v)?;
     }
@@ -162,6 +179,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         }
     };
     check_version(&built.version)?;
+    let update_source = update::source(&built.image, update_key.as_ref())?;
 
     let board_dir = output.join(&args.board);
     let dir = board_dir.join(&built.version);
@@ -207,6 +225,23 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         main.len,
         main.chunks
     );
+    let release = payload::Release {
+        board: args.board.clone(),
+        version: built.version.clone(),
+        channel: args.group.clone(),
+    };
+    if let Some(source) = &update_source {
+        update::release(
+            source,
+            update_key.as_ref(),
+            &release,
+            &work,
+            &dir,
+            key.as_ref(),
+            ui,
+        )
+        .context("writing the update files")?;
+    }
 
     for (oem, src) in &oems {
         let raw = work.join(format!("coreos_production_{oem}_image.bin"));
