@@ -12,8 +12,10 @@ pub mod fat;
 #[cfg(feature = "fat")]
 mod fat_dots;
 pub mod gpt;
+pub mod grubenv;
 pub mod layout;
 pub mod ordered_map;
+pub mod slots;
 pub mod sparse;
 pub mod verity;
 
