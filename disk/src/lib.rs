@@ -11,6 +11,8 @@ pub mod epoch;
 pub mod fat;
 #[cfg(feature = "fat")]
 mod fat_dots;
+#[cfg(feature = "fat")]
+pub mod fat_edit;
 pub mod gpt;
 pub mod grubenv;
 pub mod layout;
