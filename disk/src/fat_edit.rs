@@ -224,7 +224,8 @@ mod tests {
         assert!(!e.remove("coreos/usr-b.cfg").unwrap());
         e.replace("coreos/vmlinuz-b", &vec![9u8; 5 << 20]).unwrap();
         e.replace("coreos/vmlinuz-a", b"smaller kernel").unwrap();
-        e.replace("new/dir/file.txt", b"made with its parents").unwrap();
+        e.replace("new/dir/file.txt", b"made with its parents")
+            .unwrap();
         assert_eq!(e.read("coreos/usr-b.cfg").unwrap(), None);
         e.close().unwrap();
         assert_eq!(find(f, &env_new), Some(before), "grubenv moved");
@@ -241,7 +242,10 @@ mod tests {
         assert_eq!(mtype("coreos/vmlinuz-a"), b"smaller kernel");
         assert_eq!(mtype("new/dir/file.txt"), b"made with its parents");
         let e = FatEditor::open(f, START, LEN, 0).unwrap();
-        assert_eq!(e.read("coreos/vmlinuz-a").unwrap().unwrap(), b"smaller kernel");
+        assert_eq!(
+            e.read("coreos/vmlinuz-a").unwrap().unwrap(),
+            b"smaller kernel"
+        );
     }
 
     #[test]
@@ -252,6 +256,9 @@ mod tests {
             .replace("coreos/huge", &vec![1u8; 80 << 20])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("coreos/huge") && err.contains("no room"), "{err}");
+        assert!(
+            err.contains("coreos/huge") && err.contains("no room"),
+            "{err}"
+        );
     }
 }
