@@ -137,6 +137,16 @@ impl<'a> FatEditor<'a> {
         }
     }
 
+    /// Make the edits so far durable (fatfs keeps nothing of a FAT12/16 volume in memory
+    /// between calls; every file handle is flushed by the methods above).
+    pub fn sync(&self) -> Result<(), FatError> {
+        self.file.sync_data().map_err(|source| FatError::Io {
+            start: self.start,
+            end: self.start + self.len,
+            source,
+        })
+    }
+
     /// Finish the edits (FAT and directory entries written) and sync them to the disk.
     pub fn close(self) -> Result<(), FatError> {
         let (file, start, len) = (self.file, self.start, self.len);

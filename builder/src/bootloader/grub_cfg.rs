@@ -6,7 +6,7 @@
 //!
 //! Slot selection with stock GRUB modules only (`loadenv`, `regexp`, `test`), by the contract
 //! (CoreOS's `gptprio.next`): the highest priority among slots with tries > 0 or successful,
-//! ties to USR-A; a slot boots only with its kernel, initrd and a well-formed config. Before a
+//! ties to USR-A; a slot boots only with its kernel and a well-formed config. Before a
 //! slot with tries left boots, one try is spent with `save_env` and read back; when it cannot be
 //! recorded, that slot does not boot unless it is proven good (CoreOS's gptprio would boot it
 //! anyway). A missing or malformed grubenv boots the slot named in fallback.cfg (the last one
@@ -18,7 +18,7 @@
 //! hash tree starts at `fs blocks * 4096` in the partition, as `disk_util verity` put it.
 
 use disk::slots::attrs::MAX_TRIES;
-use disk::slots::esp_files::{config_path, initrd_path, kernel_path, FALLBACK_PATH, GRUBENV_PATH};
+use disk::slots::esp_files::{config_path, kernel_path, FALLBACK_PATH, GRUBENV_PATH};
 use disk::slots::grub_view::var_names;
 use disk::slots::Slot;
 
@@ -118,7 +118,6 @@ fn slot_functions(slot: Slot) -> String {
     SLOT_TEMPLATE
         .replace("@@DECREMENT@@", &decrement)
         .replace("@@KERNEL@@", &kernel_path(slot))
-        .replace("@@INITRD@@", &initrd_path(slot))
         .replace("@@CONFIG@@", &config_path(slot))
         .replace("@@LABEL@@", slot.label())
         .replace("@@PRIO@@", &prio)
@@ -128,8 +127,8 @@ fn slot_functions(slot: Slot) -> String {
 }
 
 const SLOT_TEMPLATE: &str = r#"
-# @@LABEL@@ may boot: priority above 0, a try left or proven good, kernel, initrd and a
-# well-formed config (@@CONFIG@@ is written last by the updater).
+# @@LABEL@@ may boot: priority above 0, a try left or proven good, its kernel and a
+# well-formed config (@@CONFIG@@ is written last by the updater, after kernel and initrd).
 function coreos_check_@L@ {
     set @L@_boot=0
     set @L@_uuid=""
@@ -139,7 +138,7 @@ function coreos_check_@L@ {
     set @L@_version=""
     if [ "$@@PRIO@@" -gt 0 ]; then
         if [ "$@@TRIES@@" -gt 0 -o "$@@OK@@" = 1 ]; then
-            if [ -f "($esp)/@@KERNEL@@" -a -f "($esp)/@@INITRD@@" -a -f "($esp)/@@CONFIG@@" ]; then
+            if [ -f "($esp)/@@KERNEL@@" -a -f "($esp)/@@CONFIG@@" ]; then
                 source "($esp)/@@CONFIG@@"
                 if regexp '^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12} [0-9a-f]{64} [1-9][0-9]* ([0-9a-f][0-9a-f])*$' "$@L@_uuid $@L@_hash $@L@_blocks $@L@_salt"; then
                     set @L@_boot=1
@@ -289,7 +288,9 @@ else
     fi
     menuentry "CoreOS $usr_label $usr_version" --id=coreos {
         linux "($esp)/coreos/vmlinuz-$slot" mount.usr=/dev/mapper/usr verity.usr=PARTUUID=$usr_uuid verity.usrhash=$usr_hash verity.usrdatablocks=$usr_blocks $usr_salt_arg $linux_cmdline
-        initrd "($esp)/coreos/initrd-$slot"
+        if [ -f "($esp)/coreos/initrd-$slot" ]; then
+            initrd "($esp)/coreos/initrd-$slot"
+        fi
     }
 fi
 "#;
