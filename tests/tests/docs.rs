@@ -38,6 +38,13 @@ const CASES: &[Case] = &[
         &["--inse"],
         "--insecure",
     ),
+    (
+        "coreos-update",
+        "coreos-update-apply.1",
+        &["--payload", "--key", "--base-url"],
+        &["apply", "--pay"],
+        "--payload",
+    ),
 ];
 
 /// groff's terminal output with its overstrike bold and underline (`c\bc`, `_\bc`) removed.

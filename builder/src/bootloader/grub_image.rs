@@ -68,7 +68,8 @@ impl GrubTarget {
 
     /// Modules embedded in the image (grub-mkimage adds their dependencies from moddep.lst).
     /// What the grub.cfg uses: GPT, FAT (ESP) and ext2 (OEM) reading, search by label/file,
-    /// `source`/`configfile`, `regexp`, `test`, serial terminal and the Linux loader.
+    /// `source`/`configfile`, `regexp`, `test`, `loadenv` (the slots' grubenv), serial terminal
+    /// and the Linux loader.
     fn modules(self) -> Vec<&'static str> {
         const COMMON: &[&str] = &[
             "part_gpt",
@@ -87,6 +88,7 @@ impl GrubTarget {
             "echo",
             "test",
             "regexp",
+            "loadenv",
             "boot",
         ];
         let specific: &[&str] = match self {

@@ -5,10 +5,10 @@
 //!
 //! One sparse file, written in place: USR-A (ext4 writer + dm-verity) in one thread while
 //! OEM, ROOT and the contents listing go in another and the GRUB images are made in a third;
-//! then the ESP (whose grub.cfg needs the verity root hash), the GPT, and the BIOS boot code.
-//! The new image gets the final name only when complete, replacing an earlier build's in one
-//! rename: a failed build (a tree too large, a broken GRUB) leaves the previous image and its
-//! companion files as they were. The replaced image is freed in the background.
+//! then the ESP (whose USR-A slot config needs the verity root hash), the GPT, and the BIOS
+//! boot code. The new image gets the final name only when complete, replacing an earlier
+//! build's in one rename: a failed build (a tree too large, a broken GRUB) leaves the previous
+//! image and its companion files as they were. The replaced image is freed in the background.
 
 mod contents;
 mod esp;
@@ -22,6 +22,7 @@ use crate::bootloader::{self, BootInputs};
 use crate::progress::Ui;
 use anyhow::{bail, Context};
 use disk::layout::{Layout, Partition};
+use disk::slots::{Slot, SlotAttrs};
 use std::path::{Path, PathBuf};
 use version::Version;
 
@@ -104,6 +105,21 @@ pub struct BuiltImage {
     pub version_txt: PathBuf,
     pub version: String,
     pub verity_root_hash: String,
+}
+
+/// The A/B attributes the layout gives the USR slots (GRUB's first view of them).
+fn slot_attributes(layout: &Layout) -> Vec<(Slot, SlotAttrs)> {
+    layout
+        .partitions
+        .iter()
+        .filter(|p| p.type_guid == disk::slots::USR_TYPE)
+        .filter_map(|p| {
+            Some((
+                Slot::from_label(&p.label)?,
+                SlotAttrs::from_bits(p.attributes),
+            ))
+        })
+        .collect()
 }
 
 fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition> {
@@ -204,11 +220,16 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
 
     let step = ui.step("ESP");
     if let Some(assets) = boot.as_mut() {
-        assets.esp_files.push(bootloader::config_file(&BootInputs {
-            verity_root_hash: root_hash.clone(),
-            usr_fs_blocks: usr_part.fs_blocks,
-            verity_salt: verity.as_ref().map(|t| t.salt_hex()).unwrap_or_default(),
-        })?);
+        assets
+            .esp_files
+            .extend(bootloader::config_files(&BootInputs {
+                verity_root_hash: root_hash.clone(),
+                usr_fs_blocks: usr_part.fs_blocks,
+                verity_salt: verity.as_ref().map(|t| t.salt_hex()).unwrap_or_default(),
+                usr_partuuid: usr_part.part_guid,
+                version: version.to_string(),
+                slots: slot_attributes(&layout),
+            })?);
     }
     let files = esp::esp_files(&req.usr, boot.as_ref())?;
     for p in layout
