@@ -5,6 +5,7 @@ use clap::Parser;
 use coreos_install::{cli, download, install};
 
 fn main() {
+    cli_docs::generate_if_asked::<cli::Args>();
     let args = cli::Args::parse();
     let filter = if args.verbose { "debug" } else { "info" };
     tracing_subscriber::fmt()

@@ -4,13 +4,12 @@
 //! 8 MiB chunk) and signed with gpg; nginx to serve it; loop devices as target disks; and the
 //! judges (sgdisk -v, e2fsck -fn, debugfs, sha256 of partitions).
 
+pub use crate::nginx::Nginx;
 use crate::{bin, cache, lock, require, run, run_fail, Loop};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 pub const VERSION: &str = "1.2.3";
 pub const BOARD: &str = "amd64-usr";
@@ -232,79 +231,18 @@ pub fn compress_chunked(raw: &Path, out: &Path) {
     ));
 }
 
-/// nginx serving a folder on a free 127.0.0.1 port, stopped when dropped.
-pub struct Nginx {
-    pub child: Child,
-    pub port: u16,
-    pub _dir: tempfile::TempDir,
+/// The mirror's base URLs for `-b`.
+pub trait MirrorBase {
+    fn base(&self) -> String;
+    fn https_base(&self) -> String;
 }
 
-impl Nginx {
-    pub fn start(root: &Path) -> Nginx {
-        Nginx::launch(root, None)
+impl MirrorBase for Nginx {
+    fn base(&self) -> String {
+        self.url(BOARD)
     }
-
-    /// nginx over HTTPS with `cert` and `key` (PEM), for mirrors behind a private CA.
-    pub fn start_tls(root: &Path, cert: &Path, key: &Path) -> Nginx {
-        Nginx::launch(root, Some((cert, key)))
-    }
-
-    fn launch(root: &Path, tls: Option<(&Path, &Path)>) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let p = dir.path().display();
-        let listen = match tls {
-            None => format!("listen 127.0.0.1:{port};"),
-            Some((cert, key)) => format!(
-                "listen 127.0.0.1:{port} ssl; ssl_certificate {}; ssl_certificate_key {};",
-                cert.display(),
-                key.display()
-            ),
-        };
-        let conf = format!(
-            "daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log;
-             events {{ worker_connections 64; }}
-             http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fastcgi_temp_path {p}/f;
-                     uwsgi_temp_path {p}/u; scgi_temp_path {p}/s; types {{ }} default_type application/octet-stream;
-                     server {{ {listen} root {root}; }} }}",
-            root = root.display()
-        );
-        fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(10), "nginx did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-    pub fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/{BOARD}", self.port)
-    }
-    pub fn https_base(&self) -> String {
-        format!("https://127.0.0.1:{}/{BOARD}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn https_base(&self) -> String {
+        self.https_url(BOARD)
     }
 }
 

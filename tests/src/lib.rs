@@ -7,6 +7,7 @@
 
 pub mod httpfault;
 pub mod install_fixture;
+pub mod nginx;
 pub mod partitions;
 
 use std::fs::{self, File};
