@@ -28,7 +28,7 @@ pub enum FetchError {
         tries: u32,
     },
     /// The file on the server is not the one the download started with: never spliced.
-    #[error("{url}: the file changed on the server while it was downloaded ({what}); start the install again")]
+    #[error("{url}: the file changed on the server while it was downloaded ({what}); start again")]
     Changed { url: String, what: String },
     #[error("{url}: bad Content-Range {value:?} in the answer to a request from byte {pos}")]
     BadRange {
@@ -38,6 +38,9 @@ pub enum FetchError {
     },
     #[error("{url}: the server sent more than its Content-Length of {length} bytes")]
     TooLong { url: String, length: u64 },
+    /// No version.txt where the mirror layout puts one: most often `-b` is not the board folder.
+    #[error("version.txt unavailable: {url}: HTTP 404 Not Found (the mirror URL must be the folder holding <version>/version.txt)")]
+    NoVersionTxt { url: String },
     #[error("{url}: has no COREOS_VERSION= line")]
     NoVersion { url: String },
 }

@@ -14,7 +14,10 @@ pub fn oem_image_name(oem: &str) -> String {
 /// `version` resolved through version.txt.
 pub fn resolve_version(http: &HttpClient, base: &str, version: &str) -> Result<String, FetchError> {
     let url = format!("{base}/{version}/version.txt");
-    let text = http.get(&url)?;
+    let text = match http.get(&url) {
+        Err(FetchError::NotFound { url }) => return Err(FetchError::NoVersionTxt { url }),
+        r => r?,
+    };
     parse_version_txt(&String::from_utf8_lossy(&text)).ok_or(FetchError::NoVersion { url })
 }
 
