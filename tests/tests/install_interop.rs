@@ -206,6 +206,8 @@ fn a_key_revoked_with_gpg_is_refused_before_any_write() {
         &dev(&d),
         "-b",
         &web.base(),
+        "-V",
+        "2.0.0",
         "-k",
         key.to_str().unwrap(),
     ]));
