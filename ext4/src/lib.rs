@@ -33,6 +33,7 @@ pub mod plan;
 #[cfg(test)]
 mod roundtrip_tests;
 pub mod scan;
+pub mod shrink;
 pub mod superblock;
 mod tables;
 #[cfg(test)]
