@@ -243,6 +243,42 @@ pub fn write_fat(
     Ok(())
 }
 
+/// The content of the file `path` (`/` separated) in the FAT volume at `[offset, offset +
+/// size)` of `file`, or None when it does not exist. Nothing is written.
+pub fn read_file(
+    file: &File,
+    offset: u64,
+    size: u64,
+    path: &str,
+) -> Result<Option<Vec<u8>>, FatError> {
+    let io_err = |source| FatError::Io {
+        start: offset,
+        end: offset + size,
+        source,
+    };
+    let fs = FileSystem::new(
+        ByteRange::new(file, offset, size),
+        FsOptions::new().update_accessed_date(false),
+    )
+    .map_err(io_err)?;
+    let mut f = match fs.root_dir().open_file(path.trim_start_matches('/')) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FatError::File {
+                path: path.to_string(),
+                source,
+            })
+        }
+    };
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).map_err(|source| FatError::File {
+        path: path.to_string(),
+        source,
+    })?;
+    Ok(Some(data))
+}
+
 /// What a FAT boot sector says about its volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FatInfo {

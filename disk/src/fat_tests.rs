@@ -123,3 +123,18 @@ fn dates() {
         (2023, 11, 14, 22, 13)
     );
 }
+
+#[test]
+fn read_file_gives_back_what_was_written_and_none_for_a_missing_file() {
+    let kernel: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let img = esp(&[("coreos/vmlinuz-a".to_string(), kernel.clone())]);
+    let at = 4096 * 512;
+    assert_eq!(
+        read_file(img.as_file(), at, 128 << 20, "/coreos/vmlinuz-a").unwrap(),
+        Some(kernel)
+    );
+    assert_eq!(
+        read_file(img.as_file(), at, 128 << 20, "coreos/initrd-a").unwrap(),
+        None
+    );
+}

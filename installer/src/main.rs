@@ -8,6 +8,7 @@ mod download;
 mod image;
 mod install;
 mod installed_version;
+mod iso;
 mod pipeline;
 mod signature;
 mod target;
@@ -28,7 +29,9 @@ fn main() {
         .with_target(false)
         .without_time()
         .init();
-    let result = if args.download_only.is_some() {
+    let result = if let Some(cli::Command::Iso(c)) = &args.command {
+        iso::run(c)
+    } else if args.download_only.is_some() {
         download::run(&args)
     } else {
         install::run(&args)

@@ -114,6 +114,12 @@ pub struct Machine {
     firmware: Firmware,
     direct_boot: Option<DirectBoot>,
     disks: Vec<Disk>,
+    /// Boot media attached as a CD or a USB stick (`cdrom`, `usb_disk`).
+    boot_media: Vec<String>,
+    /// `-nic` argument; `none` unless `nic` sets one.
+    nic: Option<String>,
+    /// Boot from the network first (qemu's iPXE ROM).
+    network_boot: bool,
 }
 
 struct DirectBoot {
@@ -151,7 +157,53 @@ impl Machine {
             firmware,
             direct_boot: None,
             disks: Vec::new(),
+            boot_media: Vec::new(),
+            nic: None,
+            network_boot: false,
         }
+    }
+
+    /// An ISO image as a read-only IDE CD-ROM, first in the boot order.
+    pub fn cdrom(mut self, iso: &Path) -> Machine {
+        self.boot_media.extend([
+            "-drive".into(),
+            format!(
+                "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={}",
+                iso.display()
+            ),
+            "-device".into(),
+            "ide-cd,drive=cd0,bootindex=0".into(),
+        ]);
+        self
+    }
+
+    /// A raw image as a USB stick (xHCI, `snapshot=on`: the file is never modified), first in
+    /// the boot order.
+    pub fn usb_disk(mut self, image: &Path) -> Machine {
+        self.boot_media.extend([
+            "-device".into(),
+            "qemu-xhci,id=xhci".into(),
+            "-drive".into(),
+            format!(
+                "if=none,id=usb0,format=raw,snapshot=on,file={}",
+                image.display()
+            ),
+            "-device".into(),
+            "usb-storage,bus=xhci.0,drive=usb0,bootindex=0".into(),
+        ]);
+        self
+    }
+
+    /// A network card: `spec` is qemu's `-nic` argument (e.g. `user,restrict=on,model=...`).
+    pub fn nic(mut self, spec: &str) -> Machine {
+        self.nic = Some(spec.to_string());
+        self
+    }
+
+    /// Boot from the network card first (its iPXE option ROM).
+    pub fn network_boot(mut self) -> Machine {
+        self.network_boot = true;
+        self
     }
 
     /// Start this kernel and initrd directly (qemu's `-kernel`), not a boot loader on a disk.
@@ -178,16 +230,12 @@ impl Machine {
     /// The command line; `work` holds the private copy of the firmware variables.
     fn command(&self, work: &Path) -> Command {
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args([
-            "-accel",
-            "tcg",
-            "-m",
-            "1024",
-            "-nographic",
-            "-nic",
-            "none",
-            "-no-reboot",
-        ]);
+        cmd.args(["-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot"]);
+        cmd.arg("-nic").arg(self.nic.as_deref().unwrap_or("none"));
+        if self.network_boot {
+            cmd.args(["-boot", "order=n"]);
+        }
+        cmd.args(&self.boot_media);
         match self.firmware {
             Firmware::Uefi => {
                 let (code, vars) = ovmf();
@@ -322,6 +370,22 @@ pub fn boot(
         .run(&name, timeout, |console| {
             line_after(console, REPORT_MARKER).is_some()
         });
+    report(
+        &run,
+        &name,
+        &format!("{} under {}", disk.display(), firmware.name()),
+        timeout,
+    )
+}
+
+/// The one report line of a run whose `done` waited for it (as `boot` runs a machine); `what`
+/// names the machine in errors, `name` the recorded boot time.
+pub fn report(
+    run: &Run,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<BootReport, BootError> {
     let count = String::from_utf8_lossy(&run.console)
         .matches(REPORT_MARKER)
         .count();
@@ -333,16 +397,14 @@ pub fn boot(
     };
     match (line_after(&run.console, REPORT_MARKER), run.done_after) {
         (Some(fields), Some(elapsed)) if count == 1 => {
-            record_time(&name, elapsed);
+            record_time(name, elapsed);
             BootReport::parse(&fields, elapsed, run.log.clone()).or_else(fail)
         }
         (Some(_), _) => fail(format!("{count} report lines; exactly one expected")),
         (None, _) if run.timed_out => fail(format!(
-            "no {} line within {:?} ({} under {})",
+            "no {} line within {:?} ({what})",
             REPORT_MARKER.trim(),
             timeout,
-            disk.display(),
-            firmware.name()
         )),
         (None, _) => fail(format!(
             "qemu exited ({:?}) without a {} line",

@@ -13,6 +13,7 @@
 mod bios;
 mod grub_cfg;
 mod grub_image;
+pub mod live;
 
 use anyhow::Context;
 use std::fs::File;

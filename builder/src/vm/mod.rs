@@ -7,6 +7,7 @@
 
 mod gce;
 mod gzip;
+mod live;
 mod ovf;
 mod qemu;
 mod tar_stream;
@@ -32,6 +33,10 @@ pub enum Format {
     #[value(name = "ami_vmdk")]
     AmiVmdk,
     Qemu,
+    /// Live hybrid ISO (BIOS and UEFI, CD and USB stick).
+    Iso,
+    /// Live PXE kernel, initramfs with the live USR, and command line.
+    Pxe,
 }
 
 impl Format {
@@ -43,6 +48,8 @@ impl Format {
             Format::Ami => "ami",
             Format::AmiVmdk => "ami_vmdk",
             Format::Qemu => "qemu",
+            Format::Iso => "iso",
+            Format::Pxe => "pxe",
         }
     }
 
@@ -51,7 +58,7 @@ impl Format {
         match self {
             Format::Virtualbox | Format::Gce | Format::Qemu => Some("vm"),
             Format::Vagrant => Some("vagrant"),
-            Format::Ami | Format::AmiVmdk => None,
+            Format::Ami | Format::AmiVmdk | Format::Iso | Format::Pxe => None,
         }
     }
 
@@ -62,7 +69,7 @@ impl Format {
             Format::Vagrant => Some("vagrant"),
             Format::Gce => Some("gce"),
             Format::Ami | Format::AmiVmdk => Some("ec2"),
-            Format::Qemu => None,
+            Format::Qemu | Format::Iso | Format::Pxe => None,
         }
     }
 }
@@ -72,7 +79,7 @@ impl std::str::FromStr for Format {
     fn from_str(s: &str) -> anyhow::Result<Format> {
         <Format as clap::ValueEnum>::from_str(s, true).map_err(|_| {
             anyhow::anyhow!(
-                "unknown VM format {s:?} (virtualbox, vagrant, gce, ami, ami_vmdk, qemu)"
+                "unknown VM format {s:?} (virtualbox, vagrant, gce, ami, ami_vmdk, qemu, iso, pxe)"
             )
         })
     }
@@ -175,6 +182,11 @@ fn image_version(image: &Path) -> Option<String> {
 
 fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
     let format = req.format;
+    if matches!(format, Format::Iso | Format::Pxe) {
+        // The live media read the image as it is: no working copy, no OEM tree.
+        let version = image_version(req.image).unwrap_or_else(|| "0.0.0".into());
+        return live::build(format == Format::Iso, req.image, req.outdir, &version, ui);
+    }
     work_image::check_coreos(req.image)?;
     std::fs::create_dir_all(req.outdir)
         .with_context(|| format!("creating {}", req.outdir.display()))?;
@@ -289,6 +301,7 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
                 0o755,
             )?);
         }
+        Format::Iso | Format::Pxe => unreachable!("the live formats return above"),
     }
     Ok(written)
 }

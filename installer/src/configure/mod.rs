@@ -5,4 +5,4 @@ mod inject;
 mod validate;
 
 pub use inject::inject;
-pub use validate::UserConfig;
+pub use validate::{check_cloud_config, UserConfig};
