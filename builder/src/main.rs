@@ -44,7 +44,8 @@ enum Command {
     Keygen(keygen::Args),
     /// Build the image and the signed, compressed release tree (the mirror).
     Release(release::Args),
-    /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu).
+    /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu,
+    /// live ISO, PXE).
     Vm(vm::Args),
 }
 

@@ -306,9 +306,10 @@ impl Machine {
         let mut timed_out = false;
         loop {
             let now = Instant::now();
-            // After `done`, the guest powers off; allow it a few seconds to do so.
+            // After `done`, the guest powers off; allow it a few seconds to do so (counted from
+            // `done`, so a guest that stays up, like a live system's shell, ends there too).
             let limit = match done_after {
-                Some(_) => deadline.min(now + Duration::from_secs(5)),
+                Some(d) => deadline.min(start + d + Duration::from_secs(5)),
                 None => deadline,
             };
             if now >= limit {

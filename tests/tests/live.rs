@@ -436,9 +436,13 @@ fn assert_installed(disk: &Path, fw: Firmware, cloud_config: &Path) {
     );
 }
 
+/// User networking restricted to one forward, 10.0.2.100:80 to nginx. `cmd:` starts one relay
+/// (busybox nc) per guest connection; a `tcp:` target would be one connection made when qemu
+/// starts, shared by every request and closed by nginx's idle timeout before the guest asks.
 fn guest_nic(nginx: &Nginx) -> String {
+    require("busybox");
     format!(
-        "user,restrict=on,model=virtio-net-pci,guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:{}",
+        "user,restrict=on,model=virtio-net-pci,guestfwd=tcp:10.0.2.100:80-cmd:busybox nc 127.0.0.1 {}",
         nginx.port
     )
 }

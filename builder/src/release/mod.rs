@@ -59,7 +59,7 @@ pub struct Args {
     #[arg(long, requires = "version")]
     from_image: Option<PathBuf>,
     /// Also release these platform artifacts (comma-separated or repeated): virtualbox,
-    /// vagrant, gce, ami, ami_vmdk, qemu.
+    /// vagrant, gce, ami, ami_vmdk, qemu, iso, pxe.
     #[arg(long = "formats", value_name = "FORMAT[,FORMAT...]")]
     formats: Vec<String>,
     /// The URL MIRROR is served at, for the box URL in the Vagrant catalog (Vagrant does not
