@@ -54,7 +54,10 @@ pub fn write_system_area(iso: &File, spec: &HybridSpec) -> Result<(), HybridErro
         )));
     }
     let bytes = iso.metadata()?.len();
-    if bytes % disk::SECTOR != 0 || spec.esp_offset % disk::SECTOR != 0 || spec.esp_bytes == 0 {
+    if !bytes.is_multiple_of(disk::SECTOR)
+        || !spec.esp_offset.is_multiple_of(disk::SECTOR)
+        || spec.esp_bytes == 0
+    {
         return Err(HybridError::Invalid(format!(
             "the ISO ({bytes} bytes) and its EFI image (at byte {}, {} bytes) must be whole sectors",
             spec.esp_offset, spec.esp_bytes
