@@ -18,7 +18,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
 /// A bound, not a goal: TCG on a loaded two-core machine takes minutes per boot.
-const TIMEOUT: Duration = Duration::from_secs(600);
+const TIMEOUT: Duration = Duration::from_secs(900);
 const VERSION: &str = "3456.7.8";
 const BOARD: &str = "amd64-usr";
 const EPOCH: &str = "1700000000";
