@@ -10,7 +10,11 @@ source "$(dirname "$0")/lib.sh"
 W=$BENCH_OUT/live
 rm -rf "$W" && mkdir -p "$W/img" "$W/ours" "$W/peer"
 export SOURCE_DATE_EPOCH=1700000000
-"$BIN/coreos-build" --quiet image --usr "$MINBASE/usr" --output "$W/img" >/dev/null
+# The minbase /usr has no kernel: the sample OS's boot/ (kernel, initramfs) joins a linked copy.
+COREOS_BIN_DIR=$BIN ci/sample-os "$PWD/.cache/sample-os" >/dev/null
+cp -al "$MINBASE/usr" "$W/usr"
+mkdir -p "$W/usr/boot" && cp -r "$PWD/.cache/sample-os/usr/boot/." "$W/usr/boot/"
+"$BIN/coreos-build" --quiet image --usr "$W/usr" --output "$W/img" >/dev/null
 IMG=$W/img/coreos_production_image.bin
 "$BIN/coreos-build" --quiet vm --format iso --image "$IMG" --output "$W/ours" >/dev/null
 ISO=$W/ours/coreos_production_iso_image.iso

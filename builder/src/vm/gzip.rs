@@ -85,8 +85,12 @@ pub fn write_gzip(
         chunks(pieces),
         workers,
         workers * 3,
-        || Compress::new(Compression::new(level), false),
-        |z, (dictionary, data): (Vec<u8>, Vec<u8>)| {
+        || (),
+        |_, (dictionary, data): (Vec<u8>, Vec<u8>)| {
+            // A fresh deflate state per chunk: a reset one may keep match history from the
+            // chunks this worker compressed before (seen with zlib-rs), and which chunks a
+            // worker gets depends on timing, so the bytes would too.
+            let z = &mut Compress::new(Compression::new(level), false);
             let mut c = crc32fast::Hasher::new();
             c.update(&data);
             Ok(Chunk {
@@ -144,5 +148,41 @@ mod tests {
         let mut again = Vec::new();
         write_gzip(pieces(), &mut again, 6, 1, &|_| ()).unwrap();
         assert!(again == gz, "same bytes for any worker count");
+    }
+}
+
+#[cfg(test)]
+mod reproducible_tests {
+    use super::*;
+
+    /// Many chunks of mixed content, compressed again and again with different worker counts:
+    /// which worker gets which chunk changes from run to run, the bytes must not.
+    #[test]
+    fn same_bytes_whatever_worker_compressed_which_chunk() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let data: Vec<u8> = (0..24u32 << 20)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if (i >> 16) % 3 == 0 {
+                    x as u8
+                } else {
+                    (i % 97) as u8
+                }
+            })
+            .collect();
+        let pieces = || {
+            data.chunks(1 << 20)
+                .map(|c| Piece::Bytes(c.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let mut first = Vec::new();
+        write_gzip(pieces(), &mut first, 6, 1, &|_| ()).unwrap();
+        for workers in [2, 3, 2, 4] {
+            let mut again = Vec::new();
+            write_gzip(pieces(), &mut again, 6, workers, &|_| ()).unwrap();
+            assert!(again == first, "{workers} workers gave other bytes");
+        }
     }
 }
