@@ -21,13 +21,14 @@ ISO=$W/ours/coreos_production_iso_image.iso
 # The peer's inputs: our ISO's files, and GRUB's MBR for the hybrid layout.
 xorriso -osirrox on -indev "$ISO" -extract / "$W/files" >/dev/null 2>&1
 chmod -R u+w "$W/files"
+rm "$W/files/BOOT/BOOT.CAT" # xorriso writes its own catalog
 cp /usr/lib/grub/i386-pc/boot_hybrid.img "$W/boot_hybrid.img"
-echo "ISO: $(du -h --apparent-size "$ISO" | cut -f1); live USR archive $(du -h "$W/files/coreos/usr.img" | cut -f1)"
+echo "ISO: $(du -h --apparent-size "$ISO" | cut -f1); live USR archive $(du -h "$W/files/COREOS/USR.IMG" | cut -f1)"
 
 compare live-iso 5 \
   "$BIN/coreos-build --quiet vm --format iso --image $IMG --output $W/ours" \
   "bash -c 'rm -rf $W/stage && cp -r $W/files $W/stage && xorriso -as mkisofs -quiet -o $W/peer/live.iso -V COREOS_LIVE \
-     -b boot/eltorito.img -no-emul-boot -boot-load-size 4 -boot-info-table --grub2-boot-info \
-     --grub2-mbr $W/boot_hybrid.img -eltorito-alt-boot -e boot/efiboot.img -no-emul-boot \
+     -b BOOT/ELTORITO.IMG -c BOOT/BOOT.CAT -no-emul-boot -boot-load-size 4 -boot-info-table --grub2-boot-info \
+     --grub2-mbr $W/boot_hybrid.img -eltorito-alt-boot -e BOOT/EFIBOOT.IMG -no-emul-boot \
      -efi-boot-part --efi-boot-image $W/stage && sync $W/peer/live.iso'"
 ls -l "$W/ours" "$W/peer"
