@@ -243,21 +243,22 @@ pub fn write_fat(
     Ok(())
 }
 
-/// The content of the file `path` (`/` separated) in the FAT volume at `[offset, offset +
-/// size)` of `file`, or None when it does not exist. Nothing is written.
+/// The content of file `path` (`/`-separated, e.g. `coreos/vmlinuz-a`; a leading `/` is
+/// ignored) of the FAT volume at `[offset, offset + len)`, or None when it does not exist.
+/// Nothing is written (open `file` read-only to be sure).
 pub fn read_file(
     file: &File,
     offset: u64,
-    size: u64,
+    len: u64,
     path: &str,
 ) -> Result<Option<Vec<u8>>, FatError> {
     let io_err = |source| FatError::Io {
         start: offset,
-        end: offset + size,
+        end: offset + len,
         source,
     };
     let fs = FileSystem::new(
-        ByteRange::new(file, offset, size),
+        ByteRange::new(file, offset, len),
         FsOptions::new().update_accessed_date(false),
     )
     .map_err(io_err)?;

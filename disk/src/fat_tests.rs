@@ -125,16 +125,21 @@ fn dates() {
 }
 
 #[test]
-fn read_file_gives_back_what_was_written_and_none_for_a_missing_file() {
-    let kernel: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+fn read_file_reads_without_writing() {
+    let kernel: Vec<u8> = (0..3_000_000u32).map(|i| (i * 11 % 251) as u8).collect();
     let img = esp(&[("coreos/vmlinuz-a".to_string(), kernel.clone())]);
-    let at = 4096 * 512;
-    assert_eq!(
-        read_file(img.as_file(), at, 128 << 20, "/coreos/vmlinuz-a").unwrap(),
-        Some(kernel)
-    );
-    assert_eq!(
-        read_file(img.as_file(), at, 128 << 20, "coreos/initrd-a").unwrap(),
-        None
+    let before = std::fs::read(img.path()).unwrap();
+    let ro = File::open(img.path()).unwrap();
+    let got = read_file(&ro, 4096 * 512, 128 << 20, "coreos/vmlinuz-a").unwrap();
+    assert!(got == Some(kernel.clone()));
+    let got = read_file(&ro, 4096 * 512, 128 << 20, "/coreos/vmlinuz-a").unwrap();
+    assert!(got == Some(kernel), "a leading / is the root");
+    assert!(read_file(&ro, 4096 * 512, 128 << 20, "coreos/vmlinuz-b")
+        .unwrap()
+        .is_none());
+    assert!(std::fs::read(img.path()).unwrap() == before);
+    assert!(
+        read_file(&ro, 0, 128 << 20, "coreos/vmlinuz-a").is_err(),
+        "no FAT at byte 0"
     );
 }

@@ -11,9 +11,13 @@ pub mod epoch;
 pub mod fat;
 #[cfg(feature = "fat")]
 mod fat_dots;
+#[cfg(feature = "fat")]
+pub mod fat_edit;
 pub mod gpt;
+pub mod grubenv;
 pub mod layout;
 pub mod ordered_map;
+pub mod slots;
 pub mod sparse;
 pub mod verity;
 

@@ -375,6 +375,36 @@ pub fn read_superblock(file: &File, offset: u64) -> Result<Option<VeritySuperblo
     }))
 }
 
+/// The root hash of a tree already on disk, from its superblock at `hash_offset` and the top
+/// hash block right after it (the levels are stored top first): sha256(salt || top block).
+/// Only as trustworthy as the tree's bytes — for a partition whose whole content was checked
+/// against a signed hash. Also returns the superblock; errors name what does not fit.
+pub fn root_hash_of_tree(
+    file: &File,
+    hash_offset: u64,
+) -> Result<(VeritySuperblock, [u8; 32]), VerityError> {
+    let sb = read_superblock(file, hash_offset)?.ok_or_else(|| {
+        VerityError::Invalid(format!("no dm-verity superblock at byte {hash_offset}"))
+    })?;
+    if sb.hash_type != VERITY_HASH_TYPE
+        || sb.algorithm != "sha256"
+        || sb.data_block_size as u64 != VERITY_BLOCK_SIZE
+        || sb.hash_block_size as u64 != VERITY_BLOCK_SIZE
+    {
+        return Err(VerityError::Invalid(format!(
+            "dm-verity superblock at byte {hash_offset}: hash type {} {} with {}/{}-byte blocks; \
+             expected type {VERITY_HASH_TYPE} sha256 with {VERITY_BLOCK_SIZE}-byte blocks",
+            sb.hash_type, sb.algorithm, sb.data_block_size, sb.hash_block_size
+        )));
+    }
+    let mut top = vec![0u8; VERITY_BLOCK_SIZE as usize];
+    let at = hash_offset + VERITY_BLOCK_SIZE;
+    file.read_exact_at(&mut top, at)
+        .map_err(|source| VerityError::Io { offset: at, source })?;
+    let root = digest(&sb.salt, &top);
+    Ok((sb, root))
+}
+
 fn digest(salt: &[u8], block: &[u8]) -> [u8; 32] {
     Sha256::new()
         .chain_update(salt)

@@ -193,3 +193,24 @@ fn digests_recorded_while_writing_give_the_same_tree_as_reading_back() {
         .to_string();
     assert!(e.contains("99 blocks"), "{e}");
 }
+
+#[test]
+fn root_hash_from_the_tree_on_disk() {
+    for blocks in [100u64, 20000] {
+        let (f, p) = sample(blocks);
+        let tree = format(f.as_file(), &p).unwrap();
+        let (sb, root) = root_hash_of_tree(f.as_file(), p.hash_offset).unwrap();
+        assert_eq!(root, tree.root_hash, "{blocks} blocks");
+        assert_eq!(sb.data_blocks, blocks);
+        // A changed top block changes the hash; no superblock is an error.
+        f.as_file()
+            .write_all_at(&[0xee], p.hash_offset + VERITY_BLOCK_SIZE + 7)
+            .unwrap();
+        assert_ne!(
+            root_hash_of_tree(f.as_file(), p.hash_offset).unwrap().1,
+            root
+        );
+        let e = root_hash_of_tree(f.as_file(), 0).unwrap_err().to_string();
+        assert!(e.contains("no dm-verity superblock at byte 0"), "{e}");
+    }
+}

@@ -1,5 +1,6 @@
-//! nginx serving a folder on a free 127.0.0.1 port (the release mirror as a real HTTP server),
-//! stopped when dropped. (tests/tests/install.rs keeps an older copy of its own.)
+//! nginx serving a folder on a free 127.0.0.1 port (a release mirror, as operators serve one),
+//! stopped when dropped. `.json` goes out as `application/json`, as with nginx's stock
+//! mime.types: Vagrant tells a box catalog from a box file by that Content-Type.
 
 use std::fs;
 use std::net::TcpStream;
@@ -14,6 +15,7 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// Serve `root` (which may not exist yet: nginx looks files up per request).
     pub fn start(root: &Path) -> Nginx {
         crate::require("nginx");
         let dir = tempfile::tempdir().unwrap();
@@ -27,7 +29,7 @@ impl Nginx {
             "daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log;
              events {{ worker_connections 64; }}
              http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fastcgi_temp_path {p}/f;
-                     uwsgi_temp_path {p}/u; scgi_temp_path {p}/s; types {{ }} default_type application/octet-stream;
+                     uwsgi_temp_path {p}/u; scgi_temp_path {p}/s; types {{ application/json json; }} default_type application/octet-stream;
                      server {{ listen 127.0.0.1:{port}; root {root}; }} }}",
             root = root.display()
         );
@@ -50,6 +52,11 @@ impl Nginx {
             port,
             _dir: dir,
         }
+    }
+
+    /// `http://127.0.0.1:PORT/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
     }
 }
 

@@ -132,6 +132,8 @@ struct Disk {
     path: PathBuf,
     format: String,
     snapshot: bool,
+    read_only: bool,
+    boot: bool,
 }
 
 /// What one run of a machine left behind.
@@ -223,7 +225,21 @@ impl Machine {
             path: path.to_path_buf(),
             format: format.to_string(),
             snapshot,
+            read_only: false,
+            boot: false,
         });
+        self
+    }
+
+    /// The last disk added is write-protected: the guest's (and firmware's) writes fail.
+    pub fn read_only(mut self) -> Machine {
+        self.disks.last_mut().expect("a disk").read_only = true;
+        self
+    }
+
+    /// The firmware boots from the last disk added (its boot order), not from the first.
+    pub fn boot_from_this(mut self) -> Machine {
+        self.disks.last_mut().expect("a disk").boot = true;
         self
     }
 
@@ -264,13 +280,24 @@ impl Machine {
             cmd.arg("-initrd").arg(&b.initrd);
             cmd.arg("-append").arg(&b.append);
         }
-        for d in &self.disks {
+        let boot_order = self.disks.iter().any(|d| d.boot);
+        for (i, d) in self.disks.iter().enumerate() {
             let snapshot = if d.snapshot { ",snapshot=on" } else { "" };
-            cmd.arg("-drive").arg(format!(
-                "file={},format={},if=virtio{snapshot}",
+            let read_only = if d.read_only { ",readonly=on" } else { "" };
+            let drive = format!(
+                "file={},format={}{snapshot}{read_only}",
                 d.path.display(),
                 d.format
-            ));
+            );
+            if boot_order {
+                // A boot order needs the drive and its device apart (bootindex).
+                cmd.arg("-drive").arg(format!("{drive},if=none,id=disk{i}"));
+                let index = if d.boot { ",bootindex=0" } else { "" };
+                cmd.arg("-device")
+                    .arg(format!("virtio-blk-pci,drive=disk{i}{index}"));
+            } else {
+                cmd.arg("-drive").arg(format!("{drive},if=virtio"));
+            }
         }
         cmd
     }
@@ -366,21 +393,28 @@ pub fn boot(
             .unwrap_or_default(),
         firmware.name()
     );
-    let run = Machine::new(firmware)
+    Machine::new(firmware)
         .disk(disk, format, true)
-        .run(&name, timeout, |console| {
-            line_after(console, REPORT_MARKER).is_some()
-        });
-    report(
-        &run,
-        &name,
-        &format!("{} under {}", disk.display(), firmware.name()),
-        timeout,
-    )
+        .boot_report(&name, timeout)
 }
 
-/// The one report line of a run whose `done` waited for it (as `boot` runs a machine); `what`
-/// names the machine in errors, `name` the recorded boot time.
+impl Machine {
+    /// Run until the one report line (see `run`; `name` names the log) and parse it.
+    pub fn boot_report(&self, name: &str, timeout: Duration) -> Result<BootReport, BootError> {
+        let run = self.run(name, timeout, |console| {
+            line_after(console, REPORT_MARKER).is_some()
+        });
+        report(
+            &run,
+            name,
+            &format!("{name} under {}", self.firmware.name()),
+            timeout,
+        )
+    }
+}
+
+/// The one report line of a run whose `done` waited for it (as `boot_report` runs a machine);
+/// `what` names the machine in errors, `name` the recorded boot time.
 pub fn report(
     run: &Run,
     name: &str,

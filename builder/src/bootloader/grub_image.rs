@@ -20,7 +20,21 @@ pub struct ModuleDirs {
 impl ModuleDirs {
     /// Module folders in the USR tree's `lib/grub`, else the host's `/usr/lib/grub`.
     pub fn find(usr: &Path) -> ModuleDirs {
-        Self::find_in(&usr.join("lib/grub"), Path::new("/usr/lib/grub"))
+        let [tree, host] = Self::roots(usr);
+        Self::find_in(&tree, &host)
+    }
+
+    /// Every folder `find` looks in, for the error that names them.
+    pub fn candidates(usr: &Path) -> Vec<PathBuf> {
+        let roots = Self::roots(usr);
+        roots
+            .iter()
+            .flat_map(|r| [GrubTarget::Pc, GrubTarget::Efi].map(|t| r.join(t.name())))
+            .collect()
+    }
+
+    fn roots(usr: &Path) -> [PathBuf; 2] {
+        [usr.join("lib/grub"), PathBuf::from("/usr/lib/grub")]
     }
 
     /// The host's module folders only.
@@ -60,7 +74,8 @@ impl GrubTarget {
 
     /// Modules embedded in the image (grub-mkimage adds their dependencies from moddep.lst).
     /// What the grub.cfg uses: GPT, FAT (ESP) and ext2 (OEM) reading, search by label/file,
-    /// `source`/`configfile`, `regexp`, `test`, serial terminal and the Linux loader.
+    /// `source`/`configfile`, `regexp`, `test`, `loadenv` (the slots' grubenv), serial terminal
+    /// and the Linux loader.
     fn modules(self) -> Vec<&'static str> {
         const COMMON: &[&str] = &[
             "part_gpt",
@@ -79,6 +94,7 @@ impl GrubTarget {
             "echo",
             "test",
             "regexp",
+            "loadenv",
             "boot",
         ];
         let specific: &[&str] = match self {

@@ -196,7 +196,36 @@ impl Superblock {
     }
 
     /// Refuse what this editor cannot change correctly, naming the feature.
+    /// Whether the editor may write this filesystem: readable, and no read-only-compatible
+    /// feature it does not know (e.g. USR's read-only marker).
     pub(crate) fn check_features(&self) -> Result<(), EditError> {
+        self.check_readable()?;
+        let ro_named = [
+            (0x100u32, "quota"),
+            (0x200, "bigalloc"),
+            (0x80, "snapshot"),
+            (0x4000, "shared_blocks"),
+            (0x1000, "read-only"),
+        ];
+        for (bit, name) in ro_named {
+            if self.ro_compat & bit != 0 {
+                return Err(EditError::Unsupported(format!(
+                    "feature {name} is not supported by the ext4 editor"
+                )));
+            }
+        }
+        let unknown = self.ro_compat & !RO_COMPAT_KNOWN;
+        if unknown != 0 {
+            return Err(EditError::Unsupported(format!(
+                "unknown read-only-compatible features 0x{unknown:x} (a read-only marked filesystem?)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the reader understands this filesystem: read-only-compatible features do not
+    /// matter to a reader (that is their definition), incompatible ones do.
+    pub(crate) fn check_readable(&self) -> Result<(), EditError> {
         if self.incompat & INCOMPAT_RECOVER != 0 {
             return Err(EditError::NeedsRecovery);
         }
@@ -229,26 +258,6 @@ impl Superblock {
         if unknown != 0 {
             return Err(EditError::Unsupported(format!(
                 "unknown incompatible features 0x{unknown:x}"
-            )));
-        }
-        let ro_named = [
-            (0x100u32, "quota"),
-            (0x200, "bigalloc"),
-            (0x80, "snapshot"),
-            (0x4000, "shared_blocks"),
-            (0x1000, "read-only"),
-        ];
-        for (bit, name) in ro_named {
-            if self.ro_compat & bit != 0 {
-                return Err(EditError::Unsupported(format!(
-                    "feature {name} is not supported by the ext4 editor"
-                )));
-            }
-        }
-        let unknown = self.ro_compat & !RO_COMPAT_KNOWN;
-        if unknown != 0 {
-            return Err(EditError::Unsupported(format!(
-                "unknown read-only-compatible features 0x{unknown:x} (a read-only marked filesystem?)"
             )));
         }
         if self.has_ro(RO_COMPAT_METADATA_CSUM) && self.raw[0x175] != 1 {

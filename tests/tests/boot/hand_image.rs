@@ -4,6 +4,7 @@
 //! boot problem, not an ext4/verity/GPT-writer problem.
 
 use super::bootloader::{self, BootInputs};
+use disk::slots::{Slot, SlotAttrs};
 use e2e::run;
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -18,6 +19,9 @@ const USR_A: (u64, u64) = (270336, 2097152);
 const USR_B: (u64, u64) = (2367488, 2097152);
 const OEM: (u64, u64) = (4464640, 262144);
 const ROOT: (u64, u64) = (4726784, 131072);
+const USR_A_UUID: &str = "7130c94a-213a-4e5a-8e26-6cce9662f132";
+/// USR-A priority 1, successful (CoreOS's `disk_util`).
+const USR_A_ATTRIBUTES: u64 = 0x0101_0000_0000_0000;
 /// USR-A filesystem blocks (CoreOS `fs_blocks`); the verity tree follows them.
 const USR_FS_BLOCKS: u64 = 260094;
 
@@ -72,7 +76,7 @@ pub fn assemble(
             USR_A,
             "5dfbf5f4-2848-4bac-aa5e-0d9a20b745a6",
             "USR-A",
-            Some("7130c94a-213a-4e5a-8e26-6cce9662f132"),
+            Some(USR_A_UUID),
         ),
         (
             4,
@@ -97,6 +101,8 @@ pub fn assemble(
             sg.arg(format!("--partition-guid={n}:{u}"));
         }
     }
+    // The A/B contract's fresh values: USR-A priority 1, successful.
+    sg.arg(format!("--attributes=3:=:{USR_A_ATTRIBUTES:016x}"));
     run(sg.arg(&path));
 
     // USR-A: ext4 from the tree (with the version stamped), read-only hack, then verity.
@@ -156,9 +162,14 @@ pub fn assemble(
             verity_root_hash: root_hash,
             usr_fs_blocks: USR_FS_BLOCKS,
             verity_salt: salt,
+            usr_partuuid: USR_A_UUID.parse().unwrap(),
+            version: version.to_string(),
+            slots: vec![
+                (Slot::A, SlotAttrs::from_bits(USR_A_ATTRIBUTES)),
+                (Slot::B, SlotAttrs::default()),
+            ],
         },
     )
-    .unwrap()
     .expect("the sample OS has GRUB modules");
 
     // ESP: FAT with the bootloader's files and the kernel.

@@ -1,0 +1,79 @@
+use super::*;
+use std::process::Command;
+
+/// GRUB's own parser (grub-script-check, grub-common) accepts the script.
+fn grub_parses(name: &str, script: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join(name);
+    std::fs::write(&p, script).unwrap();
+    let out = Command::new("grub-script-check")
+        .arg(&p)
+        .output()
+        .expect("grub-script-check (grub-common)");
+    assert!(
+        out.status.success(),
+        "grub-script-check {name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn grub_parses_both_configs() {
+    grub_parses("memdisk.cfg", &memdisk_cfg());
+    grub_parses("grub.cfg", &main_cfg());
+    // A syntax error is caught (the check can fail).
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("bad.cfg"), "if [ a = a ]; then\n").unwrap();
+    assert!(!Command::new("grub-script-check")
+        .arg(d.path().join("bad.cfg"))
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn main_cfg_is_static_and_complete() {
+    let cfg = main_cfg();
+    assert_eq!(cfg, main_cfg());
+    assert!(!cfg.contains("@@") && !cfg.contains("@L@"), "{cfg}");
+    assert!(!cfg.contains("usrhash=0") && !cfg.contains("PARTLABEL=USR"));
+    // The view is loaded through a whitelist of exactly the six slot variables.
+    assert!(cfg.contains("load_env -f \"$slot_env\" a_prio a_tries a_ok b_prio b_tries b_ok;"));
+    assert!(cfg.contains("regexp '^(([0-9]|1[0-5]) ){4}[01] [01]$' \"$a_prio $a_tries $b_prio $b_tries $a_ok $b_ok\""));
+    // Every count from 15 down has its decrement, for both slots, and the result is saved.
+    for l in ["a", "b"] {
+        for n in 1..=15 {
+            assert!(
+                cfg.contains(&format!(
+                    "[ \"${l}_tries\" = {n} ]; then set {l}_tries={}\n",
+                    n - 1
+                )),
+                "{l}: {n}"
+            );
+        }
+        assert!(cfg.contains(&format!("save_env -f \"$slot_env\" {l}_tries")));
+        assert!(cfg.contains(&format!("source \"($esp)/coreos/usr-{l}.cfg\"")));
+        assert!(cfg.contains(&format!("-f \"($esp)/coreos/vmlinuz-{l}\"")));
+    }
+    assert!(cfg.contains("source \"($esp)/coreos/grub/fallback.cfg\""));
+    assert!(cfg.contains("verity.usr=PARTUUID=$usr_uuid verity.usrhash=$usr_hash"));
+}
+
+#[test]
+fn memdisk_prefers_the_boot_disk() {
+    let m = memdisk_cfg();
+    assert!(
+        m.contains("regexp --set 1:boot_disk '^\\(([^,)]+)' \"$cmdpath\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("--label EFI-SYSTEM --hint \"$boot_disk,\""),
+        "{m}"
+    );
+    assert!(
+        m.contains("configfile \"($esp)/coreos/grub/grub.cfg\""),
+        "{m}"
+    );
+    assert!(!m.contains("verity"));
+}

@@ -1,0 +1,55 @@
+//! The slots' state on one disk: the GPT attributes are the truth; GRUB's view on the ESP is
+//! rendered from them, and the one thing GRUB writes there (a spent try) is folded back.
+
+use crate::esp::GrubView;
+use anyhow::Result;
+use disk::slots::grub_view::fold_grub_record;
+use disk::slots::{select, GptSlots, Slot, SlotAttrs};
+
+/// USR-A and USR-B with their GPT attributes, in table order.
+pub fn slot_attrs(gpt: &GptSlots) -> Vec<(Slot, SlotAttrs)> {
+    gpt.usr_partitions()
+        .into_iter()
+        .filter_map(|p| Some((Slot::from_label(&p.label)?, p.attrs)))
+        .collect()
+}
+
+/// The slot the contract's rule picks from the GPT attributes.
+pub fn next_boot(gpt: &GptSlots) -> Option<Slot> {
+    let slots = slot_attrs(gpt);
+    let attrs: Vec<SlotAttrs> = slots.iter().map(|s| s.1).collect();
+    select::next_boot(&attrs).map(|i| slots[i].0)
+}
+
+/// What changed in one slot's attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub slot: Slot,
+    pub before: SlotAttrs,
+    pub after: SlotAttrs,
+}
+
+/// Take the tries GRUB spent (its view's lower `tries` where priority and successful agree)
+/// into `gpt`; nothing is written here. A missing or malformed view records nothing.
+pub fn fold_spent_tries(gpt: &mut GptSlots, view: &GrubView) -> Result<Vec<Change>> {
+    let GrubView::Slots(grub) = view else {
+        return Ok(Vec::new());
+    };
+    let mut changes = Vec::new();
+    for p in gpt.usr_partitions() {
+        let Some(slot) = Slot::from_label(&p.label) else {
+            continue;
+        };
+        let Some(&g) = grub.get(&slot) else { continue };
+        let after = fold_grub_record(p.attrs, g);
+        if after != p.attrs {
+            gpt.set(p.number, after)?;
+            changes.push(Change {
+                slot,
+                before: p.attrs,
+                after,
+            });
+        }
+    }
+    Ok(changes)
+}

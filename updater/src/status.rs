@@ -1,0 +1,65 @@
+//! `coreos-update status`: both slots as the GPT has them (what `cgpt show` reads), the
+//! version in each, whether each has its boot files on the ESP, which one boots next, and
+//! whether GRUB's view agrees.
+
+use crate::cli::DiskArgs;
+use crate::esp::{Esp, GrubView};
+use crate::slot_state::{next_boot, slot_attrs};
+use crate::target::UpdateDisk;
+use anyhow::Result;
+
+pub fn run(args: &DiskArgs) -> Result<()> {
+    let disk = UpdateDisk::open(args.disk.as_deref(), false)?;
+    let gpt = disk.slots()?;
+    let esp = Esp::open_for_reading(&disk)?;
+    let next = next_boot(&gpt);
+    match disk.booted {
+        Some(s) => println!("disk {} (running {s})", disk.name()),
+        None => println!("disk {}", disk.name()),
+    }
+    for p in gpt.usr_partitions() {
+        let Some(slot) = disk::slots::Slot::from_label(&p.label) else {
+            continue;
+        };
+        let version = crate::release_info::read(&disk.file, &p)
+            .and_then(|r| r.version)
+            .unwrap_or_else(|| "unknown".into());
+        let bootable = esp.slot_config(slot)?.is_some() && esp.has_kernel(slot)?;
+        let mut notes = Vec::new();
+        if next == Some(slot) {
+            notes.push("boots next");
+        }
+        if disk.booted == Some(slot) {
+            notes.push("running");
+        }
+        println!(
+            "{slot} partition={} version={version} priority={} tries={} successful={} boot-files={}{}{}",
+            p.number,
+            p.attrs.priority,
+            p.attrs.tries,
+            p.attrs.successful as u8,
+            if bootable { "yes" } else { "no" },
+            if notes.is_empty() { "" } else { "  " },
+            notes.join(", ")
+        );
+    }
+    let gpt_view: std::collections::BTreeMap<_, _> = slot_attrs(&gpt).into_iter().collect();
+    match esp.grub_view()? {
+        GrubView::Slots(v) if v == gpt_view => println!("GRUB's view: same as the GPT"),
+        GrubView::Slots(v) => {
+            let text: Vec<String> = v.iter().map(|(s, a)| format!("{s} {a}")).collect();
+            println!(
+                "GRUB's view: {} (differs; the next sync takes GRUB's spent tries and renders the rest from the GPT)",
+                text.join(", ")
+            )
+        }
+        GrubView::Missing => println!("GRUB's view: missing (GRUB boots the fallback slot)"),
+        GrubView::Malformed(why) => {
+            println!("GRUB's view: unusable, {why} (GRUB boots the fallback slot)")
+        }
+    }
+    if !gpt.damaged.is_empty() {
+        println!("GPT: {}", gpt.damaged.join("; "));
+    }
+    Ok(())
+}
