@@ -118,6 +118,7 @@ fn new_node(
         uid,
         gid,
         mtime: mtime as i64,
+        mtime_nsec: 0,
         xattrs: Vec::new(),
         source: path.to_path_buf(),
         in_memory: None,

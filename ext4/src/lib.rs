@@ -4,41 +4,39 @@
 //! CONTRACT (other modules call these; keep the signatures): `write_tree`, `Ext4Params`,
 //! `Flavor`, `WriteReport`, `Ext4Error`, and `edit::add_file`.
 //!
+//! `ondisk` is the one codec of the format (superblock, group descriptors, inodes, extents,
+//! directory entries, extended attributes, checksums, feature bits): the writer, the editor
+//! (`edit`) and `coreos-build inspect` (`ondisk::probe`) all go through it.
+//!
 //! How the writer works: `scan` reads the tree (lstat, sorted names, holes, xattrs);
 //! `plan` numbers inodes breadth-first and allocates blocks with one sequential cursor
 //! (`alloc`), building every metadata block in memory (`dir`, `extent` or `blockmap`,
-//! `xattr`, `journal`, `tables`); `write` punches the target range to zeros and writes the
-//! metadata while two threads copy file data with copy_file_range. The same tree and
-//! parameters always give the same bytes. On-disk structures (`superblock`, `group`,
-//! `inode`, `csum`) have public encode/decode for the in-place editor.
+//! `tables`), one phase per module; `write` punches the target range to zeros and writes
+//! the metadata while two threads copy file data with copy_file_range. The same tree and
+//! parameters always give the same bytes.
 //!
 //! Layout choice: both flavours keep each group's bitmaps and inode table inside the group
 //! (valid with or without flex_bg), so one rule serves ext2 and ext4.
 
 pub mod alloc;
-pub mod blockmap;
-pub mod csum;
-pub mod dir;
+mod blockmap;
+mod dir;
 pub mod edit;
-pub mod extent;
+mod extent;
 pub mod extra;
 pub mod geometry;
-pub mod group;
-pub mod inode;
-pub mod journal;
 pub mod manifest;
 #[cfg(test)]
 mod mke2fs_vectors;
+pub mod ondisk;
 pub mod plan;
 #[cfg(test)]
 mod roundtrip_tests;
 pub mod scan;
-pub mod superblock;
 mod tables;
 #[cfg(test)]
 mod verity_tests;
 mod write;
-pub mod xattr;
 
 pub use extra::ExtraFile;
 use std::fs::File;

@@ -39,6 +39,7 @@ pub struct Node {
     pub uid: u32,
     pub gid: u32,
     pub mtime: i64,
+    pub mtime_nsec: u32,
     pub xattrs: Xattrs,
     /// Where to read the content from.
     pub source: PathBuf,
@@ -81,6 +82,7 @@ impl Tree {
                 uid: 0,
                 gid: 0,
                 mtime: timestamp as i64,
+                mtime_nsec: 0,
                 xattrs: Vec::new(),
                 source: PathBuf::new(),
                 in_memory: None,
@@ -204,6 +206,7 @@ fn node_from(path: &Path, m: &std::fs::Metadata, kind: Kind) -> Result<Node, Ext
         uid: m.uid(),
         gid: m.gid(),
         mtime: m.mtime(),
+        mtime_nsec: m.mtime_nsec() as u32,
         xattrs: read_xattrs(path)?,
         source: path.to_path_buf(),
         in_memory: None,
