@@ -559,6 +559,31 @@ fn our_writer_ext2_compatible() {
     exercise(&img, Some("/etc/deep/conf"));
 }
 
+/// The editor stamps times past 2038 into the epoch bits of large inodes (the kernel reads
+/// them back), and clamps them to 2038-01-19 in 128-byte inodes instead of wrapping to 1901.
+#[test]
+fn times_past_2038() {
+    let late = NewFile {
+        mtime: 3_000_000_000, // 2065-01-24
+        ..meta(0o644, 0, 0)
+    };
+    for (img, holds) in [
+        (Img::mkfs("mkfs.ext4", &["-I", "256"], 64 * MIB, 0), true),
+        (ours(Flavor::Ext4, 64 * MIB, 0, 256, false), true),
+        (Img::mkfs("mkfs.ext4", &["-I", "128"], 64 * MIB, 0), false),
+    ] {
+        img.add("/late/file", b"late", late).unwrap();
+        img.fsck_clean();
+        let stored = NewFile {
+            mtime: if holds { late.mtime } else { i32::MAX as u32 },
+            ..late
+        };
+        let mut want = BTreeMap::new();
+        want.insert("/late/file".to_string(), (b"late".to_vec(), stored));
+        img.kernel_reads(&want);
+    }
+}
+
 #[test]
 fn our_writer_read_only_marker_is_refused() {
     let img = ours(Flavor::Ext2Compat, 64 * MIB, 0, 128, true);

@@ -255,7 +255,13 @@ pub fn replace_oem(image: &Path, oem: &OemSource, ui: &Ui) -> anyhow::Result<()>
                 image.display()
             )
         })?;
+    // The partition table says where OEM is, not how it was formatted: use the layout's
+    // filesystem parameters (a GPT-derived partition would default to 128-byte inodes).
+    let spec = Layout::builtin("base")?;
+    let spec = required(&spec, OEM_LABEL)?;
     p.fs_type = Some("ext4".into());
+    p.fs_inode_size = spec.fs_inode_size;
+    p.fs_bytes_per_inode = spec.fs_bytes_per_inode;
     let scratch = tempfile::tempdir()?;
     let (dir, overrides) = oem::materialize(oem, scratch.path())?;
     partitions::write_tree_fs(

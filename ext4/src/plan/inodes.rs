@@ -65,7 +65,7 @@ pub(super) fn tree_inodes(
         }
         // Only mtime is the tree's content: the source's atime moves as we read it and its
         // ctime as it was unpacked, so both would make builds differ.
-        let t = fmt.time(n.mtime, 0);
+        let t = fmt.time(n.mtime, n.mtime_nsec);
         let mut inode = Inode {
             mode: type_bits | n.perm,
             uid: n.uid,
