@@ -61,7 +61,7 @@ impl Options {
             extents: ext4,
             journal: ext4,
             dir_nlink: ext4,
-            resize_inode: false,
+            resize_inode: ext4,
         }
     }
 }
