@@ -50,6 +50,9 @@ pub struct BootReport {
     pub version: String,
     /// `uefi` or `bios`, as the kernel saw it.
     pub firmware: String,
+    /// ROOT's filesystem size in bytes after it grew to fill a larger disk; `no` when the
+    /// disk had no room to grow into, `fail` when growing failed.
+    pub root_grown: String,
     /// From starting qemu to the report line.
     pub elapsed: Duration,
     /// The whole console output, kept under `<repo>/.cache/boot-logs/`.
@@ -76,6 +79,7 @@ impl BootReport {
             user_data_sha256: get("user_data_sha256")?,
             version: get("version")?,
             firmware: get("firmware")?,
+            root_grown: get("root_grown")?,
             elapsed,
             log,
         })
@@ -310,6 +314,28 @@ pub fn boot(
     format: &str,
     timeout: Duration,
 ) -> Result<BootReport, BootError> {
+    let machine = Machine::new(firmware).disk(disk, format, true);
+    report(machine, disk, firmware, timeout)
+}
+
+/// `boot` a raw disk without a snapshot: what the guest writes (a grown partition and
+/// filesystem) stays in the file for the test to check.
+pub fn boot_writable(
+    disk: &Path,
+    firmware: Firmware,
+    timeout: Duration,
+) -> Result<BootReport, BootError> {
+    let machine = Machine::new(firmware).disk(disk, "raw", false);
+    report(machine, disk, firmware, timeout)
+}
+
+/// Run `machine` (booting `disk`) until its report line.
+fn report(
+    machine: Machine,
+    disk: &Path,
+    firmware: Firmware,
+    timeout: Duration,
+) -> Result<BootReport, BootError> {
     let name = format!(
         "{}-{}",
         disk.file_name()
@@ -317,11 +343,9 @@ pub fn boot(
             .unwrap_or_default(),
         firmware.name()
     );
-    let run = Machine::new(firmware)
-        .disk(disk, format, true)
-        .run(&name, timeout, |console| {
-            line_after(console, REPORT_MARKER).is_some()
-        });
+    let run = machine.run(&name, timeout, |console| {
+        line_after(console, REPORT_MARKER).is_some()
+    });
     let count = String::from_utf8_lossy(&run.console)
         .matches(REPORT_MARKER)
         .count();
@@ -411,7 +435,7 @@ mod tests {
 
     #[test]
     fn parses_a_report_line_and_rejects_a_partial_one() {
-        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios\r\n";
+        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios root_grown=no\r\n";
         let f = line_after(console, REPORT_MARKER).unwrap();
         let r = BootReport::parse(&f, Duration::from_secs(1), PathBuf::new()).unwrap();
         assert_eq!(
