@@ -3,7 +3,7 @@
 use crate::atomic_output::Pending;
 use crate::early_writeback::EarlyWriteback;
 use anyhow::{bail, Context, Result};
-use ext4::{Ext4Params, Flavor};
+use ext4::{Ext4Params, Flavor, XattrPolicy};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +45,10 @@ pub struct Ext4Args {
     /// Owner/mode manifest: `path uid gid mode` per line (octal mode, `-` keeps the source's).
     #[arg(long)]
     pub owners: Option<PathBuf>,
+    /// Every entry owned by root (uid 0, gid 0), for a tree unpacked by an unprivileged
+    /// user; --owners lines apply on top.
+    #[arg(long)]
+    pub all_root: bool,
 }
 
 pub fn run(cmd: Command, ui: &crate::progress::Ui) -> Result<()> {
@@ -117,7 +121,9 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
         bytes_per_inode: a
             .bytes_per_inode
             .unwrap_or(if a.ext2 { 4096 } else { 16384 }),
+        all_root: a.all_root,
         overrides,
+        xattrs: XattrPolicy::KeepAll,
         extra_files: Vec::new(),
     };
     if let Some(src) = &a.source {

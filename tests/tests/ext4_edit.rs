@@ -11,7 +11,7 @@ use std::process::Command;
 
 use e2e::{require, run, Loop, Mount};
 use ext4::edit::{add_file, read_file, EditError, NewFile};
-use ext4::{write_tree, Ext4Params, Flavor};
+use ext4::{write_tree, Ext4Params, Flavor, XattrPolicy};
 
 const MIB: u64 = 1 << 20;
 
@@ -529,7 +529,9 @@ fn ours(flavor: Flavor, len: u64, offset: u64, inode_size: u16, read_only_marker
         read_only_marker,
         inode_size,
         bytes_per_inode: 16384,
+        all_root: false,
         overrides: Vec::new(),
+        xattrs: XattrPolicy::KeepAll,
         extra_files: Vec::new(),
     };
     write_tree(Some(src.path()), &out, offset, &params).unwrap();

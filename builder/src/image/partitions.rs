@@ -5,7 +5,7 @@ use crate::early_writeback::EarlyWriteback;
 use anyhow::Context;
 use disk::layout::Partition;
 use disk::verity::{self, VerityParams, VerityTree};
-use ext4::{Ext4Error, Ext4Params, ExtraFile, Flavor, Override};
+use ext4::{Ext4Error, Ext4Params, ExtraFile, Flavor, Override, XattrPolicy};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +25,9 @@ fn params(p: &Partition, flavor: Flavor, epoch: i64) -> Ext4Params {
         read_only_marker: false,
         inode_size: p.fs_inode_size,
         bytes_per_inode: p.fs_bytes_per_inode,
+        all_root: false,
         overrides: Vec::new(),
+        xattrs: XattrPolicy::KeepAll,
         extra_files: Vec::new(),
     }
 }
