@@ -1,7 +1,7 @@
 //! `coreos-build image`: the production disk image from a USR tree.
 //!
 //! CONTRACT (release and vm call these): `ImageRequest`, `BuiltImage`, `OemSource`, `build`,
-//! `replace_oem`.
+//! `replace_oem`; `build_with` and `UsrArgs`/`UsrPolicy` for USR owners and attributes.
 //!
 //! One sparse file, written in place: USR-A (ext4 writer + dm-verity) in one thread while
 //! OEM, ROOT and the contents listing go in another and the GRUB images are made in a third;
@@ -14,7 +14,10 @@ mod esp;
 mod oem;
 mod partitions;
 mod stamp;
+mod usr_policy;
 pub mod version;
+
+pub use usr_policy::{UsrArgs, UsrPolicy};
 
 use crate::atomic_output::Pending;
 use crate::bootloader::{self, BootInputs};
@@ -55,6 +58,8 @@ pub struct Args {
     group: String,
     #[arg(long, default_value = "amd64-usr")]
     board: String,
+    #[command(flatten)]
+    usr_policy: UsrArgs,
 }
 
 /// Where an OEM partition's tree comes from.
@@ -96,7 +101,17 @@ fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition
         .with_context(|| format!("layout {} has no partition labeled {label}", layout.name))
 }
 
+/// `build_with` the default USR policy: the tree's owners, the build host's labels left out.
 pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<BuiltImage> {
+    build_with(req, &UsrPolicy::default(), outdir, ui)
+}
+
+pub fn build_with(
+    req: &ImageRequest,
+    usr_policy: &UsrPolicy,
+    outdir: &Path,
+    ui: &Ui,
+) -> anyhow::Result<BuiltImage> {
     let t0 = std::time::Instant::now();
     let epoch = disk::epoch::build_time()? as i64;
     let layout = Layout::by_name_or_path(&req.layout)?;
@@ -142,6 +157,7 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
                 usr_part,
                 &req.usr,
                 &stamped,
+                usr_policy,
                 epoch,
                 salt.clone(),
             )
@@ -284,7 +300,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         group: args.group,
         board: args.board,
     };
-    let built = build(&req, &args.output, ui)?;
+    let built = build_with(&req, &args.usr_policy.policy()?, &args.output, ui)?;
     println!("{}", built.image.display());
     println!("version {}", built.version);
     if !built.verity_root_hash.is_empty() {
