@@ -47,20 +47,6 @@ impl Pending {
         Ok(p)
     }
 
-    /// Remove what an earlier run left under the final name, on a thread of its own: freeing
-    /// a multi-GiB image blocks for a tenth of a second or more (its blocks are freed, and
-    /// discarded on filesystems mounted with `discard`), time the build spends on its own work
-    /// meanwhile. The name is then absent until `commit`, which must come after `join`.
-    pub fn remove_previous(&self) -> std::thread::JoinHandle<anyhow::Result<()>> {
-        let dest = self.dest.clone();
-        std::thread::spawn(move || match std::fs::remove_file(&dest) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing the previous {}", dest.display()))
-            }
-            _ => Ok(()),
-        })
-    }
-
     pub fn dest(&self) -> &Path {
         &self.dest
     }
@@ -72,15 +58,41 @@ impl Pending {
 
     /// Flush the data to disk, then give the artifact its final name: after a crash the final
     /// name holds either the old file or the whole new one.
-    pub fn commit(mut self) -> anyhow::Result<PathBuf> {
+    pub fn commit(self) -> anyhow::Result<PathBuf> {
+        Ok(self.commit_replacing()?.0)
+    }
+
+    /// `commit`, for a large artifact: the file the rename replaces is freed on a thread of
+    /// its own. Freeing a multi-GiB image's blocks (and discarding them on filesystems mounted
+    /// with `discard`) takes a tenth of a second or more, and happens when its last reference
+    /// goes: the rename would do it inline. Holding the old file open across the rename moves
+    /// that to the thread that closes it, while the caller commits the rest. The previous file
+    /// is whole under its name until the rename, so a failed build never loses it.
+    pub fn commit_replacing(mut self) -> anyhow::Result<(PathBuf, FreePrevious)> {
         self.file
             .sync_all()
             .with_context(|| format!("syncing {}", self.tmp.display()))?;
+        // A reference that outlives the rename: opening may fail (no previous file, or not
+        // readable), and then the rename frees it inline as usual.
+        let previous = File::open(&self.dest).ok();
         std::fs::rename(&self.tmp, &self.dest).with_context(|| {
             format!("renaming {} to {}", self.tmp.display(), self.dest.display())
         })?;
         self.committed = true;
-        Ok(std::mem::take(&mut self.dest))
+        let freeing = previous.map(|f| std::thread::spawn(move || drop(f)));
+        Ok((std::mem::take(&mut self.dest), FreePrevious(freeing)))
+    }
+}
+
+/// The file a `commit_replacing` replaced, being freed in the background; `wait` for it, or
+/// drop it to let the process exit do the rest.
+pub struct FreePrevious(Option<std::thread::JoinHandle<()>>);
+
+impl FreePrevious {
+    pub fn wait(self) {
+        if let Some(t) = self.0 {
+            let _ = t.join();
+        }
     }
 }
 
@@ -128,25 +140,26 @@ mod tests {
     }
 
     #[test]
-    fn remove_previous_clears_the_final_name_until_commit() {
+    fn commit_replacing_keeps_the_previous_file_until_the_rename() {
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("img"), b"old").unwrap();
-        let mut p = Pending::create(&d.path().join("img")).unwrap();
-        p.remove_previous().join().unwrap().unwrap();
-        assert!(!d.path().join("img").exists());
+        let dest = d.path().join("img");
+        std::fs::write(&dest, b"old").unwrap();
+        let mut p = Pending::create(&dest).unwrap();
         p.file.write_all(b"new").unwrap();
-        let dest = p.commit().unwrap();
-        assert_eq!(std::fs::read(dest).unwrap(), b"new");
-        // Nothing to remove is fine; a folder in the way is a named error.
-        let p = Pending::create(&d.path().join("other")).unwrap();
-        p.remove_previous().join().unwrap().unwrap();
-        std::fs::create_dir(d.path().join("dir")).unwrap();
-        let p = Pending::create(&d.path().join("dir")).unwrap();
-        let e = format!("{:#}", p.remove_previous().join().unwrap().unwrap_err());
-        assert!(
-            e.contains("removing the previous") && e.contains("dir"),
-            "{e}"
+        assert_eq!(
+            std::fs::read(&dest).unwrap(),
+            b"old",
+            "old until the commit"
         );
+        let (path, freeing) = p.commit_replacing().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        freeing.wait();
+        assert_eq!(names(d.path()), ["img"]);
+        // Nothing to replace is fine too.
+        let mut p = Pending::create(&d.path().join("other")).unwrap();
+        p.file.write_all(b"x").unwrap();
+        p.commit_replacing().unwrap().1.wait();
+        assert_eq!(names(d.path()), ["img", "other"]);
     }
 
     #[test]

@@ -11,6 +11,9 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build inspect out/coreos_production_image.bin
+  coreos-build inspect /dev/sda")]
 pub struct Args {
     /// A disk image (or block device) with a GPT.
     image: PathBuf,

@@ -10,6 +10,7 @@ mod mkfs;
 mod mounts;
 mod progress;
 mod release;
+mod update_payload;
 mod vm;
 
 use clap::{Parser, Subcommand};
@@ -19,7 +20,13 @@ use coreos_build::bootloader;
 #[command(
     name = "coreos-build",
     version,
-    about = "Build CoreOS disk images offline, without root, reproducibly"
+    about = "Build CoreOS disk images offline, without root, reproducibly",
+    after_help = "Examples:
+  coreos-build image --usr ./usr --output out/
+  coreos-build release --usr ./usr --output mirror/ --signing-key key/signing-key.asc
+  coreos-build vm --format vagrant --image out/coreos_production_image.bin --output vm/
+
+Timestamps come from SOURCE_DATE_EPOCH when it is set: the same inputs then give the same bytes."
 )]
 struct Cli {
     /// No progress bars; only warnings and errors.
@@ -45,11 +52,15 @@ enum Command {
     Keygen(keygen::Args),
     /// Build the image and the signed, compressed release tree (the mirror).
     Release(release::Args),
-    /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu).
+    /// Make the signed update payload (CrAU) of an image's USR-A and kernel.
+    Payload(update_payload::Args),
+    /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu,
+    /// Azure, Hyper-V, VMware, OpenStack, DigitalOcean, Packet).
     Vm(vm::Args),
 }
 
 fn main() -> anyhow::Result<()> {
+    cli_docs::generate_if_asked::<Cli>();
     let cli = Cli::parse();
     progress::init_logging(cli.quiet, cli.verbose);
     let ui = progress::Ui::new(cli.quiet);
@@ -59,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         Command::Mkfs(c) => mkfs::run(c, &ui),
         Command::Keygen(a) => keygen::run(a),
         Command::Release(a) => release::run(a, &ui),
+        Command::Payload(a) => update_payload::run(a, &ui),
         Command::Vm(a) => vm::run(a, &ui),
     }
 }

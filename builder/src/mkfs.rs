@@ -15,6 +15,9 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  coreos-build mkfs ext4 --source ./tree --size 128MiB --output oem.img --label OEM"
+)]
 pub struct Ext4Args {
     /// Directory tree to copy in (an empty filesystem when left out).
     #[arg(long)]
@@ -26,6 +29,7 @@ pub struct Ext4Args {
     /// block device to write in place.
     #[arg(long)]
     pub output: PathBuf,
+    /// Volume label (up to 16 bytes).
     #[arg(long, default_value = "")]
     pub label: String,
     /// Filesystem UUID (default: derived from the label, so builds are reproducible).

@@ -1,5 +1,5 @@
 # VM writers alone, from an existing raw image (the Debian-minbase production image), side by
-# side with their peers:
+# side with their peers (fixed VHD and OVA: see the end):
 #   EC2 stream VMDK: coreos-build vm --format ami_vmdk --as-is  vs  qemu-img convert -O vmdk -o subformat=streamOptimized
 #   GCE tar.gz:      coreos-build vm --format gce --as-is       vs  tar --format=oldgnu -S -cf - disk.raw | gzip -6
 # --as-is skips the copy, resize and OEM steps, so both sides do the same work.
@@ -25,4 +25,22 @@ compare vm-ec2-vmdk 5 \
 compare vm-gce-targz 5 \
   "$BIN/coreos-build --quiet vm --format gce --as-is --image $W/img/disk.raw --output $W/ours" \
   "bash -c 'cd $W/img && tar --format=oldgnu -S -cf - disk.raw | gzip -6 > $W/peer/gce.tar.gz'"
+
+# Fixed VHD (Azure, Hyper-V) from the image: ours appends the footer to a kernel copy of the
+# image's data ranges (--as-is: no OEM change, the same work as the peer) and fsyncs it, as
+# every artifact; qemu-img writes the same fixed VHD (force_size: the exact size, creator qem2)
+# with its convert default cache=unsafe, no flush, so it is also timed with `sync -f` after it.
+compare vm-vhd-fixed 5 \
+  "$BIN/coreos-build --quiet vm --format hyperv --as-is --image $AMI --output $W/ours" \
+  "qemu-img convert -O vpc -o subformat=fixed,force_size $AMI $W/peer/hyperv.vhd"
+compare vm-vhd-fixed-synced 5 \
+  "$BIN/coreos-build --quiet vm --format hyperv --as-is --image $AMI --output $W/ours" \
+  "bash -c 'qemu-img convert -O vpc -o subformat=fixed,force_size $AMI $W/peer/hyperv.vhd && sync -f $W/peer/hyperv.vhd'"
+# OVA: stream VMDK, OVF, SHA-256 manifest, ustar, against qemu-img's stream VMDK + sha256sum +
+# tar (CoreOS's _write_ova_bundle with vmdk-convert replaced by qemu-img).
+"$BIN/coreos-build" --quiet vm --format vmware_ova --as-is --image "$AMI" --output "$W/img" >/dev/null
+tar -xOf "$W/img/coreos_production_vmware_ova.ova" coreos_production_vmware_ova.ovf > "$W/img/template.ovf"
+compare vm-ova 3 \
+  "$BIN/coreos-build --quiet vm --format vmware_ova --as-is --image $AMI --output $W/ours" \
+  "bash -c 'cd $W/peer && qemu-img convert -O vmdk -o subformat=streamOptimized,adapter_type=lsilogic $AMI x_image.vmdk && cp $W/img/template.ovf x.ovf && sha256sum x.ovf x_image.vmdk | sed -E \"s/^([0-9a-f]+)  (.*)/SHA256(\\2)= \\1/\" > x.mf && tar --format=ustar -cf x.ova x.ovf x.mf x_image.vmdk && rm x_image.vmdk'"
 ls -l "$W/ours" "$W/peer"

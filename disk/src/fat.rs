@@ -243,6 +243,40 @@ pub fn write_fat(
     Ok(())
 }
 
+/// The content of file `path` (`/`-separated, e.g. `coreos/vmlinuz-a`) of the FAT volume at
+/// `[offset, offset + len)`, or None when it does not exist. Nothing is written (open `file`
+/// read-only to be sure).
+pub fn read_file(
+    file: &File,
+    offset: u64,
+    len: u64,
+    path: &str,
+) -> Result<Option<Vec<u8>>, FatError> {
+    let io_err = |source| FatError::Io {
+        start: offset,
+        end: offset + len,
+        source,
+    };
+    let fs =
+        FileSystem::new(ByteRange::new(file, offset, len), FsOptions::new()).map_err(io_err)?;
+    let mut f = match fs.root_dir().open_file(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(FatError::File {
+                path: path.to_string(),
+                source,
+            })
+        }
+    };
+    let mut data = Vec::new();
+    f.read_to_end(&mut data).map_err(|source| FatError::File {
+        path: path.to_string(),
+        source,
+    })?;
+    Ok(Some(data))
+}
+
 /// What a FAT boot sector says about its volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FatInfo {

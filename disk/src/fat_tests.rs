@@ -123,3 +123,21 @@ fn dates() {
         (2023, 11, 14, 22, 13)
     );
 }
+
+#[test]
+fn read_file_reads_without_writing() {
+    let kernel: Vec<u8> = (0..3_000_000u32).map(|i| (i * 11 % 251) as u8).collect();
+    let img = esp(&[("coreos/vmlinuz-a".to_string(), kernel.clone())]);
+    let before = std::fs::read(img.path()).unwrap();
+    let ro = File::open(img.path()).unwrap();
+    let got = read_file(&ro, 4096 * 512, 128 << 20, "coreos/vmlinuz-a").unwrap();
+    assert!(got == Some(kernel));
+    assert!(read_file(&ro, 4096 * 512, 128 << 20, "coreos/vmlinuz-b")
+        .unwrap()
+        .is_none());
+    assert!(std::fs::read(img.path()).unwrap() == before);
+    assert!(
+        read_file(&ro, 0, 128 << 20, "coreos/vmlinuz-a").is_err(),
+        "no FAT at byte 0"
+    );
+}

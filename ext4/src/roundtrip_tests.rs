@@ -378,3 +378,43 @@ fn extra_files_replace_and_add_fsck_clean_and_reproducibly() {
     }
     assert_eq!(fs::read(src.path().join("lib/os-release")).unwrap(), b"old");
 }
+
+#[test]
+fn a_read_only_marked_filesystem_reads_but_is_not_edited() {
+    let src = tempfile::tempdir().unwrap();
+    fs::create_dir_all(src.path().join("share/coreos")).unwrap();
+    fs::write(
+        src.path().join("share/coreos/release"),
+        b"COREOS_RELEASE_VERSION=1.2.3\n",
+    )
+    .unwrap();
+    let mut p = params(Flavor::Ext2Compat);
+    p.read_only_marker = true;
+    let work = tempfile::tempdir().unwrap();
+    let img = work.path().join("usr.img");
+    let f = fs::File::create(&img).unwrap();
+    write_tree(Some(src.path()), &f, 0, &p).unwrap();
+    drop(f);
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&img)
+        .unwrap();
+    let got = edit::read_file(&f, 0, p.size, "/share/coreos/release").unwrap();
+    assert_eq!(got.as_deref(), Some(&b"COREOS_RELEASE_VERSION=1.2.3\n"[..]));
+    let e = edit::add_file(
+        &f,
+        0,
+        p.size,
+        "/x",
+        b"x",
+        edit::NewFile {
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            mtime: 0,
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
+}

@@ -8,7 +8,13 @@ use std::path::PathBuf;
 #[command(
     name = "coreos-install",
     about = "Download, verify and write a CoreOS image to a disk, then configure it without mounting",
-    disable_version_flag = true
+    disable_version_flag = true,
+    after_help = "Examples:
+  coreos-install -d /dev/sda -c cloud-config.yml
+  coreos-install -d /dev/sda -C beta -V 3788.1.2 -o vagrant
+  coreos-install -d /dev/sda -b http://mirror.example/amd64-usr -k signing-key.pub.asc
+  coreos-install -d /dev/sda -f coreos_production_image.bin.bz2 -k signing-key.pub.asc
+  coreos-install -D ./download -C stable"
 )]
 pub struct Args {
     /// Install to the given whole-disk block device (symlinks such as /dev/disk/by-id/... work).

@@ -16,6 +16,7 @@ mod verify;
 use clap::Parser;
 
 fn main() {
+    cli_docs::generate_if_asked::<cli::Args>();
     let args = cli::Args::parse();
     let filter = if args.verbose { "debug" } else { "info" };
     tracing_subscriber::fmt()

@@ -6,6 +6,7 @@
 //! parallel test processes share them.
 
 pub mod httpfault;
+pub mod nginx;
 pub mod partitions;
 
 use std::fs::{self, File};

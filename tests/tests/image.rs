@@ -374,25 +374,24 @@ fn base_image_is_coreos_base_and_judged_clean() {
     assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
 }
 
+/// Three builds of the same inputs, the third over the first's files (the replacing commit):
+/// every file byte-identical.
 #[test]
-fn two_builds_are_byte_identical() {
+fn three_builds_are_byte_identical() {
     let work = tempfile::tempdir_in(e2e::cache()).unwrap();
     let usr = small_usr(work.path());
     let (a, b) = (work.path().join("a"), work.path().join("b"));
     build(&usr, &a, &["--oem", "ec2"]);
+    let first = outputs(&a);
+    assert_eq!(first.len(), 4, "{first:?}");
     build(&usr, &b, &["--oem", "ec2"]);
-    for f in [
-        IMAGE,
-        "coreos_production_image_verity.txt",
-        "coreos_production_image_contents.txt",
-        "version.txt",
-    ] {
-        assert_eq!(
-            e2e::sha256_file(&a.join(f)),
-            e2e::sha256_file(&b.join(f)),
-            "{f} differs between two builds"
-        );
-    }
+    assert_eq!(outputs(&b), first, "the second build differs");
+    build(&usr, &a, &["--oem", "ec2"]);
+    assert_eq!(
+        outputs(&a),
+        first,
+        "the third build (over the first) differs"
+    );
     // The default version is the day count of SOURCE_DATE_EPOCH.
     assert!(fs::read_to_string(a.join("version.txt"))
         .unwrap()
@@ -564,4 +563,106 @@ fn inspect_shows_table_filesystems_version_and_hash() {
         "{}",
         String::from_utf8_lossy(&r.stdout)
     );
+}
+
+/// The files of a finished build, by name, with their hashes.
+fn outputs(out: &Path) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = fs::read_dir(out)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e2e::sha256_file(&e.path()),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// GRUB module folders in the tree that grub-mkimage cannot use (they are found first: the
+/// tree's lib/grub wins over the host's).
+fn break_grub(usr: &Path) {
+    for target in ["i386-pc", "x86_64-efi"] {
+        let d = usr.join("lib/grub").join(target);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("moddep.lst"), "normal: nonexistent\n").unwrap();
+        fs::write(d.join("kernel.img"), b"not an ELF file").unwrap();
+    }
+}
+
+/// A build that fails (a tree too large for USR-A, a GRUB that cannot be made) leaves the
+/// previous build's image, verity, contents and version files byte-identical, and no
+/// temporary file.
+#[test]
+fn a_failed_build_keeps_the_previous_image_and_its_files() {
+    let work = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let usr = small_usr(work.path());
+    let layout = work.path().join("small-usr.toml");
+    fs::write(
+        &layout,
+        "inherits = \"base\"\n[[partition]]\nnumber = 3\nblocks = 16384\nfs_blocks = 2000\n",
+    )
+    .unwrap();
+    let layout_arg = ["--layout", layout.to_str().unwrap()];
+    let out = work.path().join("out");
+    build(&usr, &out, &layout_arg);
+    let before = outputs(&out);
+    assert_eq!(before.len(), 4, "{before:?}");
+
+    let fail = |needles: &[&str]| {
+        let msg = run_fail(
+            Command::new(bin("coreos-build"))
+                .args(["--quiet", "image", "--usr"])
+                .arg(&usr)
+                .arg("--output")
+                .arg(&out)
+                .args(layout_arg)
+                .env("SOURCE_DATE_EPOCH", EPOCH),
+        );
+        for n in needles {
+            assert!(msg.contains(n), "message should name {n:?}:\n{msg}");
+        }
+        assert_eq!(outputs(&out), before, "the previous build's files changed");
+    };
+    // Too large for USR-A.
+    let big: Vec<u8> = (0..12_000_000u32)
+        .map(|i| (i.wrapping_mul(40503) >> 7) as u8)
+        .collect();
+    fs::write(usr.join("share/big"), big).unwrap();
+    fail(&["partition 3 (USR-A)"]);
+    fs::remove_file(usr.join("share/big")).unwrap();
+    // A GRUB that cannot be made.
+    break_grub(&usr);
+    fail(&["grub-mkimage", &usr.join("lib/grub").display().to_string()]);
+}
+
+/// `--no-bootloader` builds an image without GRUB even where GRUB cannot be made; without it
+/// that is an error (above). The ESP then holds no EFI loader and the MBR no boot code.
+#[test]
+fn no_bootloader_builds_an_image_without_grub() {
+    let work = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let usr = small_usr(work.path());
+    break_grub(&usr);
+    let out = work.path().join("out");
+    let o = build(&usr, &out, &["--no-bootloader"]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--no-bootloader"),
+        "no warning: {o:?}"
+    );
+    let image = out.join(IMAGE);
+    let esp = extract(&image, 4096 * 512, 262144 * 512);
+    let dir = run(Command::new("mdir").args(["-/", "-b", "-i", esp.path().to_str().unwrap()]));
+    let dir = String::from_utf8_lossy(&dir.stdout);
+    assert!(
+        dir.contains("vmlinuz-a") && !dir.to_lowercase().contains("bootx64.efi"),
+        "{dir}"
+    );
+    let mut mbr = [0u8; 440];
+    fs::File::open(&image)
+        .unwrap()
+        .read_exact_at(&mut mbr, 0)
+        .unwrap();
+    assert!(mbr.iter().all(|&b| b == 0), "boot code in the MBR");
 }

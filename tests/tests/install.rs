@@ -8,13 +8,13 @@
 //! lands.
 
 use e2e::httpfault::{Fault, FaultServer};
+use e2e::nginx::Nginx;
 use e2e::{bin, cache, lock, require, run, run_fail, sha256_file, Loop};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 const VERSION: &str = "1.2.3";
 const BOARD: &str = "amd64-usr";
@@ -236,59 +236,14 @@ fn compress_chunked(raw: &Path, out: &Path) {
     ));
 }
 
-/// nginx serving a folder on a free 127.0.0.1 port, stopped when dropped.
-struct Nginx {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+/// The mirror's base URL for `-b`.
+trait MirrorBase {
+    fn base(&self) -> String;
 }
 
-impl Nginx {
-    fn start(root: &Path) -> Nginx {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let p = dir.path().display();
-        let conf = format!(
-            "daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log;
-             events {{ worker_connections 64; }}
-             http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fastcgi_temp_path {p}/f;
-                     uwsgi_temp_path {p}/u; scgi_temp_path {p}/s; types {{ }} default_type application/octet-stream;
-                     server {{ listen 127.0.0.1:{port}; root {root}; }} }}",
-            root = root.display()
-        );
-        fs::write(dir.path().join("nginx.conf"), conf).unwrap();
-        let child = Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.path().join("nginx.conf"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(t.elapsed() < Duration::from_secs(10), "nginx did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Nginx {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
+impl MirrorBase for Nginx {
     fn base(&self) -> String {
-        format!("http://127.0.0.1:{}/{BOARD}", self.port)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.url(BOARD)
     }
 }
 

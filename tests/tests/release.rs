@@ -201,16 +201,88 @@ fn release_is_verified_by_real_tools_and_reproducible() {
         "ours {ours} bytes, bzip2 -9 {reference} bytes"
     );
 
-    // Same inputs and SOURCE_DATE_EPOCH: byte-identical, signatures included.
+    // Same inputs and SOURCE_DATE_EPOCH: byte-identical, signatures included, over three
+    // runs (the third into the first's mirror, replacing its files).
+    let sums = |dir: &Path| -> Vec<String> {
+        names
+            .iter()
+            .map(|n| e2e::sha256_file(&dir.join(n)))
+            .collect()
+    };
+    let first = sums(&dir);
     let mirror2 = t.path().join("mirror2");
     run(&mut release(&raw, &mirror2, Some(&secret)));
-    let dir2 = mirror2.join("amd64-usr/1.2.3");
-    for n in &names {
-        assert!(
-            fs::read(dir.join(n)).unwrap() == fs::read(dir2.join(n)).unwrap(),
-            "{n} differs between two releases"
-        );
+    assert_eq!(sums(&mirror2.join("amd64-usr/1.2.3")), first, "{names:?}");
+    run(&mut release(&raw, &mirror, Some(&secret)));
+    assert_eq!(sums(&dir), first, "{names:?}");
+}
+
+/// A tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        run(Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path()));
+        Tmpfs(dir)
     }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// The release's copies cross filesystems: the work folder on a tmpfs, the mirror on the
+/// disk (ext4), so `copy_file_range` says EXDEV and the copies read and write instead. The
+/// raw image, the OEM image and the ami artifact arrive whole and sparse.
+#[test]
+fn release_from_a_tmpfs_work_dir_to_a_mirror_on_disk() {
+    require("sgdisk");
+    let work = Tmpfs::mount("2g");
+    let t = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let usr = t.path().join("usr");
+    fs::create_dir_all(usr.join("boot")).unwrap();
+    fs::create_dir_all(usr.join("bin")).unwrap();
+    fs::write(usr.join("boot/vmlinuz"), b"MZ kernel".repeat(1000)).unwrap();
+    fs::write(usr.join("bin/tool"), b"#!/bin/sh\necho tool\n").unwrap();
+    let mirror = t.path().join("mirror");
+    run(build()
+        .args(["-q", "release", "--version", "2.0.0", "--oem", "ec2"])
+        .args(["--formats", "ami", "--include-raw"])
+        .arg("--usr")
+        .arg(&usr)
+        .arg("--work-dir")
+        .arg(work.0.path())
+        .arg("--output")
+        .arg(&mirror)
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    let dir = mirror.join("amd64-usr/2.0.0");
+    let raw = dir.join(IMAGE);
+    assert_eq!(
+        e2e::sha256_file(&raw),
+        e2e::sha256_file(&work.0.path().join(IMAGE)),
+        "the raw image in the mirror is not the one built"
+    );
+    let used = |p: &Path| {
+        let o = run(Command::new("du").args(["-B1", "-s"]).arg(p));
+        let o = String::from_utf8_lossy(&o.stdout).into_owned();
+        o.split_whitespace().next().unwrap().parse::<u64>().unwrap()
+    };
+    assert!(
+        used(&raw) < 256 << 20,
+        "the copy is not sparse: {} bytes used",
+        used(&raw)
+    );
+    let ami = dir.join("coreos_production_ami_image.bin");
+    let v = run(Command::new("sgdisk").arg("-v").arg(&ami));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"));
+    let digests = fs::read_to_string(dir.join("coreos_production_ami_image.bin.DIGESTS")).unwrap();
+    sum_check(&dir, "sha512sum", &section(&digests, "# SHA512 HASH"));
+    assert!(dir.join("coreos_production_ec2_image.bin.bz2").is_file());
 }
 
 #[test]
@@ -317,7 +389,15 @@ fn full_release_from_usr_has_every_file_and_oem() {
     }
     let home = gpg_home(&public);
     let main = fs::read(dir.join("coreos_production_image.bin.bz2")).unwrap();
-    for oem in ["vagrant", "virtualbox", "gce", "ec2", "metal"] {
+    for oem in [
+        "vagrant",
+        "virtualbox",
+        "gce",
+        "ec2",
+        "metal",
+        "digitalocean",
+        "packet",
+    ] {
         let bz2 = dir.join(format!("coreos_production_{oem}_image.bin.bz2"));
         let out = gpg_verify(
             home.path(),
@@ -414,4 +494,65 @@ fn formats_add_signed_artifacts_to_the_mirror() {
         .filter(|n| n.starts_with(".coreos-release-"))
         .collect();
     assert!(leftovers.is_empty(), "work folders left: {leftovers:?}");
+}
+
+/// A Vagrant catalog Vagrant can use: the release refuses `--formats vagrant` without the
+/// mirror's URL (before writing anything); with it, the real `vagrant box add` takes the
+/// catalog's URL from nginx serving the mirror, and `vagrant box list` shows the box.
+#[test]
+fn vagrant_adds_the_box_from_the_served_catalog() {
+    require("vagrant");
+    let t = tempfile::tempdir().unwrap();
+    let usr = e2e::sample_os().join("usr");
+    let mirror = t.path().join("mirror");
+    let web = e2e::nginx::Nginx::start(&mirror);
+    let release = |mirror_url: Option<&str>| {
+        let mut c = build();
+        c.args(["-q", "release", "--version", "1234.5.6", "--no-oem"])
+            .args(["--formats", "vagrant"])
+            .arg("--usr")
+            .arg(&usr)
+            .arg("--output")
+            .arg(&mirror)
+            .env("SOURCE_DATE_EPOCH", "1700000000");
+        if let Some(u) = mirror_url {
+            c.args(["--mirror-url", u]);
+        }
+        c
+    };
+    let msg = run_fail(&mut release(None));
+    assert!(msg.contains("--mirror-url"), "{msg}");
+    assert!(!mirror.exists(), "{} was created", mirror.display());
+
+    run(&mut release(Some(&web.url(""))));
+    let catalog_url = web.url("amd64-usr/1234.5.6/coreos_production_vagrant.json");
+    let catalog =
+        fs::read_to_string(mirror.join("amd64-usr/1234.5.6/coreos_production_vagrant.json"))
+            .unwrap();
+    assert!(
+        catalog.contains(&web.url("amd64-usr/1234.5.6/coreos_production_vagrant.box")),
+        "{catalog}"
+    );
+    // Vagrant resolves a relative URL against its working directory: run it somewhere else.
+    let elsewhere = t.path().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    let vagrant = |args: &[&str]| {
+        let mut c = Command::new("vagrant");
+        c.args(args)
+            .current_dir(&elsewhere)
+            .env("VAGRANT_HOME", t.path().join("vagrant-home"))
+            .env("VAGRANT_CHECKPOINT_DISABLE", "1")
+            .env("NO_PROXY", "127.0.0.1")
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY");
+        String::from_utf8_lossy(&run(&mut c).stdout).into_owned()
+    };
+    vagrant(&["box", "add", &catalog_url]);
+    let list = vagrant(&["box", "list"]);
+    assert!(
+        list.lines().any(|l| l.starts_with("coreos ")
+            && l.contains("virtualbox")
+            && l.contains("1234.5.6")),
+        "vagrant box list: {list}"
+    );
 }

@@ -3,5 +3,7 @@
 //!
 //! Each module owns one container format; none knows about CLIs, layouts or progress bars.
 
+pub mod ova;
 pub mod qcow2;
+pub mod vhd;
 pub mod vmdk;

@@ -20,7 +20,21 @@ pub struct ModuleDirs {
 impl ModuleDirs {
     /// Module folders in the USR tree's `lib/grub`, else the host's `/usr/lib/grub`.
     pub fn find(usr: &Path) -> ModuleDirs {
-        Self::find_in(&usr.join("lib/grub"), Path::new("/usr/lib/grub"))
+        let [tree, host] = Self::roots(usr);
+        Self::find_in(&tree, &host)
+    }
+
+    /// Every folder `find` looks in, for the error that names them.
+    pub fn candidates(usr: &Path) -> Vec<PathBuf> {
+        let roots = Self::roots(usr);
+        roots
+            .iter()
+            .flat_map(|r| [GrubTarget::Pc, GrubTarget::Efi].map(|t| r.join(t.name())))
+            .collect()
+    }
+
+    fn roots(usr: &Path) -> [PathBuf; 2] {
+        [usr.join("lib/grub"), PathBuf::from("/usr/lib/grub")]
     }
 
     fn find_in(tree: &Path, host: &Path) -> ModuleDirs {

@@ -1,7 +1,9 @@
 //! GRUB for BIOS and UEFI, installed into the image file directly (no loop devices, no root).
 //!
-//! CONTRACT (called by `image`): `prepare(&BootInputs) -> Result<Option<BootAssets>>` before the
+//! CONTRACT (called by `image`): `prepare(usr, &BootInputs) -> Result<BootAssets>` before the
 //! ESP is written, then `install_bios(&File, &BiosBoot, bios_boot_first_lba)` after the GPT.
+//! No GRUB modules, or a GRUB image that fails to build, is an error: an image that cannot
+//! boot is only made when the caller asks for none (`image --no-bootloader`).
 //!
 //! One `grub.cfg` (CoreOS's, see `grub_cfg`) on the ESP at `coreos/grub/grub.cfg`, loaded by
 //! a fixed config in both GRUB images' memdisk, so BIOS and UEFI boot the same entries: kernels
@@ -57,14 +59,11 @@ pub const EFI_BOOT_PATH: &str = "EFI/boot/bootx64.efi";
 pub const GRUB_CFG_PATH: &str = "coreos/grub/grub.cfg";
 
 /// Build the GRUB images (modules from `usr`'s `lib/grub`, else the host's) and the ESP
-/// files. `Ok(None)` when neither the USR tree nor the host has GRUB modules: the image is
-/// then built without a bootloader (and says so).
-pub fn prepare(usr: &Path, inputs: &BootInputs) -> anyhow::Result<Option<BootAssets>> {
-    let Some(mut assets) = images(usr)? else {
-        return Ok(None);
-    };
+/// files; an error when neither the USR tree nor the host has GRUB modules.
+pub fn prepare(usr: &Path, inputs: &BootInputs) -> anyhow::Result<BootAssets> {
+    let mut assets = images(usr)?;
     assets.esp_files.push(config_file(inputs)?);
-    Ok(Some(assets))
+    Ok(assets)
 }
 
 /// The main grub.cfg for the ESP: (path on the ESP, contents).
@@ -74,15 +73,21 @@ pub fn config_file(inputs: &BootInputs) -> anyhow::Result<(String, Vec<u8>)> {
 }
 
 /// The GRUB images (EFI image for the ESP, BIOS boot code), which depend only on the GRUB
-/// modules found for `usr`; `config_file` completes the ESP files. `Ok(None)` as `prepare`.
-pub fn images(usr: &Path) -> anyhow::Result<Option<BootAssets>> {
-    let dirs = ModuleDirs::find(usr);
+/// modules found for `usr`; `config_file` completes the ESP files. An error when there are
+/// no modules for either firmware (one is enough, with a warning).
+pub fn images(usr: &Path) -> anyhow::Result<BootAssets> {
+    images_from(&ModuleDirs::find(usr), &ModuleDirs::candidates(usr))
+}
+
+fn images_from(dirs: &ModuleDirs, looked: &[std::path::PathBuf]) -> anyhow::Result<BootAssets> {
     if dirs.efi.is_none() && dirs.pc.is_none() {
-        tracing::warn!(
-            "no GRUB modules in {}/lib/grub or /usr/lib/grub: the image will have no bootloader",
-            usr.display()
+        let looked: Vec<String> = looked.iter().map(|d| d.display().to_string()).collect();
+        anyhow::bail!(
+            "no GRUB modules (a folder with moddep.lst and kernel.img) in {}: the image could not \
+             boot. Ship GRUB's modules in the tree's lib/grub, install grub-pc-bin and \
+             grub-efi-amd64-bin on this host, or pass --no-bootloader for an image without one",
+            looked.join(", ")
         );
-        return Ok(None);
     }
     let cfg = grub_cfg::MEMDISK_CFG;
     // The two grub-mkimage runs are independent: one per core.
@@ -122,7 +127,7 @@ pub fn images(usr: &Path) -> anyhow::Result<Option<BootAssets>> {
         }
         _ => tracing::warn!("no i386-pc GRUB modules: the image will not boot under BIOS"),
     }
-    Ok(Some(assets))
+    Ok(assets)
 }
 
 /// Install GRUB's BIOS boot code into an image whose GPT is written: boot.img's code into the
@@ -145,6 +150,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_modules_is_an_error_naming_where_it_looked() {
+        let looked = ModuleDirs::candidates(Path::new("/tree/usr"));
+        let e = format!(
+            "{:#}",
+            images_from(&ModuleDirs::default(), &looked).unwrap_err()
+        );
+        for d in [
+            "/tree/usr/lib/grub/i386-pc",
+            "/tree/usr/lib/grub/x86_64-efi",
+            "/usr/lib/grub/i386-pc",
+            "/usr/lib/grub/x86_64-efi",
+            "--no-bootloader",
+        ] {
+            assert!(e.contains(d), "{d} missing from: {e}");
+        }
+    }
+
+    #[test]
     fn prepare_puts_the_hash_in_the_esp_grub_cfg_only() {
         // The host's GRUB modules (grub-pc-bin, grub-efi-amd64-bin: ci/install-deps).
         let t = tempfile::tempdir().unwrap();
@@ -153,12 +176,8 @@ mod tests {
             usr_fs_blocks: 260094,
             verity_salt: "00ff".into(),
         };
-        let a = prepare(t.path(), &inputs(&"ab".repeat(32)))
-            .unwrap()
-            .unwrap();
-        let b = prepare(t.path(), &inputs(&"cd".repeat(32)))
-            .unwrap()
-            .unwrap();
+        let a = prepare(t.path(), &inputs(&"ab".repeat(32))).unwrap();
+        let b = prepare(t.path(), &inputs(&"cd".repeat(32))).unwrap();
         let file = |x: &BootAssets, path: &str| {
             x.esp_files
                 .iter()

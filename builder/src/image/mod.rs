@@ -6,8 +6,9 @@
 //! One sparse file, written in place: USR-A (ext4 writer + dm-verity) in one thread while
 //! OEM, ROOT and the contents listing go in another and the GRUB images are made in a third;
 //! then the ESP (whose grub.cfg needs the verity root hash), the GPT, and the BIOS boot code.
-//! An image left by an earlier build is removed once the arguments are checked (freeing it
-//! overlaps the writing); the new one gets the final name only when complete.
+//! The new image gets the final name only when complete, replacing an earlier build's in one
+//! rename: a failed build (a tree too large, a broken GRUB) leaves the previous image and its
+//! companion files as they were. The replaced image is freed in the background.
 
 mod contents;
 mod esp;
@@ -37,6 +38,13 @@ const OEM_LABEL: &str = "OEM";
 const BIOS_LABEL: &str = "BIOS-BOOT";
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build image --usr ./usr --output out/
+  coreos-build image --usr ./usr --output out/ --layout vagrant --oem vagrant --version 3788.1.2 --group beta
+  SOURCE_DATE_EPOCH=1700000000 coreos-build image --usr ./usr --output out/   (byte-identical each time)
+
+Writes coreos_production_image.bin, _verity.txt, _contents.txt and version.txt into OUTDIR;
+a failed build leaves an earlier build's files there as they were.")]
 pub struct Args {
     /// The OS's /usr tree (read only; never modified).
     #[arg(long)]
@@ -44,7 +52,7 @@ pub struct Args {
     /// Folder for the image and its companion files.
     #[arg(long)]
     output: PathBuf,
-    /// base, vm, vagrant, or a layout file.
+    /// base, vm, vagrant, azure, or a layout file.
     #[arg(long, default_value = "base")]
     layout: String,
     /// OEM partition: an embedded tree (vagrant, virtualbox, gce, ec2, metal) or a folder.
@@ -56,8 +64,13 @@ pub struct Args {
     /// Update channel stamped into /usr/share/coreos/update.conf.
     #[arg(long, default_value = "developer")]
     group: String,
+    /// Board name stamped into the release files (COREOS_BOARD).
     #[arg(long, default_value = "amd64-usr")]
     board: String,
+    /// Build without GRUB (the image cannot boot): otherwise, no GRUB modules in the tree's
+    /// lib/grub nor the host's /usr/lib/grub is an error.
+    #[arg(long)]
+    no_bootloader: bool,
     #[command(flatten)]
     usr_policy: UsrArgs,
 }
@@ -82,6 +95,9 @@ pub struct ImageRequest {
     pub version: Option<String>,
     pub group: String,
     pub board: String,
+    /// Make GRUB for BIOS and UEFI (an error when it cannot be made); false only for an image
+    /// that is not meant to boot.
+    pub bootloader: bool,
 }
 
 /// The files `build` wrote into the output folder (all complete, under their final names).
@@ -136,9 +152,6 @@ pub fn build_with(
         .file
         .set_len(layout.disk_bytes())
         .with_context(|| format!("sizing {}", image.dest().display()))?;
-    // The arguments are checked (layout, version, group, OEM): the previous image goes now,
-    // while the new one is written (see `Pending::remove_previous`).
-    let previous = image.remove_previous();
     let stamped = stamp::release_files(&version, &req.group, &req.board);
     let salt = disk::verity::salt_for(&version.to_string());
 
@@ -147,9 +160,13 @@ pub fn build_with(
     let (usr_result, rest_result, boot_result) = std::thread::scope(|s| {
         // The GRUB images depend on no filesystem: make them while the filesystems are written.
         let boot = s.spawn(|| {
-            let images = bootloader::images(&req.usr);
+            if !req.bootloader {
+                tracing::warn!("--no-bootloader: the image has no GRUB and cannot boot");
+                return Ok(None);
+            }
+            let images = bootloader::images(&req.usr).context("making the GRUB images");
             tracing::debug!(at = ?t0.elapsed(), "GRUB images made");
-            images
+            images.map(Some)
         });
         let usr = s.spawn(|| {
             partitions::write_usr(
@@ -229,8 +246,6 @@ pub fn build_with(
     step.finish_with_message("done");
 
     tracing::debug!(at = ?t0.elapsed(), "GPT and BIOS boot code written");
-    previous.join().expect("removal thread panicked")?;
-    tracing::debug!(at = ?t0.elapsed(), "previous image removed");
     let verity_txt = Pending::text(
         &outdir.join(VERITY_NAME),
         &if root_hash.is_empty() {
@@ -241,14 +256,19 @@ pub fn build_with(
     )?;
     let contents_txt = Pending::text(&outdir.join(CONTENTS_NAME), &listing)?;
     let version_txt = Pending::text(&outdir.join(VERSION_NAME), &version::version_txt(&version))?;
-    Ok(BuiltImage {
+    // Everything is written: only now does anything replace the previous build's files.
+    let (image, freeing) = image.commit_replacing()?;
+    let built = BuiltImage {
         verity_txt: verity_txt.commit()?,
         contents_txt: contents_txt.commit()?,
         version_txt: version_txt.commit()?,
-        image: image.commit()?,
+        image,
         version: version.to_string(),
         verity_root_hash: root_hash,
-    })
+    };
+    freeing.wait();
+    tracing::debug!(at = ?t0.elapsed(), "committed; the previous image freed");
+    Ok(built)
 }
 
 /// Rewrite partition 6 (OEM) of an existing image with another OEM tree, in place.
@@ -299,6 +319,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         version: args.version,
         group: args.group,
         board: args.board,
+        bootloader: !args.no_bootloader,
     };
     let built = build_with(&req, &args.usr_policy.policy()?, &args.output, ui)?;
     println!("{}", built.image.display());
@@ -330,6 +351,7 @@ mod tests {
             version: Some("1.2.3".into()),
             group: "stable".into(),
             board: "amd64-usr".into(),
+            bootloader: true,
         };
         let ui = Ui::new(true);
         let built = build(&req, &d.path().join("out"), &ui).unwrap();
@@ -380,6 +402,7 @@ mod tests {
             version: None,
             group: "stable".into(),
             board: "amd64-usr".into(),
+            bootloader: true,
         };
         let out = d.path().join("out");
         let e = format!("{:#}", build(&req, &out, &Ui::new(true)).unwrap_err());

@@ -1,6 +1,8 @@
 //! `release --formats`: the platform artifacts of `vm::build_artifacts`, made in the work
 //! folder and moved into the version folder under their final names only when complete, each
 //! with its `.DIGESTS` and, when signing, a detached `.sig` and a clearsigned `.DIGESTS.asc`.
+//! The fixed VHDs (a 30 GiB disk for Azure) are published bzip2-compressed, `.vhd.bz2`, as
+//! CoreOS published them: mostly holes, they compress to their data.
 
 use super::digests::{self, FileDigests};
 use super::mirror;
@@ -26,15 +28,37 @@ pub fn parse(values: &[String]) -> Result<Vec<Format>> {
     Ok(formats)
 }
 
-/// Where the Vagrant catalog points at the box: under `mirror_url` when given, else the box's
-/// file name relative to the catalog. Either way no path of this machine gets in, so two
-/// releases stay byte-identical.
-pub fn box_url(mirror_url: Option<&str>, board: &str, version: &str) -> String {
-    let name = "coreos_production_vagrant.box";
-    match mirror_url {
-        Some(base) => format!("{}/{board}/{version}/{name}", base.trim_end_matches('/')),
-        None => name.to_string(),
+/// The `--mirror-url` a Vagrant catalog needs: Vagrant fetches the catalog's box URL as it
+/// is (a relative one resolves against its working directory, not the catalog), so the
+/// release refuses to write a catalog without an absolute base URL.
+pub fn check_mirror_url(formats: &[Format], mirror_url: Option<&str>) -> Result<()> {
+    if !formats.contains(&Format::Vagrant) {
+        return Ok(());
     }
+    let Some(url) = mirror_url else {
+        anyhow::bail!(
+            "--formats vagrant needs --mirror-url URL, the address MIRROR is served at: the \
+             Vagrant catalog must name its box by an absolute URL (`vagrant box add` does not \
+             resolve a relative one against the catalog's)"
+        );
+    };
+    let rest = ["http://", "https://", "file://"]
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme));
+    if rest.is_none_or(|r| r.trim_matches('/').is_empty()) {
+        anyhow::bail!("--mirror-url {url:?} is not an absolute http://, https:// or file:// URL");
+    }
+    Ok(())
+}
+
+/// Where the Vagrant catalog points at the box: the version folder under the mirror's URL. No
+/// path of this machine gets in, so two releases stay byte-identical.
+pub fn box_url(mirror_url: &str, board: &str, version: &str) -> String {
+    let name = "coreos_production_vagrant.box";
+    format!(
+        "{}/{board}/{version}/{name}",
+        mirror_url.trim_end_matches('/')
+    )
 }
 
 /// Build `format`'s artifacts from `raw` in `work` and publish them into `dir`.
@@ -56,7 +80,16 @@ pub fn release(
     let files = vm::build_artifacts(format, raw, &outdir, opts, ui)
         .with_context(|| format!("building the {} artifacts", format.name()))?;
     for f in &files {
-        publish(f, dir, key)?;
+        if f.extension().is_some_and(|e| e == "vhd") {
+            let bz2 = f.with_file_name(format!("{}.bz2", digests::file_name(f)));
+            let pb = ui.bytes("vhd.bz2", 0);
+            super::compress::compress(f, &bz2, &super::compress::ChunkCache::default(), None, &pb)?;
+            pb.finish_and_clear();
+            std::fs::remove_file(f).ok();
+            publish(&bz2, dir, key)?;
+        } else {
+            publish(f, dir, key)?;
+        }
     }
     std::fs::remove_dir_all(&outdir).ok();
     Ok(())
@@ -64,7 +97,7 @@ pub fn release(
 
 /// Sign and digest `file` in one read, write the `.sig`, `.DIGESTS.asc` and `.DIGESTS` beside
 /// its final place, then move it there.
-fn publish(file: &Path, dir: &Path, key: Option<&keys::SecretKey>) -> Result<()> {
+pub(super) fn publish(file: &Path, dir: &Path, key: Option<&keys::SecretKey>) -> Result<()> {
     let name = digests::file_name(file);
     let mut signer = key.map(keys::DetachedSigner::new).transpose()?;
     let d = FileDigests::of_file_with(file, |data| {
@@ -120,14 +153,24 @@ mod tests {
     }
 
     #[test]
-    fn box_url_names_no_local_path() {
+    fn box_url_is_absolute_under_the_mirror_url() {
         assert_eq!(
-            box_url(None, "amd64-usr", "1.2.3"),
-            "coreos_production_vagrant.box"
-        );
-        assert_eq!(
-            box_url(Some("https://m.example/"), "amd64-usr", "1.2.3"),
+            box_url("https://m.example/", "amd64-usr", "1.2.3"),
             "https://m.example/amd64-usr/1.2.3/coreos_production_vagrant.box"
         );
+    }
+
+    #[test]
+    fn a_vagrant_catalog_needs_an_absolute_mirror_url() {
+        let vagrant = [Format::Gce, Format::Vagrant];
+        let msg = format!("{:#}", check_mirror_url(&vagrant, None).unwrap_err());
+        assert!(msg.contains("--mirror-url"), "{msg}");
+        for bad in ["mirror", "/srv/mirror", "http://", "ftp://m.example"] {
+            let msg = format!("{:#}", check_mirror_url(&vagrant, Some(bad)).unwrap_err());
+            assert!(msg.contains(bad), "{msg}");
+        }
+        check_mirror_url(&vagrant, Some("http://127.0.0.1:8080")).unwrap();
+        check_mirror_url(&vagrant, Some("file:///srv/mirror")).unwrap();
+        check_mirror_url(&[Format::Gce], None).unwrap();
     }
 }

@@ -48,37 +48,12 @@ pub fn update_current(board_dir: &Path) -> Result<String> {
     Ok(name)
 }
 
-/// A sparse copy: only the data ranges are copied (copy_file_range), the rest stays holes.
+/// A sparse copy of `from` as `to` (see `disk::sparse::copy`).
 pub fn sparse_copy(from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::io::AsRawFd;
     let src = File::open(from).with_context(|| format!("opening {}", from.display()))?;
     let dst = File::create(to).with_context(|| format!("creating {}", to.display()))?;
-    let len = src.metadata()?.len();
-    dst.set_len(len)?;
-    for r in disk::sparse::data_ranges(&src)? {
-        let (mut off_in, mut off_out) = (r.start as i64, r.start as i64);
-        let mut left = (r.end - r.start) as usize;
-        while left > 0 {
-            // SAFETY: both descriptors are open files; the offsets are ours.
-            let n = unsafe {
-                libc::copy_file_range(
-                    src.as_raw_fd(),
-                    &mut off_in,
-                    dst.as_raw_fd(),
-                    &mut off_out,
-                    left,
-                    0,
-                )
-            };
-            if n <= 0 {
-                return Err(std::io::Error::last_os_error()).with_context(|| {
-                    format!("copying {} to {} at {off_in}", from.display(), to.display())
-                });
-            }
-            left -= n as usize;
-        }
-    }
-    Ok(())
+    disk::sparse::copy(&src, &dst, None)
+        .with_context(|| format!("copying {} to {}", from.display(), to.display()))
 }
 
 #[cfg(test)]

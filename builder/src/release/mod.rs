@@ -3,13 +3,15 @@
 //!
 //! Without `--signing-key` the release is unsigned (no `.sig`, no `.DIGESTS.asc`) and a warning
 //! says so: `coreos-install` refuses such images unless given `--insecure`, so an unsigned
-//! mirror is only useful for local testing.
+//! mirror is only useful for local testing. Without `--update-key` the release has no update
+//! payload (`coreos_production_update.gz`), and a warning says so.
 
 mod artifacts;
 mod bmap;
-mod compress;
+pub(crate) mod compress;
 mod digests;
 mod mirror;
+mod update;
 
 use crate::atomic_output::{self, Pending};
 use crate::image::{self, ImageRequest, OemSource};
@@ -20,11 +22,30 @@ use compress::{ChunkCache, Compressed};
 use digests::FileDigests;
 use std::path::{Path, PathBuf};
 
-/// The OEM trees the builder ships (`oem/<name>/`, embedded by `image`); one image per OEM is released.
-pub const OEMS: &[&str] = &["vagrant", "virtualbox", "gce", "ec2", "metal"];
+/// The OEMs released by default, one image each (`coreos-install -o NAME` fetches it). The bare
+/// disk platforms are here (digitalocean, packet: their image is what they boot); the VM
+/// platforms (azure, hyperv, vmware, openstack) ship as `--formats` artifacts instead, since
+/// each image here adds its copy and compression to every release.
+pub const OEMS: &[&str] = &[
+    "vagrant",
+    "virtualbox",
+    "gce",
+    "ec2",
+    "metal",
+    "digitalocean",
+    "packet",
+];
 const IMAGE: &str = "coreos_production_image.bin";
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build keygen --output key/
+  coreos-build release --usr ./usr --output mirror/ --signing-key key/signing-key.asc
+  coreos-build release --usr ./usr --output mirror/ --signing-key key/signing-key.asc \\
+      --oem vagrant --formats vagrant,qemu --mirror-url https://mirror.example
+  coreos-build release --from-image out/coreos_production_image.bin --version 3788.1.2 --output mirror/
+
+Serve MIRROR over HTTP and point coreos-install at it: coreos-install -d /dev/sda -b URL/amd64-usr")]
 pub struct Args {
     /// The USR tree (a folder holding the OS's /usr).
     #[arg(long, required_unless_present = "from_image")]
@@ -35,11 +56,17 @@ pub struct Args {
     /// Armored or binary OpenPGP secret key (unprotected), e.g. from `coreos-build keygen`.
     #[arg(long)]
     signing_key: Option<PathBuf>,
+    /// PEM RSA-2048 private key (PKCS#1 or PKCS#8) that signs the update payload
+    /// coreos_production_update.gz, e.g. update-payload-key.pem from `coreos-build keygen`.
+    #[arg(long)]
+    update_key: Option<PathBuf>,
     /// X.Y.Z (default: days since 2013-07-01 of SOURCE_DATE_EPOCH or now, as N.0.0).
     #[arg(long)]
     version: Option<String>,
+    /// Update channel stamped into /usr/share/coreos/update.conf.
     #[arg(long, default_value = "developer")]
     group: String,
+    /// Board: the mirror folder MIRROR/<board>/ and COREOS_BOARD in the release files.
     #[arg(long, default_value = "amd64-usr")]
     board: String,
     /// Release these OEMs (repeatable; default: every built-in OEM).
@@ -58,12 +85,13 @@ pub struct Args {
     /// the verity and contents files are copied when they lie beside it).
     #[arg(long, requires = "version")]
     from_image: Option<PathBuf>,
-    /// Also release these platform artifacts (comma-separated or repeated): virtualbox,
-    /// vagrant, gce, ami, ami_vmdk, qemu.
+    /// Also release these platform artifacts (comma-separated or repeated): the formats of
+    /// `coreos-build vm` (virtualbox, vagrant, gce, ami, ami_vmdk, qemu, azure, hyperv, vmware,
+    /// vmware_ova, openstack, digitalocean, packet).
     #[arg(long = "formats", value_name = "FORMAT[,FORMAT...]")]
     formats: Vec<String>,
-    /// The URL MIRROR is served at, for the box URL in the Vagrant catalog (Vagrant does not
-    /// resolve a relative URL against the catalog's) [default: the box's file name].
+    /// The URL MIRROR is served at (http://, https:// or file://); required by --formats
+    /// vagrant, whose catalog names the box by an absolute URL under it.
     #[arg(long, value_name = "URL")]
     mirror_url: Option<String>,
 }
@@ -84,6 +112,17 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         None => {
             tracing::warn!(
                 "NO --signing-key: this release is UNSIGNED (no .sig, no .DIGESTS.asc); coreos-install refuses it without --insecure"
+            );
+            None
+        }
+    };
+    let update_key = match &args.update_key {
+        Some(p) => Some(crate::update_payload::load_key(p)?),
+        None => {
+            tracing::warn!(
+                "no --update-key: this release has NO update payload ({}); {} is still written",
+                update::PAYLOAD,
+                update::PARTITION_BZ2
             );
             None
         }
@@ -109,12 +148,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         oems.push((name, src));
     }
     let formats = artifacts::parse(&args.formats)?;
-    if formats.contains(&vm::Format::Vagrant) && args.mirror_url.is_none() {
-        tracing::warn!(
-            "no --mirror-url: the Vagrant catalog names its box by a relative URL, which \
-             `vagrant box add` does not resolve over HTTP; pass the URL the mirror is served at"
-        );
-    }
+    artifacts::check_mirror_url(&formats, args.mirror_url.as_deref())?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
     let output = args.output.canonicalize()?;
@@ -132,6 +166,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
                 version: args.version.clone(),
                 group: args.group.clone(),
                 board: args.board.clone(),
+                // A release is signed: it must boot, so no GRUB is an error here.
+                bootloader: true,
             };
             let b = image::build(&req, &work, ui).context("building the production image")?;
             Built {
@@ -143,6 +179,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         }
     };
     check_version(&built.version)?;
+    let update_source = update::source(&built.image, update_key.as_ref())?;
 
     let board_dir = output.join(&args.board);
     let dir = board_dir.join(&built.version);
@@ -188,6 +225,23 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         main.len,
         main.chunks
     );
+    let release = payload::Release {
+        board: args.board.clone(),
+        version: built.version.clone(),
+        channel: args.group.clone(),
+    };
+    if let Some(source) = &update_source {
+        update::release(
+            source,
+            update_key.as_ref(),
+            &release,
+            &work,
+            &dir,
+            key.as_ref(),
+            ui,
+        )
+        .context("writing the update files")?;
+    }
 
     for (oem, src) in &oems {
         let raw = work.join(format!("coreos_production_{oem}_image.bin"));
@@ -205,13 +259,23 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         std::fs::remove_file(&raw).ok();
     }
     let vm_opts = vm::ArtifactOptions {
-        box_url: Some(artifacts::box_url(
-            args.mirror_url.as_deref(),
-            &args.board,
-            &built.version,
-        )),
+        box_url: args
+            .mirror_url
+            .as_deref()
+            .map(|url| artifacts::box_url(url, &args.board, &built.version)),
     };
     for format in formats {
+        // digitalocean and packet are the OEM image itself, released above when listed.
+        if matches!(format, vm::Format::Digitalocean | vm::Format::Packet)
+            && oems.iter().any(|(name, _)| name == format.name())
+        {
+            tracing::info!(
+                "--formats {}: released above as coreos_production_{}_image.bin.bz2",
+                format.name(),
+                format.name()
+            );
+            continue;
+        }
         artifacts::release(
             format,
             &built.image,

@@ -3,7 +3,15 @@
 //! as dictionary, so matches reach across chunks) and ended with a sync flush (a byte-aligned
 //! empty stored block), and one empty final block closes the stream. The result is one ordinary
 //! gzip member; the CRC-32 of the whole input is combined from the chunks' CRCs. Chunk
-//! boundaries depend only on the input, so the bytes are the same for any thread count.
+//! boundaries depend only on the input, and each chunk gets a fresh compressor, so the bytes
+//! are the same for any thread count and any schedule.
+//!
+//! Why fresh: a reset compressor is not a clean one. zlib-rs (as zlib-ng) hashes 4 bytes per
+//! position but loads a dictionary in steps of 3, so the dictionary's last hash entry takes one
+//! byte from past its end: after `reset` that byte is whatever the worker's previous chunk left
+//! in the window. The encoding (not the content) of the next chunk then depended on which chunk
+//! the worker had compressed before, i.e. on thread timing: the Vagrant box (level 1) differed
+//! between runs. A new compressor's window is zeroed.
 
 use super::tar_stream::Piece;
 use anyhow::Context;
@@ -21,13 +29,14 @@ struct Chunk {
     crc: crc32fast::Hasher,
 }
 
+/// Deflate `data` after `dictionary` with a compressor of its own (see the module comment).
 fn deflate(
-    z: &mut Compress,
+    level: u32,
     dictionary: &[u8],
     data: &[u8],
     flush: FlushCompress,
 ) -> anyhow::Result<Vec<u8>> {
-    z.reset();
+    let z = &mut Compress::new(Compression::new(level), false);
     if !dictionary.is_empty() {
         z.set_dictionary(dictionary).context("deflate dictionary")?;
     }
@@ -85,12 +94,12 @@ pub fn write_gzip(
         chunks(pieces),
         workers,
         workers * 3,
-        || Compress::new(Compression::new(level), false),
-        |z, (dictionary, data): (Vec<u8>, Vec<u8>)| {
+        || (),
+        |_, (dictionary, data): (Vec<u8>, Vec<u8>)| {
             let mut c = crc32fast::Hasher::new();
             c.update(&data);
             Ok(Chunk {
-                deflated: deflate(z, &dictionary, &data, FlushCompress::Sync)?,
+                deflated: deflate(level, &dictionary, &data, FlushCompress::Sync)?,
                 crc: c,
             })
         },
@@ -103,12 +112,7 @@ pub fn write_gzip(
             Ok(())
         },
     )?;
-    let end = deflate(
-        &mut Compress::new(Compression::new(level), false),
-        &[],
-        &[],
-        FlushCompress::Finish,
-    )?;
+    let end = deflate(level, &[], &[], FlushCompress::Finish)?;
     out.write_all(&end)?;
     let total = crc.total_len();
     out.write_all(&crc.finalize().to_le_bytes())?;
@@ -144,5 +148,45 @@ mod tests {
         let mut again = Vec::new();
         write_gzip(pieces(), &mut again, 6, 1, &|_| ()).unwrap();
         assert!(again == gz, "same bytes for any worker count");
+    }
+
+    /// A chunk's bytes depend only on its dictionary and data, not on what was compressed
+    /// before it. The input provokes the zlib-rs reuse hazard (as chunk 28 of a real Vagrant
+    /// VMDK did): the dictionary ends in zeros, so its last hash entry, taken with one byte
+    /// past its end, decides which earlier position the chunk's run of zeros matches.
+    #[test]
+    fn a_chunk_does_not_depend_on_the_chunk_before() {
+        let mut dictionary: Vec<u8> = (0..WINDOW as u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+            .collect();
+        dictionary[WINDOW - 8..].fill(0);
+        let data = b"xyz\0\0\0\0\0\0, then some other text to compress".repeat(20);
+        // What a worker did before: a chunk whose first byte is the one past the dictionary.
+        let before = b"a short chunk".to_vec();
+
+        let alone = deflate(1, &dictionary, &data, FlushCompress::Sync).unwrap();
+        deflate(1, &dictionary, &before, FlushCompress::Sync).unwrap();
+        let after = deflate(1, &dictionary, &data, FlushCompress::Sync).unwrap();
+        assert!(
+            alone == after,
+            "the chunk's bytes changed with the chunk before it"
+        );
+
+        // The hazard this guards against is real: one compressor reset between the chunks
+        // encodes the chunk differently (if zlib-rs stops reading past the dictionary, this
+        // input no longer shows it, and this half of the test can go).
+        let mut z = Compress::new(Compression::new(1), false);
+        let mut reused = |data: &[u8]| {
+            z.reset();
+            z.set_dictionary(&dictionary).unwrap();
+            let mut out = Vec::with_capacity(4096);
+            z.compress_vec(data, &mut out, FlushCompress::Sync).unwrap();
+            out
+        };
+        reused(&before);
+        assert!(
+            reused(&data) != alone,
+            "a reset compressor no longer leaks state"
+        );
     }
 }

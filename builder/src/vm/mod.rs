@@ -9,8 +9,13 @@ mod gce;
 mod gzip;
 mod ovf;
 mod qemu;
+mod raw_bz2;
 mod tar_stream;
 mod vagrant;
+mod vhd;
+mod vmware;
+mod vmware_ovf;
+mod vmx;
 mod work_image;
 
 use crate::atomic_output::Pending;
@@ -22,16 +27,38 @@ use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use vmimage::vmdk::{AdapterType, ContentId, StreamOptions};
 
-/// The formats, named as image_to_vm.sh named them.
+/// The formats, named as image_to_vm.sh named them. Each variant's doc line is its entry in
+/// `vm --help`: the files it writes and what they are for.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// coreos_production_virtualbox_image.vmdk + .ovf: VirtualBox import (stream VMDK, IDE)
     Virtualbox,
+    /// coreos_production_vagrant.box + .json: Vagrant box (virtualbox provider) and its catalog
     Vagrant,
+    /// coreos_production_gce.tar.gz: GCE image import (disk.raw, whole GiB)
     Gce,
+    /// coreos_production_ami_image.bin: raw disk for EC2 (OEM ec2)
     Ami,
+    /// coreos_production_ami_vmdk_image.vmdk: stream VMDK for EC2 VM Import
     #[value(name = "ami_vmdk")]
     AmiVmdk,
+    /// coreos_production_qemu_image.img + coreos_production_qemu.sh: qcow2 and its launcher
     Qemu,
+    /// coreos_production_azure_image.vhd: fixed VHD for Azure upload (layout azure, 30 GiB)
+    Azure,
+    /// coreos_production_hyperv_image.vhd: fixed VHD for Hyper-V (New-VM -VHDPath)
+    Hyperv,
+    /// coreos_production_vmware_image.vmdk + coreos_production_vmware.vmx: Workstation/Fusion
+    Vmware,
+    /// coreos_production_vmware_ova.ova: OVA for vSphere/ESXi (OVF, SHA-256 manifest, stream VMDK)
+    #[value(name = "vmware_ova")]
+    VmwareOva,
+    /// coreos_production_openstack_image.img: qcow2 for `openstack image create`
+    Openstack,
+    /// coreos_production_digitalocean_image.bin.bz2: raw disk for a DigitalOcean custom image
+    Digitalocean,
+    /// coreos_production_packet_image.bin.bz2: raw disk for Packet/Equinix Metal (coreos-install -o packet)
+    Packet,
 }
 
 impl Format {
@@ -43,6 +70,13 @@ impl Format {
             Format::Ami => "ami",
             Format::AmiVmdk => "ami_vmdk",
             Format::Qemu => "qemu",
+            Format::Azure => "azure",
+            Format::Hyperv => "hyperv",
+            Format::Vmware => "vmware",
+            Format::VmwareOva => "vmware_ova",
+            Format::Openstack => "openstack",
+            Format::Digitalocean => "digitalocean",
+            Format::Packet => "packet",
         }
     }
 
@@ -52,6 +86,9 @@ impl Format {
             Format::Virtualbox | Format::Gce | Format::Qemu => Some("vm"),
             Format::Vagrant => Some("vagrant"),
             Format::Ami | Format::AmiVmdk => None,
+            Format::Azure => Some("azure"),
+            Format::Vmware | Format::VmwareOva | Format::Openstack => Some("vm"),
+            Format::Hyperv | Format::Digitalocean | Format::Packet => None,
         }
     }
 
@@ -63,6 +100,21 @@ impl Format {
             Format::Gce => Some("gce"),
             Format::Ami | Format::AmiVmdk => Some("ec2"),
             Format::Qemu => None,
+            Format::Azure => Some("azure"),
+            Format::Hyperv => Some("hyperv"),
+            Format::Vmware | Format::VmwareOva => Some("vmware"),
+            Format::Openstack => Some("openstack"),
+            Format::Digitalocean => Some("digitalocean"),
+            Format::Packet => Some("packet"),
+        }
+    }
+
+    /// The name the work copy is written under: the artifact itself for the formats whose
+    /// artifact is the disk (ami) or the disk plus a footer (the VHDs).
+    fn work_copy_suffix(self) -> &'static str {
+        match self {
+            Format::Azure | Format::Hyperv => "_image.vhd",
+            _ => "_image.bin",
         }
     }
 }
@@ -71,14 +123,21 @@ impl std::str::FromStr for Format {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> anyhow::Result<Format> {
         <Format as clap::ValueEnum>::from_str(s, true).map_err(|_| {
-            anyhow::anyhow!(
-                "unknown VM format {s:?} (virtualbox, vagrant, gce, ami, ami_vmdk, qemu)"
-            )
+            let known: Vec<&str> = <Format as clap::ValueEnum>::value_variants()
+                .iter()
+                .map(|f| f.name())
+                .collect();
+            anyhow::anyhow!("unknown VM format {s:?} ({})", known.join(", "))
         })
     }
 }
 
 #[derive(clap::Args, Debug)]
+#[command(after_help = "Examples:
+  coreos-build vm --format qemu --image out/coreos_production_image.bin --output vm/
+  coreos-build vm --format vagrant --image out/coreos_production_image.bin --output vm/ \\
+      --box-url https://mirror.example/coreos_production_vagrant.box
+  coreos-build vm --format gce --image out/coreos_production_image.bin --output vm/ --oem ./my-oem")]
 pub struct Args {
     /// The artifact to make.
     #[arg(long, value_enum)]
@@ -97,7 +156,7 @@ pub struct Args {
     /// (for an image already prepared; gce then needs a whole number of GiB).
     #[arg(long)]
     pub as_is: bool,
-    /// Guest memory in MiB for the OVF and the qemu launcher.
+    /// Guest memory in MiB for the OVF, the VMX and the qemu launcher.
     #[arg(long, default_value_t = 1024)]
     pub memory: u32,
     /// URL of the box in the Vagrant catalog JSON [default: file:// URL of the output folder].
@@ -188,12 +247,18 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         }
         req.image.to_path_buf()
     } else {
-        let out = Pending::create(&artifact(req.outdir, format, "_image.bin"))?;
+        let out = Pending::create(&artifact(req.outdir, format, format.work_copy_suffix()))?;
         let work = &out.file;
         let src =
             File::open(req.image).with_context(|| format!("opening {}", req.image.display()))?;
         let pb = ui.bytes("copy", src.metadata()?.len());
-        work_image::sparse_copy(&src, work, &|n| pb.set_position(n))?;
+        disk::sparse::copy(&src, work, Some(&|n| pb.set_position(n))).with_context(|| {
+            format!(
+                "copying {} to {}",
+                req.image.display(),
+                out.tmp_path().display()
+            )
+        })?;
         pb.finish_and_clear();
         if let Some(name) = format.layout() {
             let layout =
@@ -224,11 +289,51 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         version.replace(['.', '+'], "-")
     );
 
+    let vmware = vmware::VmwareInputs {
+        work: &work,
+        outdir: req.outdir,
+        seed: &seed,
+        vm_name: &vm_name,
+        memory_mib: req.memory_mib,
+        cpus: VMWARE_CPUS,
+        workers,
+    };
     let mut written = Vec::new();
     match format {
         Format::Ami => {
             let out = work_out.take().expect("ami always has a work copy");
             written.push(out.commit()?);
+        }
+        Format::Azure | Format::Hyperv => {
+            let time = disk::epoch::build_time()?;
+            written.push(match work_out.take() {
+                Some(out) => vhd::finish(out, &seed, time)?,
+                None => vhd::copy_as_is(
+                    &work_path,
+                    &artifact(req.outdir, format, "_image.vhd"),
+                    &seed,
+                    time,
+                )?,
+            });
+        }
+        Format::Vmware => written.extend(vmware::write_vmx_bundle(&vmware, ui)?),
+        Format::VmwareOva => {
+            written.push(vmware::write_ova(&vmware, disk::epoch::build_time()?, ui)?)
+        }
+        Format::Openstack => {
+            written.push(write_qcow2(
+                &work,
+                &artifact(req.outdir, format, "_image.img"),
+                workers,
+                ui,
+            )?);
+        }
+        Format::Digitalocean | Format::Packet => {
+            written.push(raw_bz2::write(
+                &work_path,
+                &artifact(req.outdir, format, "_image.bin.bz2"),
+                ui,
+            )?);
         }
         Format::AmiVmdk => {
             let dest = artifact(req.outdir, format, "_image.vmdk");
@@ -275,12 +380,12 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
             )?);
         }
         Format::Qemu => {
-            let dest = artifact(req.outdir, format, "_image.img");
-            let out = Pending::create(&dest)?;
-            let pb = ui.bytes("qcow2", work.metadata()?.len());
-            vmimage::qcow2::write_qcow2(&work, &out.file, workers, &|n| pb.set_position(n))?;
-            pb.finish_and_clear();
-            let img = out.commit()?;
+            let img = write_qcow2(
+                &work,
+                &artifact(req.outdir, format, "_image.img"),
+                workers,
+                ui,
+            )?;
             let script = qemu::launcher(&file_name(&img), &vm_name, req.memory_mib);
             written.push(img);
             written.push(write_text(
@@ -291,6 +396,15 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(written)
+}
+
+/// The qcow2 image (qemu, openstack).
+fn write_qcow2(work: &File, dest: &Path, workers: usize, ui: &Ui) -> anyhow::Result<PathBuf> {
+    let out = Pending::create(dest)?;
+    let pb = ui.bytes("qcow2", work.metadata()?.len());
+    vmimage::qcow2::write_qcow2(work, &out.file, workers, &|n| pb.set_position(n))?;
+    pb.finish_and_clear();
+    out.commit()
 }
 
 fn file_name(p: &Path) -> String {
@@ -341,6 +455,8 @@ fn write_vmdk(
 /// zlib level of VMDK grains: on the Debian-minbase image's 64 KiB grains level 3 is as small
 /// as qemu-img's level 6 (25 MB per 64 MB of data either way) for about two thirds of the CPU.
 const VMDK_LEVEL: u32 = 3;
+/// VMware guests get two vCPUs (CoreOS `CPUS=2`).
+const VMWARE_CPUS: u32 = 2;
 /// The box's VMDK is compressed already; a higher gzip level would spend time for nothing.
 const BOX_GZIP_LEVEL: u32 = 1;
 

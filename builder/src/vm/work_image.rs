@@ -1,6 +1,6 @@
 //! The working copy of the production image that a format changes (as image_to_vm.sh did):
-//! checked to be a CoreOS disk, copied sparsely, grown to the format's layout, given the
-//! platform's OEM tree.
+//! checked to be a CoreOS disk, copied sparsely (`disk::sparse::copy`), grown to the format's
+//! layout, given the platform's OEM tree.
 
 use anyhow::{bail, Context};
 use disk::layout::Layout;
@@ -9,8 +9,6 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 const SECTOR: u64 = disk::SECTOR;
-/// Copy granularity: all-zero blocks of this size are left as holes in the copy.
-const COPY_BLOCK: usize = 64 << 10;
 /// Partitions a CoreOS image must have for the VM formats to make sense of it.
 pub const REQUIRED: [(u32, &str); 3] = [(3, "USR-A"), (6, "OEM"), (9, "ROOT")];
 
@@ -38,40 +36,6 @@ pub fn check_coreos(path: &Path) -> anyhow::Result<Layout> {
         }
     }
     Ok(table)
-}
-
-fn is_zero(b: &[u8]) -> bool {
-    b.iter().all(|&x| x == 0)
-}
-
-/// Copy the data of `src` into `dst` (same size), leaving holes and all-zero blocks unwritten.
-pub fn sparse_copy(src: &File, dst: &File, progress: &dyn Fn(u64)) -> anyhow::Result<()> {
-    let len = src.metadata()?.len();
-    dst.set_len(0)?;
-    dst.set_len(len)?;
-    let mut buf = vec![0u8; 16 * COPY_BLOCK];
-    let mut done = 0u64;
-    for r in disk::sparse::data_ranges(src).context("mapping the source image")? {
-        let mut at = r.start - r.start % COPY_BLOCK as u64;
-        while at < r.end {
-            let n = ((r.end.next_multiple_of(COPY_BLOCK as u64) - at) as usize)
-                .min(buf.len())
-                .min((len - at) as usize);
-            src.read_exact_at(&mut buf[..n], at)
-                .with_context(|| format!("reading the source image at byte {at}"))?;
-            for (i, block) in buf[..n].chunks(COPY_BLOCK).enumerate() {
-                if !is_zero(block) {
-                    let off = at + (i * COPY_BLOCK) as u64;
-                    dst.write_all_at(block, off)
-                        .with_context(|| format!("writing the work copy at byte {off}"))?;
-                }
-            }
-            at += n as u64;
-            done += n as u64;
-            progress(done);
-        }
-    }
-    Ok(())
 }
 
 /// Grow the disk and ROOT (partition 9) to `layout`'s size, as `disk_util update` did, moving the
@@ -150,38 +114,4 @@ pub fn fingerprint(work: &File, format: &str) -> anyhow::Result<Vec<u8>> {
         }
     }
     Ok(h.finalize().to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sparse_copy_keeps_data_and_skips_zeros() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(dir.path().join("s"))
-            .unwrap();
-        src.set_len(8 << 20).unwrap();
-        src.write_all_at(&[7u8; 5000], 100_000).unwrap();
-        src.write_all_at(&vec![0u8; 1 << 20], 4 << 20).unwrap();
-        src.write_all_at(&[9u8; 10], (8 << 20) - 10).unwrap();
-        let dst = File::create(dir.path().join("d")).unwrap();
-        sparse_copy(&src, &dst, &|_| ()).unwrap();
-        let (a, b) = (
-            std::fs::read(dir.path().join("s")).unwrap(),
-            std::fs::read(dir.path().join("d")).unwrap(),
-        );
-        assert!(a == b);
-        let data: u64 = disk::sparse::data_ranges(&dst)
-            .unwrap()
-            .iter()
-            .map(|r| r.end - r.start)
-            .sum();
-        assert!(data <= 3 * COPY_BLOCK as u64, "zeros were written: {data}");
-    }
 }

@@ -12,10 +12,11 @@ const BUILTIN: &[(&str, &str)] = &[
     ("base", include_str!("../../../layouts/base.toml")),
     ("vm", include_str!("../../../layouts/vm.toml")),
     ("vagrant", include_str!("../../../layouts/vagrant.toml")),
+    ("azure", include_str!("../../../layouts/azure.toml")),
 ];
 
 impl Layout {
-    /// A layout shipped with the binaries: `base`, `vm` or `vagrant`.
+    /// A layout shipped with the binaries: `base`, `vm`, `vagrant` or `azure`.
     pub fn builtin(name: &str) -> Result<Layout, LayoutError> {
         let spec = builtin_spec(name)?;
         Layout::resolve(name, &spec)

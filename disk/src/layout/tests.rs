@@ -68,6 +68,7 @@ fn variants_override_only_root() {
     for (name, root, disk) in [
         ("vm", 12943360u64, 17805312u64),
         ("vagrant", 33845248, 38707200),
+        ("azure", 58875904, 63737856),
     ] {
         let l = Layout::builtin(name).unwrap();
         assert_eq!(l.disk_sectors, disk, "{name}");

@@ -73,8 +73,16 @@ pub(crate) struct Fs<'a> {
 
 impl<'a> Fs<'a> {
     pub(crate) fn open(dev: Dev<'a>) -> Result<Fs<'a>, EditError> {
+        let fs = Fs::open_for_reading(dev)?;
+        fs.sb.check_features()?;
+        Ok(fs)
+    }
+
+    /// For reads only: a filesystem with read-only-compatible features the editor cannot
+    /// keep (USR's read-only marker) still reads.
+    pub(crate) fn open_for_reading(dev: Dev<'a>) -> Result<Fs<'a>, EditError> {
         let sb = Superblock::read(&dev)?;
-        sb.check_features()?;
+        sb.check_readable()?;
         let descs = read_descs(&dev, &sb)?;
         Ok(Fs {
             dev,

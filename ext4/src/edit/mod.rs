@@ -101,14 +101,15 @@ pub fn add_file(
     fs.commit(data)
 }
 
-/// The content of the regular file `path`, or None when it does not exist.
+/// The content of the regular file `path`, or None when it does not exist. Reading works
+/// on read-only-marked filesystems (USR) too.
 pub fn read_file(
     dev: &File,
     offset: u64,
     len: u64,
     path: &str,
 ) -> Result<Option<Vec<u8>>, EditError> {
-    let fs = Fs::open(Dev::new(dev, offset, len))?;
+    let fs = Fs::open_for_reading(Dev::new(dev, offset, len))?;
     match fs.resolve(path)? {
         Some(inode) => fs.read_regular(&inode, path).map(Some),
         None => Ok(None),

@@ -133,8 +133,36 @@ impl Superblock {
         Ok(sb)
     }
 
-    /// Refuse what this editor cannot change correctly, naming the feature.
+    /// Whether the editor may write this filesystem: readable, and no read-only-compatible
+    /// feature it does not know (e.g. USR's read-only marker).
     pub(crate) fn check_features(&self) -> Result<(), EditError> {
+        self.check_readable()?;
+        let ro_named = [
+            (RO_COMPAT_QUOTA, "quota"),
+            (RO_COMPAT_BIGALLOC, "bigalloc"),
+            (RO_COMPAT_SNAPSHOT, "snapshot"),
+            (RO_COMPAT_SHARED_BLOCKS, "shared_blocks"),
+            (RO_COMPAT_READONLY, "read-only"),
+        ];
+        for (bit, name) in ro_named {
+            if self.has_ro(bit) {
+                return Err(EditError::Unsupported(format!(
+                    "feature {name} is not supported by the ext4 editor"
+                )));
+            }
+        }
+        let unknown = self.f.feature_ro_compat & !RO_COMPAT_KNOWN;
+        if unknown != 0 {
+            return Err(EditError::Unsupported(format!(
+                "unknown read-only-compatible features 0x{unknown:x} (a read-only marked filesystem?)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the reader understands this filesystem: read-only-compatible features do not
+    /// matter to a reader (that is their definition), incompatible ones do.
+    pub(crate) fn check_readable(&self) -> Result<(), EditError> {
         if self.has_incompat(INCOMPAT_RECOVER) {
             return Err(EditError::NeedsRecovery);
         }
@@ -167,26 +195,6 @@ impl Superblock {
         if unknown != 0 {
             return Err(EditError::Unsupported(format!(
                 "unknown incompatible features 0x{unknown:x}"
-            )));
-        }
-        let ro_named = [
-            (RO_COMPAT_QUOTA, "quota"),
-            (RO_COMPAT_BIGALLOC, "bigalloc"),
-            (RO_COMPAT_SNAPSHOT, "snapshot"),
-            (RO_COMPAT_SHARED_BLOCKS, "shared_blocks"),
-            (RO_COMPAT_READONLY, "read-only"),
-        ];
-        for (bit, name) in ro_named {
-            if self.has_ro(bit) {
-                return Err(EditError::Unsupported(format!(
-                    "feature {name} is not supported by the ext4 editor"
-                )));
-            }
-        }
-        let unknown = self.f.feature_ro_compat & !RO_COMPAT_KNOWN;
-        if unknown != 0 {
-            return Err(EditError::Unsupported(format!(
-                "unknown read-only-compatible features 0x{unknown:x} (a read-only marked filesystem?)"
             )));
         }
         if self.has_ro(RO_COMPAT_METADATA_CSUM) && self.f.checksum_type != EXT4_CRC32C_CHKSUM {

@@ -158,7 +158,6 @@ pub fn assemble(
             verity_salt: salt,
         },
     )
-    .unwrap()
     .expect("the sample OS has GRUB modules");
 
     // ESP: FAT with the bootloader's files and the kernel.

@@ -27,6 +27,24 @@ impl AdapterType {
     }
 }
 
+/// `createType`: how the extent is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateType {
+    /// One compressed sparse extent with markers, for streaming (OVF/OVA, EC2, VirtualBox).
+    StreamOptimized,
+    /// One hosted sparse extent with embedded descriptor (VMware Workstation, Fusion, Player).
+    MonolithicSparse,
+}
+
+impl CreateType {
+    fn name(self) -> &'static str {
+        match self {
+            CreateType::StreamOptimized => "streamOptimized",
+            CreateType::MonolithicSparse => "monolithicSparse",
+        }
+    }
+}
+
 /// Content IDs derived from a seed, so the same inputs give the same file (every other producer
 /// draws them at random).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +77,7 @@ const TOOLS_VERSION: &str = "2147483647";
 const SECTORS_PER_TRACK: u64 = 63;
 
 pub fn render(
+    create_type: CreateType,
     capacity_sectors: u64,
     extent_file: &str,
     adapter: AdapterType,
@@ -77,7 +96,7 @@ pub fn render(
          encoding=\"UTF-8\"\n\
          CID={cid:08x}\n\
          parentCID=ffffffff\n\
-         createType=\"streamOptimized\"\n\
+         createType=\"{create_type}\"\n\
          \n\
          # Extent description\n\
          RW {capacity_sectors} SPARSE \"{extent_file}\"\n\
@@ -95,6 +114,7 @@ pub fn render(
          ddb.toolsVersion = \"{TOOLS_VERSION}\"\n",
         cid = id.cid,
         adapter = adapter.name(),
+        create_type = create_type.name(),
     )
 }
 
@@ -107,7 +127,13 @@ mod tests {
         let id = ContentId::from_seed(b"abc");
         assert_eq!(id, ContentId::from_seed(b"abc"));
         assert_ne!(id, ContentId::from_seed(b"abd"));
-        let d = render(17805312, "x.vmdk", AdapterType::Ide, &id);
+        let d = render(
+            CreateType::StreamOptimized,
+            17805312,
+            "x.vmdk",
+            AdapterType::Ide,
+            &id,
+        );
         assert!(d.contains("createType=\"streamOptimized\""));
         assert!(d.contains("RW 17805312 SPARSE \"x.vmdk\""));
         assert!(d.contains("ddb.adapterType = \"ide\""));

@@ -69,7 +69,7 @@ pub fn new_compressor(level: u32) -> Compress {
     Compress::new(Compression::new(level), true)
 }
 
-fn is_zero(b: &[u8]) -> bool {
+pub fn is_zero(b: &[u8]) -> bool {
     let (chunks, rest) = b.split_at(b.len() - b.len() % 16);
     chunks
         .chunks_exact(16)

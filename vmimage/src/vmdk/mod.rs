@@ -1,5 +1,6 @@
-//! streamOptimized VMDK (VMware Virtual Disk Format 5.0, "Stream-Optimized Compressed Sparse
-//! Extents"), written in one pass from a sparse raw image:
+//! VMDK (VMware Virtual Disk Format 5.0) written from a sparse raw image: the hosted
+//! monolithicSparse extent (`hosted.rs`), and here the streamOptimized one ("Stream-Optimized
+//! Compressed Sparse Extents"), written in one pass:
 //! header → descriptor → {grain marker + zlib grain}… with a GT marker + GT after each 512
 //! grains' worth of disk → GD marker + GD → footer marker + footer → end-of-stream marker.
 //! Only the source's data ranges are read; all-zero grains are left out; grains are compressed
@@ -8,9 +9,11 @@
 mod descriptor;
 mod grains;
 mod header;
+mod hosted;
 
-pub use descriptor::{AdapterType, ContentId};
+pub use descriptor::{AdapterType, ContentId, CreateType};
 pub use header::GRAIN_SECTORS;
+pub use hosted::{write_monolithic_sparse, HostedOptions, HostedReport};
 
 use disk::ordered_map::ordered_map;
 use grains::{FramedGrain, GRAIN_BYTES};
@@ -143,13 +146,10 @@ impl<W: Write> Stream<W> {
     }
 
     fn begin(&mut self, opts: &StreamOptions) -> Result<(), VmdkError> {
-        let header = SparseExtentHeader {
-            capacity: self.capacity,
-            gd_offset: GD_AT_END,
-            over_head: OVER_HEAD,
-        };
+        let header = SparseExtentHeader::stream_optimized(self.capacity, GD_AT_END, OVER_HEAD);
         self.put(&header.to_bytes())?;
         let text = descriptor::render(
+            CreateType::StreamOptimized,
             self.capacity,
             &opts.extent_file,
             opts.adapter,
@@ -205,11 +205,7 @@ impl<W: Write> Stream<W> {
         self.put(&bytes)?;
         // Footer + end-of-stream: the last two sectors, where qemu and VirtualBox look for them.
         self.put(&metadata_marker(1, MARKER_FOOTER))?;
-        let footer = SparseExtentHeader {
-            capacity: self.capacity,
-            gd_offset,
-            over_head: OVER_HEAD,
-        };
+        let footer = SparseExtentHeader::stream_optimized(self.capacity, gd_offset, OVER_HEAD);
         self.put(&footer.to_bytes())?;
         self.put(&metadata_marker(0, MARKER_EOS))?;
         self.out.flush().map_err(VmdkError::Write)?;

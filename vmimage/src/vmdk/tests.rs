@@ -133,3 +133,56 @@ fn empty_disk_is_a_valid_stream() {
     let map = qemu_img(&["map", "--output=json", vmdk.to_str().unwrap()]);
     assert!(!map.contains("\"data\": true"), "{map}");
 }
+
+fn write_hosted(src: &Path, dst: &Path, workers: usize) -> HostedReport {
+    let opts = HostedOptions {
+        adapter: AdapterType::LsiLogic,
+        content_id: ContentId::from_seed(b"test"),
+        extent_file: "h.vmdk".into(),
+        workers,
+    };
+    let out = File::create(dst).unwrap();
+    write_monolithic_sparse(&File::open(src).unwrap(), &out, &opts, &|_| ()).unwrap()
+}
+
+/// monolithicSparse: qemu-img names the type, checks it clean and converts it back to the
+/// source bytes; only data grains are stored; any worker count gives the same file.
+#[test]
+fn hosted_sparse_is_read_back_by_qemu_img() {
+    require("qemu-img");
+    let dir = tempfile::tempdir().unwrap();
+    let (raw, vmdk, back) = (
+        dir.path().join("a.raw"),
+        dir.path().join("h.vmdk"),
+        dir.path().join("b.raw"),
+    );
+    // 96 MiB + 1 sector: the last grain is partial (read as zeros past the end).
+    synthetic_raw(&raw, (96 << 20) + 512);
+    let report = write_hosted(&raw, &vmdk, 2);
+    assert_eq!(report.capacity_bytes, (96 << 20) + (64 << 10));
+    assert!((130..=132).contains(&report.grains), "{report:?}");
+    assert_eq!(
+        std::fs::metadata(&vmdk).unwrap().len(),
+        report.file_size,
+        "{report:?}"
+    );
+    let p = vmdk.to_str().unwrap();
+    let info = qemu_img(&["info", p]);
+    assert!(info.contains("create type: monolithicSparse"), "{info}");
+    let check = qemu_img(&["check", p]);
+    assert!(check.contains("No errors were found"), "{check}");
+    qemu_img(&["convert", "-O", "raw", p, back.to_str().unwrap()]);
+    let (a, b) = (std::fs::read(&raw).unwrap(), std::fs::read(&back).unwrap());
+    assert!(b.len() as u64 == report.capacity_bytes && a[..] == b[..a.len()]);
+    assert!(b[a.len()..].iter().all(|&x| x == 0));
+
+    let header = std::fs::read(&vmdk).unwrap();
+    assert_eq!(&header[0..4], b"KDMV");
+    assert_eq!(u32::from_le_bytes(header[4..8].try_into().unwrap()), 1);
+    let text = String::from_utf8_lossy(&header[512..512 * 21]);
+    assert!(text.contains("ddb.adapterType = \"lsilogic\""), "{text}");
+
+    let other = dir.path().join("h1.vmdk");
+    write_hosted(&raw, &other, 1);
+    assert!(std::fs::read(&other).unwrap() == header);
+}

@@ -1,0 +1,68 @@
+//! nginx serving a folder on a free 127.0.0.1 port (a release mirror, as operators serve one),
+//! stopped when dropped. `.json` goes out as `application/json`, as with nginx's stock
+//! mime.types: Vagrant tells a box catalog from a box file by that Content-Type.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Nginx {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Serve `root` (which may not exist yet: nginx looks files up per request).
+    pub fn start(root: &Path) -> Nginx {
+        crate::require("nginx");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let p = dir.path().display();
+        let conf = format!(
+            "daemon off; master_process off; worker_processes 1; pid {p}/nginx.pid; error_log {p}/error.log;
+             events {{ worker_connections 64; }}
+             http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fastcgi_temp_path {p}/f;
+                     uwsgi_temp_path {p}/u; scgi_temp_path {p}/s; types {{ application/json json; }} default_type application/octet-stream;
+                     server {{ listen 127.0.0.1:{port}; root {root}; }} }}",
+            root = root.display()
+        );
+        fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(t.elapsed() < Duration::from_secs(10), "nginx did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
