@@ -7,6 +7,7 @@ mod image;
 mod inspect;
 mod keygen;
 mod mkfs;
+mod mounts;
 mod progress;
 mod release;
 mod update_payload;

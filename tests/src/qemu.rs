@@ -50,6 +50,9 @@ pub struct BootReport {
     pub version: String,
     /// `uefi` or `bios`, as the kernel saw it.
     pub firmware: String,
+    /// ROOT's filesystem size in bytes after it grew to fill a larger disk; `no` when the
+    /// disk had no room to grow into, `fail` when growing failed.
+    pub root_grown: String,
     /// From starting qemu to the report line.
     pub elapsed: Duration,
     /// The whole console output, kept under `<repo>/.cache/boot-logs/`.
@@ -76,6 +79,7 @@ impl BootReport {
             user_data_sha256: get("user_data_sha256")?,
             version: get("version")?,
             firmware: get("firmware")?,
+            root_grown: get("root_grown")?,
             elapsed,
             log,
         })
@@ -386,16 +390,32 @@ pub fn boot(
     format: &str,
     timeout: Duration,
 ) -> Result<BootReport, BootError> {
-    let name = format!(
+    Machine::new(firmware)
+        .disk(disk, format, true)
+        .boot_report(&run_name(disk, firmware), timeout)
+}
+
+/// `boot` a raw disk without a snapshot: what the guest writes (a grown partition and
+/// filesystem) stays in the file for the test to check.
+pub fn boot_writable(
+    disk: &Path,
+    firmware: Firmware,
+    timeout: Duration,
+) -> Result<BootReport, BootError> {
+    Machine::new(firmware)
+        .disk(disk, "raw", false)
+        .boot_report(&run_name(disk, firmware), timeout)
+}
+
+/// `<disk file name>-<firmware>`: the name a boot's log and time are kept under.
+fn run_name(disk: &Path, firmware: Firmware) -> String {
+    format!(
         "{}-{}",
         disk.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         firmware.name()
-    );
-    Machine::new(firmware)
-        .disk(disk, format, true)
-        .boot_report(&name, timeout)
+    )
 }
 
 impl Machine {
@@ -508,7 +528,7 @@ mod tests {
 
     #[test]
     fn parses_a_report_line_and_rejects_a_partial_one() {
-        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios\r\n";
+        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios root_grown=no\r\n";
         let f = line_after(console, REPORT_MARKER).unwrap();
         let r = BootReport::parse(&f, Duration::from_secs(1), PathBuf::new()).unwrap();
         assert_eq!(
