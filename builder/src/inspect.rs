@@ -19,57 +19,6 @@ pub struct Args {
     image: PathBuf,
 }
 
-/// ext2/3/4 superblock fields (superblock at byte 1024 of the filesystem).
-const EXT_SB: u64 = 1024;
-const EXT_MAGIC: u16 = 0xef53;
-const EXT_COMPAT_HAS_JOURNAL: u32 = 0x4;
-const EXT_INCOMPAT_EXTENTS: u32 = 0x40;
-const EXT_RO_COMPAT_METADATA_CSUM: u32 = 0x400;
-const RO_MARKER: u64 = 0x467;
-
-/// What the ext superblock of a partition says.
-struct ExtInfo {
-    kind: &'static str,
-    label: String,
-    uuid: uuid::Uuid,
-    bytes: u64,
-    read_only_marker: bool,
-}
-
-fn probe_ext(f: &File, offset: u64) -> std::io::Result<Option<ExtInfo>> {
-    let mut sb = [0u8; 1024];
-    f.read_exact_at(&mut sb, offset + EXT_SB)?;
-    let le16 = |o: usize| u16::from_le_bytes([sb[o], sb[o + 1]]);
-    let le32 = |o: usize| u32::from_le_bytes(sb[o..o + 4].try_into().unwrap());
-    if le16(0x38) != EXT_MAGIC {
-        return Ok(None);
-    }
-    let (compat, incompat, ro_compat) = (le32(0x5c), le32(0x60), le32(0x64));
-    let kind = if incompat & EXT_INCOMPAT_EXTENTS != 0
-        || ro_compat & EXT_RO_COMPAT_METADATA_CSUM != 0 && ro_compat != u32::MAX
-    {
-        "ext4"
-    } else if compat & EXT_COMPAT_HAS_JOURNAL != 0 {
-        "ext3"
-    } else {
-        "ext2"
-    };
-    let blocks = le32(0x04) as u64
-        | if incompat & 0x80 != 0 {
-            (le32(0x150) as u64) << 32
-        } else {
-            0
-        };
-    let label_end = sb[0x78..0x88].iter().position(|&b| b == 0).unwrap_or(16);
-    Ok(Some(ExtInfo {
-        kind,
-        label: String::from_utf8_lossy(&sb[0x78..0x78 + label_end]).into_owned(),
-        uuid: uuid::Uuid::from_bytes(sb[0x68..0x78].try_into().unwrap()),
-        bytes: blocks * (1024u64 << le32(0x18)),
-        read_only_marker: sb[(RO_MARKER - EXT_SB) as usize] == 0xff,
-    }))
-}
-
 /// `priority=1 tries=0 successful=1 legacy-bios-bootable`, for the bits that are set.
 fn attributes(p: &Partition) -> String {
     let mut s = format!("0x{:016x}", p.attributes);
@@ -173,13 +122,13 @@ pub fn report(image: &Path) -> anyhow::Result<String> {
                 "     filesystem {} label {:?} volume id {:08x}",
                 fat.fat_type, fat.label, fat.volume_id
             );
-        } else if let Some(ext) = probe_ext(&f, p.offset())? {
+        } else if let Some(ext) = ext4::ondisk::probe::probe(&f, p.offset())? {
             let _ = writeln!(
                 w,
                 "     filesystem {} label {:?} uuid {} size {} bytes{}",
                 ext.kind,
                 ext.label,
-                ext.uuid,
+                uuid::Uuid::from_bytes(ext.uuid),
                 ext.bytes,
                 if ext.read_only_marker {
                     " read-only marker"

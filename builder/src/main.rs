@@ -7,6 +7,7 @@ mod image;
 mod inspect;
 mod keygen;
 mod mkfs;
+mod mounts;
 mod progress;
 mod release;
 mod update_payload;
@@ -54,7 +55,7 @@ enum Command {
     /// Make the signed update payload (CrAU) of an image's USR-A and kernel.
     Payload(update_payload::Args),
     /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu,
-    /// Azure, Hyper-V, VMware, OpenStack, DigitalOcean, Packet).
+    /// Azure, Hyper-V, VMware, OpenStack, DigitalOcean, Packet, live ISO, PXE).
     Vm(vm::Args),
 }
 

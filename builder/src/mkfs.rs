@@ -1,10 +1,11 @@
-//! `coreos-build mkfs ext4`: a rootless, reproducible `mkfs.ext4 -d`.
+//! `coreos-build mkfs ext4`: a rootless, reproducible `mkfs.ext4 -d`. Onto a block device
+//! it refuses, as mkfs.ext4 does, one that is mounted or in use.
 
 use crate::atomic_output::Pending;
 use crate::early_writeback::EarlyWriteback;
 use anyhow::{bail, Context, Result};
-use ext4::{Ext4Params, Flavor};
-use std::fs::OpenOptions;
+use ext4::{Ext4Params, Flavor, XattrPolicy};
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
 #[derive(clap::Subcommand, Debug)]
@@ -49,6 +50,10 @@ pub struct Ext4Args {
     /// Owner/mode manifest: `path uid gid mode` per line (octal mode, `-` keeps the source's).
     #[arg(long)]
     pub owners: Option<PathBuf>,
+    /// Every entry owned by root (uid 0, gid 0), for a tree unpacked by an unprivileged
+    /// user; --owners lines apply on top.
+    #[arg(long)]
+    pub all_root: bool,
 }
 
 pub fn run(cmd: Command, ui: &crate::progress::Ui) -> Result<()> {
@@ -121,7 +126,9 @@ fn run_ext4(a: Ext4Args, ui: &crate::progress::Ui) -> Result<()> {
         bytes_per_inode: a
             .bytes_per_inode
             .unwrap_or(if a.ext2 { 4096 } else { 16384 }),
+        all_root: a.all_root,
         overrides,
+        xattrs: XattrPolicy::KeepAll,
         extra_files: Vec::new(),
     };
     if let Some(src) = &a.source {
@@ -147,7 +154,9 @@ fn is_block_device(p: &Path) -> bool {
 }
 
 /// Straight onto a block device (like `mkfs.ext4 /dev/sdX`): there is no temporary name to
-/// rename, so the size is checked against the device first.
+/// rename, so the device is checked first: not mounted (nor any of its partitions), not
+/// claimed by anyone (opened with O_EXCL, which a mount, device-mapper or RAID member, or
+/// another mkfs also holds), and large enough.
 fn write_device(
     dev: &Path,
     source: Option<&Path>,
@@ -155,11 +164,7 @@ fn write_device(
     ui: &crate::progress::Ui,
 ) -> Result<()> {
     use std::io::{Seek, SeekFrom};
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(dev)
-        .with_context(|| format!("opening {}", dev.display()))?;
+    let mut f = open_exclusive(dev)?;
     let len = f
         .seek(SeekFrom::End(0))
         .with_context(|| format!("sizing {}", dev.display()))?;
@@ -175,6 +180,35 @@ fn write_device(
         .with_context(|| format!("syncing {}", dev.display()))?;
     log_report(dev, &report);
     Ok(())
+}
+
+/// The device opened read-write and exclusively, or an error that says why not.
+fn open_exclusive(dev: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some((what, at)) = crate::mounts::mounted(dev)? {
+        bail!(
+            "{} is mounted on {at}{}; will not make a filesystem here",
+            dev.display(),
+            if what == dev {
+                String::new()
+            } else {
+                format!(" (as {})", what.display())
+            }
+        );
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_EXCL)
+        .open(dev)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::EBUSY) => anyhow::anyhow!(
+                "{} is in use: another program holds it (a mounted filesystem, device-mapper, \
+                 a RAID array, another mkfs); will not make a filesystem here",
+                dev.display()
+            ),
+            _ => anyhow::Error::new(e).context(format!("opening {}", dev.display())),
+        })
 }
 
 fn write_with_progress(

@@ -243,9 +243,9 @@ pub fn write_fat(
     Ok(())
 }
 
-/// The content of file `path` (`/`-separated, e.g. `coreos/vmlinuz-a`) of the FAT volume at
-/// `[offset, offset + len)`, or None when it does not exist. Nothing is written (open `file`
-/// read-only to be sure).
+/// The content of file `path` (`/`-separated, e.g. `coreos/vmlinuz-a`; a leading `/` is
+/// ignored) of the FAT volume at `[offset, offset + len)`, or None when it does not exist.
+/// Nothing is written (open `file` read-only to be sure).
 pub fn read_file(
     file: &File,
     offset: u64,
@@ -257,9 +257,12 @@ pub fn read_file(
         end: offset + len,
         source,
     };
-    let fs =
-        FileSystem::new(ByteRange::new(file, offset, len), FsOptions::new()).map_err(io_err)?;
-    let mut f = match fs.root_dir().open_file(path) {
+    let fs = FileSystem::new(
+        ByteRange::new(file, offset, len),
+        FsOptions::new().update_accessed_date(false),
+    )
+    .map_err(io_err)?;
+    let mut f = match fs.root_dir().open_file(path.trim_start_matches('/')) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => {

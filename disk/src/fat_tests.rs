@@ -131,7 +131,9 @@ fn read_file_reads_without_writing() {
     let before = std::fs::read(img.path()).unwrap();
     let ro = File::open(img.path()).unwrap();
     let got = read_file(&ro, 4096 * 512, 128 << 20, "coreos/vmlinuz-a").unwrap();
-    assert!(got == Some(kernel));
+    assert!(got == Some(kernel.clone()));
+    let got = read_file(&ro, 4096 * 512, 128 << 20, "/coreos/vmlinuz-a").unwrap();
+    assert!(got == Some(kernel), "a leading / is the root");
     assert!(read_file(&ro, 4096 * 512, 128 << 20, "coreos/vmlinuz-b")
         .unwrap()
         .is_none());

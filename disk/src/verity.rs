@@ -110,6 +110,11 @@ fn level_sizes(data_blocks: u64) -> Vec<u64> {
     }
 }
 
+/// Bytes of the hash area for `data_blocks` blocks: the superblock's block and the tree.
+pub fn hash_area_bytes(data_blocks: u64) -> u64 {
+    (1 + level_sizes(data_blocks).iter().sum::<u64>()) * VERITY_BLOCK_SIZE
+}
+
 /// The 512-byte superblock (`struct verity_sb`).
 fn superblock(p: &VerityParams) -> [u8; VERITY_SB_SIZE] {
     let mut sb = [0u8; VERITY_SB_SIZE];
@@ -176,8 +181,7 @@ fn check(p: &VerityParams) -> Result<Vec<u64>, VerityError> {
         ));
     }
     let sizes = level_sizes(p.data_blocks);
-    let hash_blocks: u64 = sizes.iter().sum();
-    let needed = (1 + hash_blocks) * VERITY_BLOCK_SIZE;
+    let needed = hash_area_bytes(p.data_blocks);
     if needed > p.hash_area_bytes {
         return Err(VerityError::NoSpace {
             offset: p.hash_offset,

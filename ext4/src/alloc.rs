@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn runs_skip_group_metadata_and_count_shortfall() {
-        let geo = Geometry::new(40000 * 4096, 256, 16384, 64).unwrap();
+        let geo = Geometry::new(40000 * 4096, 256, 16384, 64, true).unwrap();
         let mut a = Allocator::new(&geo);
         let first = a.alloc(32768 - geo.data_start(0));
         assert_eq!(first, vec![geo.data_start(0)..32768]);

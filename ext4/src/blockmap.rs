@@ -1,14 +1,12 @@
-//! ext2 block maps: 12 direct pointers in i_block, then single, double and triple indirect
+//! ext2 block maps for new files: 12 direct pointers in i_block, then single, double and triple indirect
 //! blocks (EXT2_IND_BLOCK, EXT2_DIND_BLOCK, EXT2_TIND_BLOCK). Holes are zero pointers.
 
 use super::alloc::Mapping;
+use super::ondisk::inode::{EXT2_DIND_BLOCK, EXT2_IND_BLOCK, EXT2_TIND_BLOCK};
 use super::BLOCK_SIZE;
 use std::collections::BTreeMap;
 
-pub const EXT2_NDIR_BLOCKS: u64 = 12;
-pub const EXT2_IND_BLOCK: usize = 12;
-pub const EXT2_DIND_BLOCK: usize = 13;
-pub const EXT2_TIND_BLOCK: usize = 14;
+const EXT2_NDIR_BLOCKS: u64 = super::ondisk::inode::EXT2_NDIR_BLOCKS as u64;
 const PTRS: u64 = BLOCK_SIZE / 4;
 
 /// The chain of (indirect block key, slot) pairs that leads to logical block `l`. Keys name

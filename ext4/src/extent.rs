@@ -1,15 +1,13 @@
-//! Extent trees (ext4 `ext4_extent_header`, `ext4_extent`, `ext4_extent_idx`): the root in
-//! i_block holds up to 4 entries; larger maps get leaf blocks of 340 extents, and index
-//! blocks of 340 entries above them as needed.
+//! Extent trees for new files: the root in i_block holds up to 4 entries; larger maps get
+//! leaf blocks of 340 extents, and index blocks of 340 entries above them as needed.
 
 use super::alloc::Mapping;
-use super::csum::crc32c_le;
+use super::ondisk::extent::{
+    block_max, set_tail_checksum, Extent, ExtentHeader, ExtentIdx, EXT4_MAX_EXTENT_DEPTH,
+    EXT_INIT_MAX_LEN, ROOT_MAX,
+};
 use super::{Ext4Error, BLOCK_SIZE};
 
-pub const EXT4_EXT_MAGIC: u16 = 0xF30A;
-/// Longest initialized extent.
-pub const EXT_INIT_MAX_LEN: u64 = 32768;
-const ROOT_MAX: usize = 4;
 const LEAF_MAX: usize = (BLOCK_SIZE as usize - 12) / 12;
 
 /// Split mappings into extents of at most EXT_INIT_MAX_LEN blocks.
@@ -30,13 +28,10 @@ pub fn extents(maps: &[Mapping]) -> Vec<Mapping> {
     out
 }
 
-/// Deepest tree the kernel accepts (EXT4_MAX_EXTENT_DEPTH).
-const EXT4_MAX_EXTENT_DEPTH: usize = 5;
-
 /// Tree blocks (leaves and index blocks) needed for `n` extents.
 pub fn leaves_needed(n: usize) -> Result<u64, Ext4Error> {
-    let (mut total, mut level, mut depth) = (0usize, n, 0usize);
-    while level > ROOT_MAX {
+    let (mut total, mut level, mut depth) = (0usize, n, 0u16);
+    while level > ROOT_MAX as usize {
         level = level.div_ceil(LEAF_MAX);
         total += level;
         depth += 1;
@@ -49,33 +44,30 @@ pub fn leaves_needed(n: usize) -> Result<u64, Ext4Error> {
     Ok(total as u64)
 }
 
-fn header(b: &mut [u8], entries: usize, max: usize, depth: u16) {
-    b[0..2].copy_from_slice(&EXT4_EXT_MAGIC.to_le_bytes());
-    b[2..4].copy_from_slice(&(entries as u16).to_le_bytes());
-    b[4..6].copy_from_slice(&(max as u16).to_le_bytes());
-    b[6..8].copy_from_slice(&depth.to_le_bytes());
-}
-
-fn leaf_entry(b: &mut [u8], e: &Mapping) {
-    b[0..4].copy_from_slice(&(e.logical as u32).to_le_bytes());
-    b[4..6].copy_from_slice(&(e.len as u16).to_le_bytes());
-    b[6..8].copy_from_slice(&((e.physical >> 32) as u16).to_le_bytes());
-    b[8..12].copy_from_slice(&(e.physical as u32).to_le_bytes());
-}
-
-/// An index entry: the subtree starting at logical block `first` lives in block `blk`.
-fn index_entry(b: &mut [u8], first: u64, blk: u64) {
-    b[0..4].copy_from_slice(&(first as u32).to_le_bytes());
-    b[4..8].copy_from_slice(&(blk as u32).to_le_bytes());
-    b[8..10].copy_from_slice(&((blk >> 32) as u16).to_le_bytes());
-}
-
-fn seal(b: &mut [u8], csum: Option<u32>) {
-    if let Some(seed) = csum {
-        let t = 12 + 12 * LEAF_MAX;
-        let c = crc32c_le(seed, &b[..t]);
-        b[t..t + 4].copy_from_slice(&c.to_le_bytes());
+fn header(node: &mut [u8], entries: usize, max: u16, depth: u16) {
+    ExtentHeader {
+        entries: entries as u16,
+        max,
+        depth,
     }
+    .encode_into(node);
+}
+
+fn leaf_entry(node: &mut [u8], i: usize, e: &Mapping) {
+    Extent {
+        block: e.logical as u32,
+        len: e.len as u16,
+        start: e.physical,
+    }
+    .encode_into(node, i);
+}
+
+fn index_entry(node: &mut [u8], i: usize, first: u64, blk: u64) {
+    ExtentIdx {
+        block: first as u32,
+        leaf: blk,
+    }
+    .encode_into(node, i);
 }
 
 /// The i_block root and the tree blocks `(block number, bytes)`. `blocks` are the blocks
@@ -90,10 +82,16 @@ pub fn build(
     if blocks.is_empty() {
         header(&mut root, exts.len(), ROOT_MAX, 0);
         for (i, e) in exts.iter().enumerate() {
-            leaf_entry(&mut root[12 + 12 * i..24 + 12 * i], e);
+            leaf_entry(&mut root, i, e);
         }
         return (root, Vec::new());
     }
+    let max = block_max(BLOCK_SIZE as usize);
+    let seal = |b: &mut [u8]| {
+        if let Some(seed) = csum {
+            set_tail_checksum(b, seed);
+        }
+    };
     let mut free = blocks.iter().copied();
     let mut out = Vec::new();
     // Leaves, then index levels until the root's four slots suffice.
@@ -101,25 +99,25 @@ pub fn build(
     for chunk in exts.chunks(LEAF_MAX) {
         let blk = free.next().expect("enough tree blocks");
         let mut b = vec![0u8; BLOCK_SIZE as usize];
-        header(&mut b, chunk.len(), LEAF_MAX, 0);
+        header(&mut b, chunk.len(), max, 0);
         for (j, e) in chunk.iter().enumerate() {
-            leaf_entry(&mut b[12 + 12 * j..24 + 12 * j], e);
+            leaf_entry(&mut b, j, e);
         }
-        seal(&mut b, csum);
+        seal(&mut b);
         out.push((blk, b));
         level.push((chunk[0].logical, blk));
     }
     let mut depth = 1u16;
-    while level.len() > ROOT_MAX {
+    while level.len() > ROOT_MAX as usize {
         let mut up = Vec::new();
         for chunk in level.chunks(LEAF_MAX) {
             let blk = free.next().expect("enough tree blocks");
             let mut b = vec![0u8; BLOCK_SIZE as usize];
-            header(&mut b, chunk.len(), LEAF_MAX, depth);
+            header(&mut b, chunk.len(), max, depth);
             for (j, &(first, child)) in chunk.iter().enumerate() {
-                index_entry(&mut b[12 + 12 * j..24 + 12 * j], first, child);
+                index_entry(&mut b, j, first, child);
             }
-            seal(&mut b, csum);
+            seal(&mut b);
             out.push((blk, b));
             up.push((chunk[0].0, blk));
         }
@@ -128,11 +126,10 @@ pub fn build(
     }
     header(&mut root, level.len(), ROOT_MAX, depth);
     for (i, &(first, blk)) in level.iter().enumerate() {
-        index_entry(&mut root[12 + 12 * i..24 + 12 * i], first, blk);
+        index_entry(&mut root, i, first, blk);
     }
     (root, out)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,6 +118,7 @@ fn new_node(
         uid,
         gid,
         mtime: mtime as i64,
+        mtime_nsec: 0,
         xattrs: Vec::new(),
         source: path.to_path_buf(),
         in_memory: None,
@@ -178,7 +179,7 @@ mod tests {
         std::fs::create_dir_all(d.path().join("lib")).unwrap();
         std::fs::write(d.path().join("lib/os-release"), b"old").unwrap();
         std::fs::write(d.path().join("lib/zz"), b"z").unwrap();
-        let mut tree = Tree::scan(d.path(), &[]).unwrap();
+        let mut tree = Tree::scan(d.path(), &Default::default()).unwrap();
         let before = tree.nodes.len();
         let old = lookup(&tree, "lib/os-release").unwrap();
         apply(
@@ -215,7 +216,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("a"), b"shared").unwrap();
         std::fs::hard_link(d.path().join("a"), d.path().join("b")).unwrap();
-        let mut tree = Tree::scan(d.path(), &[]).unwrap();
+        let mut tree = Tree::scan(d.path(), &Default::default()).unwrap();
         apply(&mut tree, &[file("b", b"mine")]).unwrap();
         let (a, b) = (lookup(&tree, "a").unwrap(), lookup(&tree, "b").unwrap());
         assert_ne!(a, b);
@@ -229,7 +230,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("dir")).unwrap();
         std::fs::write(d.path().join("f"), b"").unwrap();
-        let mut tree = Tree::scan(d.path(), &[]).unwrap();
+        let mut tree = Tree::scan(d.path(), &Default::default()).unwrap();
         for (path, why) in [
             ("dir", "a directory of that name"),
             ("f/x", "f is not a directory"),

@@ -1,8 +1,10 @@
 //! Where each block group's metadata lives. Both flavours use the classic per-group layout
 //! ([superblock + descriptors backup] block bitmap, inode bitmap, inode table, data), which is
-//! also valid under flex_bg and keeps one layout rule for ext2 and ext4.
+//! also valid under flex_bg and keeps one layout rule for ext2 and ext4. With resize_inode,
+//! every group holding a superblock copy also reserves blocks after its descriptor table
+//! for the table to grow into when the filesystem is grown (as mke2fs does).
 
-use super::superblock::group_has_super;
+use super::ondisk::superblock::group_has_super;
 use super::{Ext4Error, BLOCK_SIZE};
 
 /// Blocks per group: one bitmap block's worth of bits.
@@ -22,14 +24,49 @@ pub struct Geometry {
     pub desc_size: usize,
     /// Blocks of the group descriptor table.
     pub gdt_blocks: u64,
+    /// Blocks reserved after the descriptor table (s_reserved_gdt_blocks; 0 without
+    /// resize_inode).
+    pub reserved_gdt_blocks: u64,
+}
+
+/// Block pointers per block (EXT2_ADDR_PER_BLOCK): the resize inode's double-indirect
+/// block holds one per reserved descriptor block, so this is their limit.
+const ADDR_PER_BLOCK: u64 = BLOCK_SIZE / 4;
+
+/// s_reserved_gdt_blocks as mke2fs chooses it (e2fsprogs `calc_reserved_gdt_blocks`): room
+/// for the descriptors of a filesystem 1024 times as large, or of 2^32 blocks (16 TiB)
+/// if that is less, at most one block of pointers; none when the table would then take
+/// more than 3/4 of a group (mke2fs switches to meta_bg there, which this writer does not).
+pub fn reserved_gdt_blocks(blocks_count: u64, gdt_blocks: u64, desc_size: usize) -> u64 {
+    let max_blocks = if blocks_count < u32::MAX as u64 / 1024 {
+        blocks_count * 1024
+    } else {
+        u32::MAX as u64
+    };
+    let groups = max_blocks.div_ceil(BLOCKS_PER_GROUP);
+    let descs_per_block = BLOCK_SIZE / desc_size as u64;
+    // Past 2^32 blocks mke2fs's unsigned subtraction wraps, and the cap applies.
+    let rsv = groups
+        .div_ceil(descs_per_block)
+        .checked_sub(gdt_blocks)
+        .unwrap_or(ADDR_PER_BLOCK)
+        .min(ADDR_PER_BLOCK);
+    if rsv + gdt_blocks > BLOCKS_PER_GROUP * 3 / 4 {
+        0
+    } else {
+        rsv
+    }
 }
 
 impl Geometry {
+    /// The layout of a filesystem of `size` bytes; `resize_inode` reserves descriptor
+    /// blocks for growth.
     pub fn new(
         size: u64,
         inode_size: u16,
         bytes_per_inode: u64,
         desc_size: usize,
+        resize_inode: bool,
     ) -> Result<Geometry, Ext4Error> {
         if !(128..=4096).contains(&inode_size) || !inode_size.is_power_of_two() {
             return Err(Ext4Error::Invalid(format!(
@@ -54,6 +91,11 @@ impl Geometry {
             let mut ipg = wanted.div_ceil(groups).div_ceil(inodes_per_block) * inodes_per_block;
             ipg = ipg.clamp(inodes_per_block.max(16), BLOCKS_PER_GROUP);
             let gdt_blocks = (groups * desc_size as u64).div_ceil(BLOCK_SIZE);
+            let reserved = if resize_inode {
+                reserved_gdt_blocks(blocks, gdt_blocks, desc_size)
+            } else {
+                0
+            };
             let g = Geometry {
                 blocks_count: blocks,
                 groups: groups as u32,
@@ -62,6 +104,7 @@ impl Geometry {
                 itable_blocks: ipg / inodes_per_block,
                 desc_size,
                 gdt_blocks,
+                reserved_gdt_blocks: reserved,
             };
             let last = g.groups - 1;
             let last_len = g.group_len(last);
@@ -93,7 +136,7 @@ impl Geometry {
     pub fn block_bitmap(&self, g: u32) -> u64 {
         self.group_start(g)
             + if self.has_super(g) {
-                1 + self.gdt_blocks
+                1 + self.gdt_blocks + self.reserved_gdt_blocks
             } else {
                 0
             }
@@ -111,6 +154,10 @@ impl Geometry {
     pub fn overhead(&self, g: u32) -> u64 {
         self.data_start(g) - self.group_start(g)
     }
+    /// Groups holding a superblock copy, the descriptor table and its reserved blocks.
+    pub fn super_groups(&self) -> impl Iterator<Item = u32> + '_ {
+        (0..self.groups).filter(|&g| self.has_super(g))
+    }
     /// The group an inode number belongs to, and its index inside it.
     pub fn inode_location(&self, ino: u32) -> (u32, u32) {
         (
@@ -127,7 +174,7 @@ mod tests {
     #[test]
     fn usr_a_geometry() {
         // CoreOS USR-A: 260094 blocks of 4 KiB, 128-byte inodes, one per 4096 bytes.
-        let g = Geometry::new(260094 * 4096, 128, 4096, 32).unwrap();
+        let g = Geometry::new(260094 * 4096, 128, 4096, 32, false).unwrap();
         assert_eq!(g.blocks_count, 260094);
         assert_eq!(g.groups, 8);
         assert_eq!(g.inodes_per_group, 32512);
@@ -138,8 +185,23 @@ mod tests {
 
     #[test]
     fn tiny_last_group_is_dropped() {
-        let g = Geometry::new((32768 + 40) * 4096, 256, 16384, 64).unwrap();
+        let g = Geometry::new((32768 + 40) * 4096, 256, 16384, 64, true).unwrap();
         assert_eq!(g.groups, 1);
         assert_eq!(g.blocks_count, 32768);
+    }
+
+    #[test]
+    fn reserved_gdt_blocks_as_mke2fs() {
+        // Values `mke2fs -t ext4 -b 4096` (64bit, 64-byte descriptors) records for these
+        // sizes (dumpe2fs "Reserved GDT blocks"); tests/tests/ext4.rs compares live.
+        assert_eq!(reserved_gdt_blocks(16384, 1, 64), 7); // 64 MiB
+        assert_eq!(reserved_gdt_blocks(32768, 1, 64), 15); // 128 MiB
+        assert_eq!(reserved_gdt_blocks(553472, 1, 64), 270); // ROOT, 2162 MiB
+        assert_eq!(reserved_gdt_blocks(4194304, 2, 64), 1024); // 16 GiB: capped
+        assert_eq!(reserved_gdt_blocks(2048, 1, 32), 0); // 8 MiB, 32-byte descriptors
+        let g = Geometry::new(553472 * 4096, 256, 16384, 64, true).unwrap();
+        assert_eq!(g.reserved_gdt_blocks, 270);
+        assert_eq!(g.block_bitmap(1), 32768 + 1 + 1 + 270);
+        assert_eq!(g.block_bitmap(2), 65536, "no superblock copy in group 2");
     }
 }

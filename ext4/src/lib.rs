@@ -2,43 +2,44 @@
 //! edited in place without mounting.
 //!
 //! CONTRACT (other modules call these; keep the signatures): `write_tree`, `Ext4Params`,
-//! `Flavor`, `WriteReport`, `Ext4Error`, and `edit::add_file`.
+//! `Flavor`, `XattrPolicy`, `WriteReport`, `Ext4Error`, and `edit::add_file`.
+//!
+//! `ondisk` is the one codec of the format (superblock, group descriptors, inodes, extents,
+//! directory entries, extended attributes, checksums, feature bits): the writer, the editor
+//! (`edit`) and `coreos-build inspect` (`ondisk::probe`) all go through it.
 //!
 //! How the writer works: `scan` reads the tree (lstat, sorted names, holes, xattrs);
 //! `plan` numbers inodes breadth-first and allocates blocks with one sequential cursor
 //! (`alloc`), building every metadata block in memory (`dir`, `extent` or `blockmap`,
-//! `xattr`, `journal`, `tables`); `write` punches the target range to zeros and writes the
-//! metadata while two threads copy file data with copy_file_range. The same tree and
-//! parameters always give the same bytes. On-disk structures (`superblock`, `group`,
-//! `inode`, `csum`) have public encode/decode for the in-place editor.
+//! `tables`), one phase per module; `write` punches the target range to zeros and writes
+//! the metadata while two threads copy file data with copy_file_range. The same tree and
+//! parameters always give the same bytes.
 //!
 //! Layout choice: both flavours keep each group's bitmaps and inode table inside the group
 //! (valid with or without flex_bg), so one rule serves ext2 and ext4.
 
 pub mod alloc;
-pub mod blockmap;
-pub mod csum;
-pub mod dir;
+mod blockmap;
+mod dir;
 pub mod edit;
-pub mod extent;
+mod extent;
 pub mod extra;
 pub mod geometry;
-pub mod group;
-pub mod inode;
-pub mod journal;
 pub mod manifest;
 #[cfg(test)]
 mod mke2fs_vectors;
+pub mod ondisk;
 pub mod plan;
 #[cfg(test)]
 mod roundtrip_tests;
 pub mod scan;
-pub mod superblock;
+pub mod shrink;
+/// The superblock codec under its earlier path (the updater and `shrink` name it so).
+pub use ondisk::superblock;
 mod tables;
 #[cfg(test)]
 mod verity_tests;
 mod write;
-pub mod xattr;
 
 pub use extra::ExtraFile;
 use std::fs::File;
@@ -72,11 +73,40 @@ pub struct Ext4Params {
     pub inode_size: u16,
     /// One inode per this many bytes (CoreOS used 4096).
     pub bytes_per_inode: u64,
+    /// Every entry of the tree owned by root (uid 0, gid 0), before `overrides`: a tree
+    /// unpacked by an unprivileged user (`dpkg-deb -x`, `tar`) is owned by that user.
+    pub all_root: bool,
     /// Owner/mode overrides by path inside the tree (like a fakeroot manifest).
     pub overrides: Vec<Override>,
+    /// Which of the tree's extended attributes the filesystem keeps.
+    pub xattrs: XattrPolicy,
     /// Regular files added from memory over the tree (replacing same-named files, parents
     /// created), after `overrides` are applied.
     pub extra_files: Vec<ExtraFile>,
+}
+
+/// Which extended attributes of the source tree go into the filesystem.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum XattrPolicy {
+    /// All of them, as `mkfs.ext4 -d` copies them.
+    #[default]
+    KeepAll,
+    /// Not those that describe the machine the tree was unpacked on rather than the OS:
+    /// `security.selinux` (labels from the build host's policy) and `user.*` (notes of the
+    /// host's tools). File capabilities (`security.capability`), ACLs and the rest stay.
+    DropHostLabels,
+}
+
+impl XattrPolicy {
+    /// Does the filesystem keep the attribute with this full name?
+    pub fn keeps(self, name: &[u8]) -> bool {
+        match self {
+            XattrPolicy::KeepAll => true,
+            XattrPolicy::DropHostLabels => {
+                name != b"security.selinux" && !name.starts_with(b"user.")
+            }
+        }
+    }
 }
 
 /// One line of an owner/mode override table: `path uid gid mode`.
@@ -96,6 +126,12 @@ pub struct WriteReport {
     pub blocks_used: u64,
     pub inodes_total: u64,
     pub inodes_used: u64,
+    /// Entries (inodes) of the tree not owned by uid 0 and gid 0 as written, and the first
+    /// of them in scan order: (path inside the tree, uid, gid).
+    pub not_root_owned: u64,
+    pub not_root_example: Option<(PathBuf, u32, u32)>,
+    /// Extended attributes of the tree left out by `Ext4Params::xattrs`.
+    pub xattrs_dropped: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -178,15 +214,27 @@ fn write_tree_inner(
     }
     let started = std::time::Instant::now();
     let mut tree = match source {
-        Some(root) => scan::Tree::scan(root, &params.overrides)?,
+        Some(root) => scan::Tree::scan(
+            root,
+            &scan::Rules {
+                all_root: params.all_root,
+                overrides: &params.overrides,
+                xattrs: params.xattrs,
+            },
+        )?,
         None => scan::Tree::empty(params.timestamp),
     };
     extra::apply(&mut tree, &params.extra_files)?;
     let scanned = started.elapsed();
     let plan = plan::plan(&tree, params)?;
+    let report = WriteReport {
+        not_root_owned: tree.not_root_owned,
+        not_root_example: tree.not_root_example.take(),
+        xattrs_dropped: tree.xattrs_dropped,
+        ..plan.report.clone()
+    };
     drop(tree);
     let planned = started.elapsed();
-    let report = plan.report.clone();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
     write::write(plan, out, offset, 2, progress, blocks)?;

@@ -91,7 +91,9 @@ fn params(flavor: Flavor) -> Ext4Params {
         read_only_marker: false,
         inode_size: if flavor == Flavor::Ext4 { 256 } else { 128 },
         bytes_per_inode: 4096,
+        all_root: false,
         overrides: Vec::new(),
+        xattrs: XattrPolicy::KeepAll,
         extra_files: Vec::new(),
     }
 }
@@ -246,7 +248,7 @@ fn too_large_is_detected_before_writing() {
 fn missing_source_is_named() {
     let src = tempfile::tempdir().unwrap();
     let target = src.path().join("missing-dir");
-    let err = Tree::scan(&target, &[]).unwrap_err();
+    let err = Tree::scan(&target, &Default::default()).unwrap_err();
     assert!(err.to_string().contains("missing-dir"), "{err}");
 }
 

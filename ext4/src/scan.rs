@@ -2,7 +2,7 @@
 //! links found by (dev, ino), holes found with SEEK_DATA/SEEK_HOLE, xattrs listed.
 //! Nodes are numbered breadth-first, so the result is a pure function of the tree.
 
-use super::{Ext4Error, Override, BLOCK_SIZE};
+use super::{Ext4Error, Override, XattrPolicy, BLOCK_SIZE};
 use std::collections::{HashMap, VecDeque};
 use std::ffi::{CString, OsStr};
 use std::fs::File;
@@ -39,6 +39,7 @@ pub struct Node {
     pub uid: u32,
     pub gid: u32,
     pub mtime: i64,
+    pub mtime_nsec: u32,
     pub xattrs: Xattrs,
     /// Where to read the content from.
     pub source: PathBuf,
@@ -62,6 +63,21 @@ impl Node {
 #[derive(Debug, Clone)]
 pub struct Tree {
     pub nodes: Vec<Node>,
+    /// Nodes not owned by uid 0 and gid 0 after the rules, and the first of them in scan
+    /// order: (path inside the tree, uid, gid).
+    pub not_root_owned: u64,
+    pub not_root_example: Option<(PathBuf, u32, u32)>,
+    /// Extended attributes the rules left out.
+    pub xattrs_dropped: u64,
+}
+
+/// What the scan changes about the tree: owners first (`all_root`, then `overrides` by
+/// path), and which extended attributes it keeps.
+#[derive(Default)]
+pub struct Rules<'a> {
+    pub all_root: bool,
+    pub overrides: &'a [Override],
+    pub xattrs: XattrPolicy,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> Ext4Error {
@@ -81,6 +97,7 @@ impl Tree {
                 uid: 0,
                 gid: 0,
                 mtime: timestamp as i64,
+                mtime_nsec: 0,
                 xattrs: Vec::new(),
                 source: PathBuf::new(),
                 in_memory: None,
@@ -88,14 +105,41 @@ impl Tree {
                 children: Vec::new(),
                 parent: 0,
             }],
+            not_root_owned: 0,
+            not_root_example: None,
+            xattrs_dropped: 0,
         }
     }
 
-    /// Read the tree under `root`, applying `overrides` (paths relative to `root`).
-    pub fn scan(root: &Path, overrides: &[Override]) -> Result<Tree, Ext4Error> {
-        let by_path: HashMap<&Path, &Override> =
-            overrides.iter().map(|o| (o.path.as_path(), o)).collect();
+    /// Read the tree under `root`, applying `rules` (override paths are relative to `root`).
+    pub fn scan(root: &Path, rules: &Rules) -> Result<Tree, Ext4Error> {
+        let by_path: HashMap<&Path, &Override> = rules
+            .overrides
+            .iter()
+            .map(|o| (o.path.as_path(), o))
+            .collect();
         let mut applied = 0usize;
+        let mut tree = Tree {
+            nodes: Vec::new(),
+            not_root_owned: 0,
+            not_root_example: None,
+            xattrs_dropped: 0,
+        };
+        // Owners as written: all-root first, then the manifest line for this path.
+        let mut own = |tree: &mut Tree, node: &mut Node, rel: &Path| {
+            if rules.all_root {
+                (node.uid, node.gid) = (0, 0);
+            }
+            if let Some(o) = by_path.get(rel) {
+                apply(node, o);
+                applied += 1;
+            }
+            if (node.uid, node.gid) != (0, 0) {
+                tree.not_root_owned += 1;
+                tree.not_root_example
+                    .get_or_insert_with(|| (rel.to_path_buf(), node.uid, node.gid));
+            }
+        };
         let meta = std::fs::symlink_metadata(root).map_err(|e| io_err(root, e))?;
         if !meta.is_dir() {
             return Err(Ext4Error::Invalid(format!(
@@ -103,12 +147,9 @@ impl Tree {
                 root.display()
             )));
         }
-        let mut nodes = vec![node_from(root, &meta, Kind::Dir)?];
-        nodes[0].names = 1;
-        if let Some(o) = by_path.get(Path::new("")) {
-            apply(&mut nodes[0], o);
-            applied += 1;
-        }
+        let mut top = node_from(root, &meta, Kind::Dir, rules.xattrs, &mut tree)?;
+        own(&mut tree, &mut top, Path::new(""));
+        tree.nodes.push(top);
         let mut links: HashMap<(u64, u64), usize> = HashMap::new();
         let mut queue: VecDeque<(usize, PathBuf)> = VecDeque::from([(0usize, PathBuf::new())]);
         while let Some((dir, rel)) = queue.pop_front() {
@@ -137,8 +178,8 @@ impl Tree {
                 }
                 if !ft.is_dir() && m.nlink() > 1 {
                     if let Some(&n) = links.get(&(m.dev(), m.ino())) {
-                        nodes[n].names += 1;
-                        nodes[dir].children.push((name, n));
+                        tree.nodes[n].names += 1;
+                        tree.nodes[dir].children.push((name, n));
                         continue;
                     }
                 }
@@ -159,29 +200,26 @@ impl Tree {
                 } else {
                     Kind::Fifo
                 };
-                let mut node = node_from(&cabs, &m, kind)?;
+                let mut node = node_from(&cabs, &m, kind, rules.xattrs, &mut tree)?;
                 node.parent = dir;
-                if let Some(o) = by_path.get(crel.as_path()) {
-                    apply(&mut node, o);
-                    applied += 1;
-                }
-                let idx = nodes.len();
+                own(&mut tree, &mut node, &crel);
+                let idx = tree.nodes.len();
                 if node.is_dir() {
                     queue.push_back((idx, crel));
                 } else if m.nlink() > 1 {
                     links.insert((m.dev(), m.ino()), idx);
                 }
-                nodes.push(node);
-                nodes[dir].children.push((name, idx));
+                tree.nodes.push(node);
+                tree.nodes[dir].children.push((name, idx));
             }
         }
-        if applied < overrides.len() {
+        if applied < rules.overrides.len() {
             tracing::warn!(
-                unmatched = overrides.len() - applied,
+                unmatched = rules.overrides.len() - applied,
                 "some owner/mode overrides name paths that are not in the tree"
             );
         }
-        Ok(Tree { nodes })
+        Ok(tree)
     }
 }
 
@@ -197,14 +235,21 @@ fn apply(node: &mut Node, o: &Override) {
     }
 }
 
-fn node_from(path: &Path, m: &std::fs::Metadata, kind: Kind) -> Result<Node, Ext4Error> {
+fn node_from(
+    path: &Path,
+    m: &std::fs::Metadata,
+    kind: Kind,
+    xattrs: XattrPolicy,
+    tree: &mut Tree,
+) -> Result<Node, Ext4Error> {
     Ok(Node {
         kind,
         perm: (m.mode() & 0o7777) as u16,
         uid: m.uid(),
         gid: m.gid(),
         mtime: m.mtime(),
-        xattrs: read_xattrs(path)?,
+        mtime_nsec: m.mtime_nsec() as u32,
+        xattrs: read_xattrs(path, xattrs, &mut tree.xattrs_dropped)?,
         source: path.to_path_buf(),
         in_memory: None,
         names: 1,
@@ -242,8 +287,9 @@ fn data_blocks(path: &Path, m: &std::fs::Metadata) -> Result<Vec<Range<u64>>, Ex
     Ok(out)
 }
 
-/// Extended attributes of `path` (not following symlinks), sorted by name.
-fn read_xattrs(path: &Path) -> Result<Xattrs, Ext4Error> {
+/// Extended attributes of `path` (not following symlinks) that `policy` keeps, sorted by
+/// name; the others are counted in `dropped` (and not read).
+fn read_xattrs(path: &Path, policy: XattrPolicy, dropped: &mut u64) -> Result<Xattrs, Ext4Error> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Ext4Error::Invalid(format!("{}: NUL in path", path.display())))?;
     let mut list = vec![0u8; 1024];
@@ -262,6 +308,10 @@ fn read_xattrs(path: &Path) -> Result<Xattrs, Ext4Error> {
     };
     let mut out = Vec::new();
     for name in list[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        if !policy.keeps(name) {
+            *dropped += 1;
+            continue;
+        }
         let cname = CString::new(name).expect("split at NUL");
         let mut val = vec![0u8; 256];
         loop {
@@ -289,4 +339,115 @@ fn read_xattrs(path: &Path) -> Result<Xattrs, Ext4Error> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chown(p: &Path, uid: u32, gid: u32) {
+        std::os::unix::fs::lchown(p, Some(uid), Some(gid)).unwrap();
+    }
+
+    fn setxattr(p: &Path, name: &str, value: &[u8]) {
+        let (c, n) = (
+            CString::new(p.as_os_str().as_bytes()).unwrap(),
+            CString::new(name).unwrap(),
+        );
+        // SAFETY: valid C strings and value buffer.
+        let rc = unsafe {
+            libc::lsetxattr(
+                c.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "{name}: {}", std::io::Error::last_os_error());
+    }
+
+    #[test]
+    fn owners_all_root_then_overrides_and_the_count_of_the_rest() {
+        if unsafe { libc::geteuid() } != 0 {
+            return; // chown to other users needs root; the e2e tests cover the rest.
+        }
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        chown(root, 0, 0);
+        std::fs::write(root.join("a"), b"a").unwrap();
+        std::fs::write(root.join("b"), b"b").unwrap();
+        std::fs::create_dir(root.join("d")).unwrap();
+        std::fs::write(root.join("d/c"), b"c").unwrap();
+        chown(&root.join("a"), 1000, 1000);
+        chown(&root.join("d"), 5, 0);
+        chown(&root.join("d/c"), 0, 7);
+        let scan = |rules: &Rules| Tree::scan(root, rules).unwrap();
+        let t = scan(&Rules::default());
+        assert_eq!(t.not_root_owned, 3);
+        assert_eq!(t.not_root_example, Some((PathBuf::from("a"), 1000, 1000)));
+        let all = scan(&Rules {
+            all_root: true,
+            ..Default::default()
+        });
+        assert_eq!((all.not_root_owned, all.not_root_example), (0, None));
+        assert!(all.nodes.iter().all(|n| (n.uid, n.gid) == (0, 0)));
+        let over = [Override {
+            path: "d".into(),
+            uid: Some(5),
+            gid: None,
+            mode: Some(0o700),
+        }];
+        let t = scan(&Rules {
+            all_root: true,
+            overrides: &over,
+            ..Default::default()
+        });
+        assert_eq!(t.not_root_example, Some((PathBuf::from("d"), 5, 0)));
+        let d_node = t.nodes.iter().find(|n| n.source.ends_with("d")).unwrap();
+        assert_eq!(d_node.perm, 0o700);
+    }
+
+    #[test]
+    fn host_labels_are_dropped_capabilities_kept() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("ping");
+        std::fs::write(&f, b"x").unwrap();
+        setxattr(&f, "user.origin", b"host");
+        let cap = [
+            1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            setxattr(&f, "security.capability", &cap);
+            setxattr(&f, "security.selinux", b"system_u:object_r:bin_t:s0\0");
+        }
+        let names = |policy: XattrPolicy| {
+            let t = Tree::scan(
+                d.path(),
+                &Rules {
+                    xattrs: policy,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            let n: Vec<String> = t.nodes[1]
+                .xattrs
+                .iter()
+                .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+                .collect();
+            (n, t.xattrs_dropped)
+        };
+        let (kept, dropped) = names(XattrPolicy::DropHostLabels);
+        if root {
+            assert_eq!(
+                (kept, dropped),
+                (vec!["security.capability".to_string()], 2)
+            );
+        } else {
+            assert_eq!((kept.len(), dropped), (0, 1));
+        }
+        let (all, dropped) = names(XattrPolicy::KeepAll);
+        assert_eq!((all.len(), dropped), (if root { 3 } else { 1 }, 0));
+    }
 }

@@ -2,9 +2,9 @@
 //! descriptor table, and the superblock with its sparse_super backups.
 
 use super::geometry::Geometry;
-use super::group::{bitmap_checksum, GroupDesc, EXT4_BG_INODE_ZEROED};
-use super::inode::{Inode, EXT2_FIRST_INO, EXT4_JOURNAL_INO};
-use super::superblock::*;
+use super::ondisk::group::{bitmap_checksum, GroupDesc, EXT4_BG_INODE_ZEROED};
+use super::ondisk::inode::{Inode, EXT2_GOOD_OLD_FIRST_INO, EXT4_JOURNAL_INO};
+use super::ondisk::superblock::*;
 use super::{Ext4Params, Flavor, BLOCK_SIZE};
 use std::collections::HashMap;
 
@@ -16,7 +16,7 @@ const LOG_GROUPS_PER_FLEX: u8 = 4;
 /// Inode table blocks holding inodes 1..=max_ino (the rest of each table reads as zeros).
 pub fn inode_tables(
     geo: &Geometry,
-    mut inodes: HashMap<u32, Inode>,
+    mut inodes: HashMap<u32, (Inode, Vec<u8>)>,
     max_ino: u32,
     csum_seed: Option<u32>,
 ) -> Vec<(u64, Vec<u8>)> {
@@ -39,8 +39,8 @@ pub fn inode_tables(
         }
         let slot = (idx as usize % per_block) * isz;
         // Reserved inodes are zero, but checksummed, as mke2fs writes them.
-        let inode = inodes.remove(&ino).unwrap_or_default();
-        inode.encode(&mut table[slot..slot + isz], ino, csum_seed);
+        let (inode, xattrs) = inodes.remove(&ino).unwrap_or_default();
+        inode.encode(&mut table[slot..slot + isz], &xattrs, ino, csum_seed);
     }
     if let Some(b) = table_block {
         out.push((b, table));
@@ -139,15 +139,20 @@ pub fn superblock(
         free_inodes_count: free_inodes as u32,
         first_data_block: 0,
         log_block_size: BLOCK_SIZE.trailing_zeros() - 10,
+        // No bigalloc: a cluster is a block.
+        log_cluster_size: BLOCK_SIZE.trailing_zeros() - 10,
         blocks_per_group: (BLOCK_SIZE * 8) as u32,
+        clusters_per_group: (BLOCK_SIZE * 8) as u32,
         inodes_per_group: geo.inodes_per_group,
         mtime: 0,
         wtime: p.timestamp,
         max_mnt_count: 0xFFFF,
-        state: 1,  // EXT2_VALID_FS
-        errors: 1, // EXT2_ERRORS_CONTINUE
+        magic: EXT4_SUPER_MAGIC,
+        state: EXT2_VALID_FS,
+        errors: EXT2_ERRORS_CONTINUE,
         lastcheck: p.timestamp,
-        first_ino: EXT2_FIRST_INO,
+        rev_level: EXT2_DYNAMIC_REV,
+        first_ino: EXT2_GOOD_OLD_FIRST_INO,
         inode_size: p.inode_size,
         block_group_nr: 0,
         feature_compat: COMPAT_EXT_ATTR,
@@ -173,6 +178,10 @@ pub fn superblock(
             sb.want_extra_isize = extra_isize;
         }
         sb.desc_size = geo.desc_size as u16;
+        if geo.reserved_gdt_blocks > 0 {
+            sb.feature_compat |= COMPAT_RESIZE_INODE;
+            sb.reserved_gdt_blocks = geo.reserved_gdt_blocks as u16;
+        }
         sb.log_groups_per_flex = LOG_GROUPS_PER_FLEX;
         sb.checksum_type = EXT4_CRC32C_CHKSUM;
         if jnl_blocks[16] != 0 || jnl_blocks[15] != 0 {

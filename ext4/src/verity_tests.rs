@@ -3,7 +3,7 @@
 
 #[test]
 fn ext4_writer_observed_blocks_give_the_same_tree_as_reading_back() {
-    use crate::{write_tree_observed, Ext4Params, ExtraFile, Flavor};
+    use crate::{write_tree_observed, Ext4Params, ExtraFile, Flavor, XattrPolicy};
     use disk::verity::{
         format_from_digests, root_hash, salt_for, uuid_for, DataDigests, VerityParams,
         VERITY_BLOCK_SIZE,
@@ -24,7 +24,9 @@ fn ext4_writer_observed_blocks_give_the_same_tree_as_reading_back() {
         read_only_marker: true,
         inode_size: 128,
         bytes_per_inode: 4096,
+        all_root: false,
         overrides: Vec::new(),
+        xattrs: XattrPolicy::KeepAll,
         extra_files: vec![ExtraFile {
             path: "share/release".into(),
             data: b"VERSION=1\n".to_vec(),

@@ -1,7 +1,7 @@
 //! Command line, compatible with coreos-install's getopts string `V:B:C:d:o:c:i:t:b:k:f:nyvh`
 //! (reference §1.2), plus long forms and the flags this installer adds.
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Parser)]
@@ -9,14 +9,20 @@ use std::path::PathBuf;
     name = "coreos-install",
     about = "Download, verify and write a CoreOS image to a disk, then configure it without mounting",
     disable_version_flag = true,
+    args_conflicts_with_subcommands = true,
     after_help = "Examples:
   coreos-install -d /dev/sda -c cloud-config.yml
   coreos-install -d /dev/sda -C beta -V 3788.1.2 -o vagrant
   coreos-install -d /dev/sda -b http://mirror.example/amd64-usr -k signing-key.pub.asc
   coreos-install -d /dev/sda -f coreos_production_image.bin.bz2 -k signing-key.pub.asc
-  coreos-install -D ./download -C stable"
+  coreos-install -D ./download -C stable
+  coreos-install iso customize -c cloud-config.yml coreos_production_iso_image.iso"
 )]
 pub struct Args {
+    /// Subcommands beside the install flags (which take none).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Install to the given whole-disk block device (symlinks such as /dev/disk/by-id/... work).
     #[arg(short = 'd', long = "device", value_name = "DEVICE")]
     pub device: Option<PathBuf>,
@@ -141,4 +147,52 @@ impl Args {
             ),
         }
     }
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Work with a live ISO made by `coreos-build vm --format iso`.
+    #[command(subcommand)]
+    Iso(IsoCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum IsoCommand {
+    /// Write a copy of a live ISO that, booted, installs to a disk unattended and powers off.
+    Customize(CustomizeArgs),
+    /// Show what a live ISO's embed areas hold (kernel arguments, configuration files).
+    Show {
+        /// The live ISO.
+        iso: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct CustomizeArgs {
+    /// The live ISO to start from (not modified).
+    pub iso: PathBuf,
+    /// The customized ISO to write.
+    #[arg(short = 'o', long = "output", value_name = "NEW.iso")]
+    pub output: PathBuf,
+    /// The disk the live system installs to (as the live system names it, e.g. /dev/sda).
+    #[arg(long = "dest-device", value_name = "DEVICE")]
+    pub dest_device: String,
+    /// A cloud-config (or `#!` script) for the installed system.
+    #[arg(long = "dest-config", value_name = "CLOUD")]
+    pub dest_config: Option<PathBuf>,
+    /// URL of the image mirror (coreos-install -b).
+    #[arg(short = 'b', long = "base-url", value_name = "BASEURL")]
+    pub base_url: Option<String>,
+    /// Version to install (coreos-install -V).
+    #[arg(short = 'V', long = "version", value_name = "VERSION")]
+    pub version: Option<String>,
+    /// Release channel (coreos-install -C).
+    #[arg(short = 'C', long = "channel", value_name = "CHANNEL")]
+    pub channel: Option<String>,
+    /// Trusted OpenPGP public key for the image's signature (coreos-install -k).
+    #[arg(short = 'k', long = "key", value_name = "KEYFILE")]
+    pub key: Option<PathBuf>,
+    /// Replace OUTPUT if it exists.
+    #[arg(long = "force")]
+    pub force: bool,
 }

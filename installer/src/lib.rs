@@ -9,6 +9,7 @@ pub mod download;
 pub mod image;
 pub mod install;
 mod installed_version;
+pub mod iso;
 mod pipeline;
 mod signature;
 pub mod target;

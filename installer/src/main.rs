@@ -2,7 +2,7 @@
 //! CoreOS disk. `main` only parses the command line and dispatches.
 
 use clap::Parser;
-use coreos_install::{cli, download, install};
+use coreos_install::{cli, download, install, iso};
 
 fn main() {
     cli_docs::generate_if_asked::<cli::Args>();
@@ -18,7 +18,9 @@ fn main() {
         .with_target(false)
         .without_time()
         .init();
-    let result = if args.download_only.is_some() {
+    let result = if let Some(cli::Command::Iso(c)) = &args.command {
+        iso::run(c)
+    } else if args.download_only.is_some() {
         download::run(&args)
     } else {
         install::run(&args)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 pub struct Nginx {
     child: Child,
-    port: u16,
+    pub port: u16,
     _dir: tempfile::TempDir,
 }
 

@@ -50,6 +50,9 @@ pub struct BootReport {
     pub version: String,
     /// `uefi` or `bios`, as the kernel saw it.
     pub firmware: String,
+    /// ROOT's filesystem size in bytes after it grew to fill a larger disk; `no` when the
+    /// disk had no room to grow into, `fail` when growing failed.
+    pub root_grown: String,
     /// From starting qemu to the report line.
     pub elapsed: Duration,
     /// The whole console output, kept under `<repo>/.cache/boot-logs/`.
@@ -76,6 +79,7 @@ impl BootReport {
             user_data_sha256: get("user_data_sha256")?,
             version: get("version")?,
             firmware: get("firmware")?,
+            root_grown: get("root_grown")?,
             elapsed,
             log,
         })
@@ -114,6 +118,12 @@ pub struct Machine {
     firmware: Firmware,
     direct_boot: Option<DirectBoot>,
     disks: Vec<Disk>,
+    /// Boot media attached as a CD or a USB stick (`cdrom`, `usb_disk`).
+    boot_media: Vec<String>,
+    /// `-nic` argument; `none` unless `nic` sets one.
+    nic: Option<String>,
+    /// Boot from the network first (qemu's iPXE ROM).
+    network_boot: bool,
 }
 
 struct DirectBoot {
@@ -153,7 +163,53 @@ impl Machine {
             firmware,
             direct_boot: None,
             disks: Vec::new(),
+            boot_media: Vec::new(),
+            nic: None,
+            network_boot: false,
         }
+    }
+
+    /// An ISO image as a read-only IDE CD-ROM, first in the boot order.
+    pub fn cdrom(mut self, iso: &Path) -> Machine {
+        self.boot_media.extend([
+            "-drive".into(),
+            format!(
+                "if=none,id=cd0,media=cdrom,readonly=on,format=raw,file={}",
+                iso.display()
+            ),
+            "-device".into(),
+            "ide-cd,drive=cd0,bootindex=0".into(),
+        ]);
+        self
+    }
+
+    /// A raw image as a USB stick (xHCI, `snapshot=on`: the file is never modified), first in
+    /// the boot order.
+    pub fn usb_disk(mut self, image: &Path) -> Machine {
+        self.boot_media.extend([
+            "-device".into(),
+            "qemu-xhci,id=xhci".into(),
+            "-drive".into(),
+            format!(
+                "if=none,id=usb0,format=raw,snapshot=on,file={}",
+                image.display()
+            ),
+            "-device".into(),
+            "usb-storage,bus=xhci.0,drive=usb0,bootindex=0".into(),
+        ]);
+        self
+    }
+
+    /// A network card: `spec` is qemu's `-nic` argument (e.g. `user,restrict=on,model=...`).
+    pub fn nic(mut self, spec: &str) -> Machine {
+        self.nic = Some(spec.to_string());
+        self
+    }
+
+    /// Boot from the network card first (its iPXE option ROM).
+    pub fn network_boot(mut self) -> Machine {
+        self.network_boot = true;
+        self
     }
 
     /// Start this kernel and initrd directly (qemu's `-kernel`), not a boot loader on a disk.
@@ -194,16 +250,12 @@ impl Machine {
     /// The command line; `work` holds the private copy of the firmware variables.
     fn command(&self, work: &Path) -> Command {
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args([
-            "-accel",
-            "tcg",
-            "-m",
-            "1024",
-            "-nographic",
-            "-nic",
-            "none",
-            "-no-reboot",
-        ]);
+        cmd.args(["-accel", "tcg", "-m", "1024", "-nographic", "-no-reboot"]);
+        cmd.arg("-nic").arg(self.nic.as_deref().unwrap_or("none"));
+        if self.network_boot {
+            cmd.args(["-boot", "order=n"]);
+        }
+        cmd.args(&self.boot_media);
         match self.firmware {
             Firmware::Uefi => {
                 let (code, vars) = ovmf();
@@ -285,9 +337,10 @@ impl Machine {
         let mut timed_out = false;
         loop {
             let now = Instant::now();
-            // After `done`, the guest powers off; allow it a few seconds to do so.
+            // After `done`, the guest powers off; allow it a few seconds to do so (counted from
+            // `done`, so a guest that stays up, like a live system's shell, ends there too).
             let limit = match done_after {
-                Some(_) => deadline.min(now + Duration::from_secs(5)),
+                Some(d) => deadline.min(start + d + Duration::from_secs(5)),
                 None => deadline,
             };
             if now >= limit {
@@ -337,16 +390,32 @@ pub fn boot(
     format: &str,
     timeout: Duration,
 ) -> Result<BootReport, BootError> {
-    let name = format!(
+    Machine::new(firmware)
+        .disk(disk, format, true)
+        .boot_report(&run_name(disk, firmware), timeout)
+}
+
+/// `boot` a raw disk without a snapshot: what the guest writes (a grown partition and
+/// filesystem) stays in the file for the test to check.
+pub fn boot_writable(
+    disk: &Path,
+    firmware: Firmware,
+    timeout: Duration,
+) -> Result<BootReport, BootError> {
+    Machine::new(firmware)
+        .disk(disk, "raw", false)
+        .boot_report(&run_name(disk, firmware), timeout)
+}
+
+/// `<disk file name>-<firmware>`: the name a boot's log and time are kept under.
+fn run_name(disk: &Path, firmware: Firmware) -> String {
+    format!(
         "{}-{}",
         disk.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
         firmware.name()
-    );
-    Machine::new(firmware)
-        .disk(disk, format, true)
-        .boot_report(&name, timeout)
+    )
 }
 
 impl Machine {
@@ -355,33 +424,48 @@ impl Machine {
         let run = self.run(name, timeout, |console| {
             line_after(console, REPORT_MARKER).is_some()
         });
-        let count = String::from_utf8_lossy(&run.console)
-            .matches(REPORT_MARKER)
-            .count();
-        let fail = |reason: String| {
-            Err(BootError {
-                reason,
-                log: run.log.clone(),
-            })
-        };
-        match (line_after(&run.console, REPORT_MARKER), run.done_after) {
-            (Some(fields), Some(elapsed)) if count == 1 => {
-                record_time(name, elapsed);
-                BootReport::parse(&fields, elapsed, run.log.clone()).or_else(fail)
-            }
-            (Some(_), _) => fail(format!("{count} report lines; exactly one expected")),
-            (None, _) if run.timed_out => fail(format!(
-                "no {} line within {:?} ({name} under {})",
-                REPORT_MARKER.trim(),
-                timeout,
-                self.firmware.name()
-            )),
-            (None, _) => fail(format!(
-                "qemu exited ({:?}) without a {} line",
-                run.exited,
-                REPORT_MARKER.trim()
-            )),
+        report(
+            &run,
+            name,
+            &format!("{name} under {}", self.firmware.name()),
+            timeout,
+        )
+    }
+}
+
+/// The one report line of a run whose `done` waited for it (as `boot_report` runs a machine);
+/// `what` names the machine in errors, `name` the recorded boot time.
+pub fn report(
+    run: &Run,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+) -> Result<BootReport, BootError> {
+    let count = String::from_utf8_lossy(&run.console)
+        .matches(REPORT_MARKER)
+        .count();
+    let fail = |reason: String| {
+        Err(BootError {
+            reason,
+            log: run.log.clone(),
+        })
+    };
+    match (line_after(&run.console, REPORT_MARKER), run.done_after) {
+        (Some(fields), Some(elapsed)) if count == 1 => {
+            record_time(name, elapsed);
+            BootReport::parse(&fields, elapsed, run.log.clone()).or_else(fail)
         }
+        (Some(_), _) => fail(format!("{count} report lines; exactly one expected")),
+        (None, _) if run.timed_out => fail(format!(
+            "no {} line within {:?} ({what})",
+            REPORT_MARKER.trim(),
+            timeout,
+        )),
+        (None, _) => fail(format!(
+            "qemu exited ({:?}) without a {} line",
+            run.exited,
+            REPORT_MARKER.trim()
+        )),
     }
 }
 
@@ -444,7 +528,7 @@ mod tests {
 
     #[test]
     fn parses_a_report_line_and_rejects_a_partial_one() {
-        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios\r\n";
+        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios root_grown=no\r\n";
         let f = line_after(console, REPORT_MARKER).unwrap();
         let r = BootReport::parse(&f, Duration::from_secs(1), PathBuf::new()).unwrap();
         assert_eq!(

@@ -9,7 +9,7 @@ use coreos_build::bootloader;
 #[path = "boot/hand_image.rs"]
 mod hand_image;
 
-use e2e::qemu::{boot, BootReport, Firmware};
+use e2e::qemu::{boot, boot_writable, BootReport, Firmware};
 use e2e::run;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -68,6 +68,8 @@ fn assert_report_with(
         "(usr, verity, root, oem_id, user_data_sha256, version, firmware); log {}",
         r.log.display()
     );
+    // The image's own slack after ROOT (2 MiB) is not worth growing into.
+    assert_eq!(r.root_grown, "no", "log {}", r.log.display());
 }
 
 /// `coreos-build image --usr <sample>/usr` into `.cache/boot-images/<name>/`.
@@ -200,4 +202,92 @@ fn hand_assembled_image_with_one_usr_byte_changed_never_reports_verity_ok() {
     let r = boot_ok(&img.path, Firmware::Bios);
     assert_eq!(r.verity, "fail", "byte {at} of USR-A changed, yet {r:?}");
     assert_eq!(r.usr, "USR-A", "{r:?}");
+}
+
+/// ROOT grows online at boot when the disk is larger than the image (the kernel resizes the
+/// mounted filesystem through its reserved descriptor blocks): the default image on a 32 GiB
+/// and on a 1 TiB disk (sparse files). Afterwards, on the host: the GPT is valid with its
+/// backup at the new end, partition 9 reaches it, e2fsck finds nothing to fix, and the size
+/// the guest reported is the filesystem's.
+#[test]
+fn root_grows_online_to_fill_a_larger_disk() {
+    for (bytes, fw) in [(32u64 << 30, Firmware::Uefi), (1 << 40, Firmware::Bios)] {
+        let dir = tempfile::tempdir_in(e2e::cache()).unwrap();
+        let image = dir.path().join(format!("grow-{}g.bin", bytes >> 30));
+        run(Command::new("cp")
+            .arg("--sparse=always")
+            .arg(default_image())
+            .arg(&image));
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .unwrap()
+            .set_len(bytes)
+            .unwrap();
+        // Growing to 1 TiB adds about 40 s of TCG time to the boot.
+        let r = boot_writable(&image, fw, BOOT_TIMEOUT + Duration::from_secs(120))
+            .unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "boot {} under {}: report after {:.1} s (log {})",
+            image.display(),
+            fw.name(),
+            r.elapsed.as_secs_f64(),
+            r.log.display()
+        );
+        assert_eq!(
+            (r.usr.as_str(), r.verity.as_str(), r.root.as_str()),
+            ("USR-A", "ok", "ROOT")
+        );
+        let grown: u64 = r
+            .root_grown
+            .parse()
+            .unwrap_or_else(|_| panic!("root_grown={} (log {})", r.root_grown, r.log.display()));
+
+        let verify = run(Command::new("sgdisk").arg("-v").arg(&image));
+        let verify = String::from_utf8_lossy(&verify.stdout);
+        assert!(verify.contains("No problems found"), "{verify}");
+        let info = run(Command::new("sgdisk").arg("--info=9").arg(&image));
+        let info = String::from_utf8_lossy(&info.stdout);
+        let last: u64 = info
+            .lines()
+            .find_map(|l| l.strip_prefix("Last sector: "))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{info}"));
+        assert_eq!(
+            last,
+            bytes / 512 - 34,
+            "partition 9 ends before the disk does"
+        );
+        let start = partition_offset(&image, 9);
+        let part = (last + 1) * 512 - start;
+        assert!(
+            grown <= part && part - grown < 128 << 20,
+            "ROOT is {grown} bytes in a {part}-byte partition"
+        );
+        let spec = format!("{}?offset={start}", image.display());
+        let fsck = Command::new("e2fsck")
+            .arg("-fn")
+            .arg(&spec)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&fsck.stdout).into_owned()
+            + &String::from_utf8_lossy(&fsck.stderr);
+        assert!(
+            fsck.status.success() && !text.contains("Fix"),
+            "e2fsck -fn ROOT:\n{text}"
+        );
+        let dump = run(Command::new("dumpe2fs").arg("-h").arg(&spec));
+        let dump = String::from_utf8_lossy(&dump.stdout);
+        let blocks: u64 = dump
+            .lines()
+            .find_map(|l| l.strip_prefix("Block count:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{dump}"));
+        assert_eq!(
+            blocks * 4096,
+            grown,
+            "the reported size is not the filesystem's"
+        );
+    }
 }

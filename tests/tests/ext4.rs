@@ -220,9 +220,29 @@ fn xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
+/// How many names each non-directory inode of `root` has inside `root` (a source file may
+/// also be linked from outside the tree; the image holds only the names inside).
+fn names_inside(root: &Path) -> HashMap<u64, u64> {
+    let mut count = HashMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let e = e.unwrap();
+            let m = fs::symlink_metadata(e.path()).unwrap();
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                *count.entry(m.ino()).or_insert(0) += 1;
+            }
+        }
+    }
+    count
+}
+
 /// Walk `src` and the mounted image side by side: names, types, modes, owners, sizes,
 /// content, link targets, device numbers, xattrs and hard-link groups must agree.
 fn compare(src: &Path, img: &Path) {
+    let names = names_inside(src);
     let mut links: HashMap<u64, u64> = HashMap::new();
     let mut back: HashMap<u64, u64> = HashMap::new();
     let mut checked = 0usize;
@@ -268,7 +288,7 @@ fn compare(src: &Path, img: &Path) {
             if ft.is_dir() {
                 stack.push(r);
             } else {
-                assert_eq!(sm.nlink(), im.nlink(), "link count of {what}");
+                assert_eq!(names[&sm.ino()], im.nlink(), "link count of {what}");
                 let a = *links.entry(sm.ino()).or_insert(im.ino());
                 let b = *back.entry(im.ino()).or_insert(sm.ino());
                 assert!(
@@ -465,6 +485,76 @@ fn builds_are_byte_identical() {
         );
         fs::remove_file(&a).unwrap();
         fs::remove_file(&b).unwrap();
+    }
+}
+
+/// mtime with its nanoseconds, as the kernel reports it.
+fn mtime_of(p: &Path) -> (i64, i64) {
+    let m = fs::symlink_metadata(p).unwrap();
+    (m.mtime(), m.mtime_nsec())
+}
+
+fn set_mtime(p: &Path, secs: i64, nanos: i64) {
+    let times = [
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+        libc::timespec {
+            tv_sec: secs,
+            tv_nsec: nanos,
+        },
+    ];
+    // SAFETY: valid C string and two timespecs.
+    let rc = unsafe { libc::utimensat(libc::AT_FDCWD, c(p).as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(rc, 0, "utimensat {}", p.display());
+}
+
+/// 256-byte inodes keep nanoseconds and times past 2038 (the epoch bits of i_*_extra);
+/// 128-byte inodes (the ext2 form) keep whole seconds up to 2038-01-19. Times later than
+/// SOURCE_DATE_EPOCH become it, in both.
+#[test]
+fn times_past_2038_and_nanoseconds() {
+    let src = tempfile::tempdir().unwrap();
+    let cases: [(&str, i64, i64); 4] = [
+        ("y1999", 946_684_799, 999_999_999),
+        ("y2040", 2_208_988_800, 123_456_789),
+        ("y1960", -315_619_200, 5),
+        ("after-epoch", 4_100_000_000, 7),
+    ];
+    for (name, secs, nanos) in cases {
+        fs::write(src.path().join(name), name).unwrap();
+        set_mtime(&src.path().join(name), secs, nanos);
+    }
+    let work = tempfile::tempdir().unwrap();
+    let epoch = 4_000_000_000i64; // 2096
+    for (extra, large) in [(&[][..], true), (&["--ext2"][..], false)] {
+        let img = work.path().join("t.img");
+        let _ = fs::remove_file(&img);
+        mkfs_at(&epoch.to_string(), Some(src.path()), &img, "64MiB", extra);
+        // The superblock was written in 2096: tell e2fsck not to trust this machine's clock.
+        let conf = work.path().join("e2fsck.conf");
+        fs::write(&conf, "[options]\nbroken_system_clock = 1\n").unwrap();
+        let out = Command::new("e2fsck")
+            .arg("-fn")
+            .arg(&img)
+            .env("E2FSCK_CONFIG", &conf)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success() && !text.contains("Fix"), "{text}");
+        let lo = Loop::attach(&img, false);
+        let m = Mount::ro(&lo.dev, "ext4");
+        for (name, secs, nanos) in cases {
+            let want = match (large, secs) {
+                (_, s) if s > epoch => (epoch.min(if large { s } else { i32::MAX as i64 }), 0),
+                (false, s) if s > i32::MAX as i64 => (i32::MAX as i64, 0),
+                (false, s) => (s, 0),
+                (true, s) => (s, nanos),
+            };
+            assert_eq!(mtime_of(&m.path().join(name)), want, "{name} ({extra:?})");
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use e2e::{require, run, Loop, Mount};
 use ext4::edit::{add_file, read_file, EditError, NewFile};
-use ext4::{write_tree, Ext4Params, Flavor};
+use ext4::{write_tree, Ext4Params, Flavor, XattrPolicy};
 
 const MIB: u64 = 1 << 20;
 
@@ -529,7 +529,9 @@ fn ours(flavor: Flavor, len: u64, offset: u64, inode_size: u16, read_only_marker
         read_only_marker,
         inode_size,
         bytes_per_inode: 16384,
+        all_root: false,
         overrides: Vec::new(),
+        xattrs: XattrPolicy::KeepAll,
         extra_files: Vec::new(),
     };
     write_tree(Some(src.path()), &out, offset, &params).unwrap();
@@ -557,6 +559,31 @@ fn our_writer_ext4_root_style_at_an_offset() {
 fn our_writer_ext2_compatible() {
     let img = ours(Flavor::Ext2Compat, 256 * MIB, 0, 128, false);
     exercise(&img, Some("/etc/deep/conf"));
+}
+
+/// The editor stamps times past 2038 into the epoch bits of large inodes (the kernel reads
+/// them back), and clamps them to 2038-01-19 in 128-byte inodes instead of wrapping to 1901.
+#[test]
+fn times_past_2038() {
+    let late = NewFile {
+        mtime: 3_000_000_000, // 2065-01-24
+        ..meta(0o644, 0, 0)
+    };
+    for (img, holds) in [
+        (Img::mkfs("mkfs.ext4", &["-I", "256"], 64 * MIB, 0), true),
+        (ours(Flavor::Ext4, 64 * MIB, 0, 256, false), true),
+        (Img::mkfs("mkfs.ext4", &["-I", "128"], 64 * MIB, 0), false),
+    ] {
+        img.add("/late/file", b"late", late).unwrap();
+        img.fsck_clean();
+        let stored = NewFile {
+            mtime: if holds { late.mtime } else { i32::MAX as u32 },
+            ..late
+        };
+        let mut want = BTreeMap::new();
+        want.insert("/late/file".to_string(), (b"late".to_vec(), stored));
+        img.kernel_reads(&want);
+    }
 }
 
 #[test]

@@ -37,6 +37,12 @@ impl ModuleDirs {
         [usr.join("lib/grub"), PathBuf::from("/usr/lib/grub")]
     }
 
+    /// The host's module folders only.
+    pub fn host() -> ModuleDirs {
+        let host = Path::new("/usr/lib/grub");
+        Self::find_in(host, host)
+    }
+
     fn find_in(tree: &Path, host: &Path) -> ModuleDirs {
         let pick = |target: &str| {
             [tree.join(target), host.join(target)]
@@ -101,6 +107,16 @@ impl GrubTarget {
 
 /// Make one GRUB image with `grub.cfg` in its memdisk; returns the image bytes.
 pub fn make(target: GrubTarget, module_dir: &Path, grub_cfg: &str) -> anyhow::Result<Vec<u8>> {
+    make_image(target.name(), module_dir, grub_cfg, &target.modules())
+}
+
+/// `make` for any `grub-mkimage --format` and module list (the live ISO's images).
+pub fn make_image(
+    format: &str,
+    module_dir: &Path,
+    grub_cfg: &str,
+    modules: &[&str],
+) -> anyhow::Result<Vec<u8>> {
     let tmp = tempfile::tempdir().context("creating a temporary folder for grub-mkimage")?;
     let early = tmp.path().join("early.cfg");
     std::fs::write(&early, EARLY_CFG)?;
@@ -113,7 +129,7 @@ pub fn make(target: GrubTarget, module_dir: &Path, grub_cfg: &str) -> anyhow::Re
     let out = memory_file().context("creating a memory file for grub-mkimage's output")?;
     let mut cmd = Command::new("grub-mkimage");
     cmd.arg("--format")
-        .arg(target.name())
+        .arg(format)
         .arg("--directory")
         .arg(module_dir)
         .args(["--prefix", "(memdisk)", "--compression", "auto"])
@@ -121,7 +137,7 @@ pub fn make(target: GrubTarget, module_dir: &Path, grub_cfg: &str) -> anyhow::Re
         .arg(&early)
         .arg("--memdisk")
         .arg(&memdisk)
-        .args(target.modules())
+        .args(modules)
         .stdout(Stdio::from(out.try_clone()?))
         .stderr(Stdio::piped());
     let result = cmd.output().map_err(|e| {
@@ -130,7 +146,7 @@ pub fn make(target: GrubTarget, module_dir: &Path, grub_cfg: &str) -> anyhow::Re
     if !result.status.success() {
         bail!(
             "grub-mkimage --format {} --directory {} failed ({}): {}",
-            target.name(),
+            format,
             module_dir.display(),
             result.status,
             String::from_utf8_lossy(&result.stderr).trim()

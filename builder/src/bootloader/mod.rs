@@ -17,6 +17,7 @@
 mod bios;
 mod grub_cfg;
 mod grub_image;
+pub mod live;
 
 use anyhow::Context;
 use disk::slots::esp_files::{self, SlotConfig};

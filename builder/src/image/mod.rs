@@ -1,7 +1,7 @@
 //! `coreos-build image`: the production disk image from a USR tree.
 //!
 //! CONTRACT (release and vm call these): `ImageRequest`, `BuiltImage`, `OemSource`, `build`,
-//! `replace_oem`.
+//! `replace_oem`; `UsrArgs`/`UsrPolicy` for USR owners and attributes (an argument of `build`).
 //!
 //! One sparse file, written in place: USR-A (ext4 writer + dm-verity) in one thread while
 //! OEM, ROOT and the contents listing go in another and the GRUB images are made in a third;
@@ -15,7 +15,10 @@ mod esp;
 mod oem;
 mod partitions;
 mod stamp;
+mod usr_policy;
 pub mod version;
+
+pub use usr_policy::{UsrArgs, UsrPolicy};
 
 use crate::atomic_output::Pending;
 use crate::bootloader::{self, BootInputs};
@@ -69,6 +72,8 @@ pub struct Args {
     /// lib/grub nor the host's /usr/lib/grub is an error.
     #[arg(long)]
     no_bootloader: bool,
+    #[command(flatten)]
+    usr_policy: UsrArgs,
 }
 
 /// Where an OEM partition's tree comes from.
@@ -128,7 +133,12 @@ fn required<'a>(layout: &'a Layout, label: &str) -> anyhow::Result<&'a Partition
         .with_context(|| format!("layout {} has no partition labeled {label}", layout.name))
 }
 
-pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<BuiltImage> {
+pub fn build(
+    req: &ImageRequest,
+    usr_policy: &UsrPolicy,
+    outdir: &Path,
+    ui: &Ui,
+) -> anyhow::Result<BuiltImage> {
     let t0 = std::time::Instant::now();
     let epoch = disk::epoch::build_time()? as i64;
     let layout = Layout::by_name_or_path(&req.layout)?;
@@ -175,6 +185,7 @@ pub fn build(req: &ImageRequest, outdir: &Path, ui: &Ui) -> anyhow::Result<Built
                 usr_part,
                 &req.usr,
                 &stamped,
+                usr_policy,
                 epoch,
                 salt.clone(),
             )
@@ -296,7 +307,13 @@ pub fn replace_oem(image: &Path, oem: &OemSource, ui: &Ui) -> anyhow::Result<()>
                 image.display()
             )
         })?;
+    // The partition table says where OEM is, not how it was formatted: use the layout's
+    // filesystem parameters (a GPT-derived partition would default to 128-byte inodes).
+    let spec = Layout::builtin("base")?;
+    let spec = required(&spec, OEM_LABEL)?;
     p.fs_type = Some("ext4".into());
+    p.fs_inode_size = spec.fs_inode_size;
+    p.fs_bytes_per_inode = spec.fs_bytes_per_inode;
     let scratch = tempfile::tempdir()?;
     let (dir, overrides) = oem::materialize(oem, scratch.path())?;
     partitions::write_tree_fs(
@@ -320,7 +337,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         board: args.board,
         bootloader: !args.no_bootloader,
     };
-    let built = build(&req, &args.output, ui)?;
+    let built = build(&req, &args.usr_policy.policy()?, &args.output, ui)?;
     println!("{}", built.image.display());
     println!("version {}", built.version);
     if !built.verity_root_hash.is_empty() {
@@ -353,7 +370,7 @@ mod tests {
             bootloader: true,
         };
         let ui = Ui::new(true);
-        let built = build(&req, &d.path().join("out"), &ui).unwrap();
+        let built = build(&req, &UsrPolicy::default(), &d.path().join("out"), &ui).unwrap();
         let oem_grub = |img: &Path| {
             let f = std::fs::File::open(img).unwrap();
             let p = Layout::builtin("base")
@@ -404,7 +421,10 @@ mod tests {
             bootloader: true,
         };
         let out = d.path().join("out");
-        let e = format!("{:#}", build(&req, &out, &Ui::new(true)).unwrap_err());
+        let e = format!(
+            "{:#}",
+            build(&req, &UsrPolicy::default(), &out, &Ui::new(true)).unwrap_err()
+        );
         assert!(e.contains("partition 3 (USR-A)"), "{e}");
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
     }

@@ -1,11 +1,12 @@
 //! Filesystems written straight into the partitions of the image file: USR-A (+ verity),
 //! OEM, empty ext4 ones (ROOT), and the ESP.
 
+use super::usr_policy::UsrPolicy;
 use crate::early_writeback::EarlyWriteback;
 use anyhow::Context;
 use disk::layout::Partition;
 use disk::verity::{self, VerityParams, VerityTree};
-use ext4::{Ext4Error, Ext4Params, ExtraFile, Flavor, Override};
+use ext4::{Ext4Error, Ext4Params, ExtraFile, Flavor, Override, XattrPolicy};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +26,9 @@ fn params(p: &Partition, flavor: Flavor, epoch: i64) -> Ext4Params {
         read_only_marker: false,
         inode_size: p.fs_inode_size,
         bytes_per_inode: p.fs_bytes_per_inode,
+        all_root: false,
         overrides: Vec::new(),
+        xattrs: XattrPolicy::KeepAll,
         extra_files: Vec::new(),
     }
 }
@@ -49,18 +52,20 @@ fn ext4_context(e: Ext4Error, p: &Partition, what: &str) -> anyhow::Error {
 }
 
 /// USR-A: the tree with the stamped release files laid over it by the writer (the input
-/// tree stays untouched) and the read-only marker set, then the verity tree after
-/// `fs_blocks` when the partition has the `verity` feature.
+/// tree stays untouched), owned and labelled per `policy`, and the read-only marker set,
+/// then the verity tree after `fs_blocks` when the partition has the `verity` feature.
 pub fn write_usr(
     out: &File,
     p: &Partition,
     usr: &Path,
     stamped: &[(PathBuf, Vec<u8>)],
+    policy: &UsrPolicy,
     epoch: i64,
     salt: Vec<u8>,
 ) -> anyhow::Result<Option<VerityTree>> {
     let mut prm = params(p, flavor(p), epoch);
     prm.read_only_marker = true;
+    policy.apply(&mut prm);
     prm.extra_files = stamped
         .iter()
         .map(|(path, data)| ExtraFile {
@@ -75,8 +80,9 @@ pub fn write_usr(
     let what = || format!("the USR tree {}", usr.display());
     let t = std::time::Instant::now();
     if !p.verity {
-        ext4::write_tree(Some(usr), out, p.offset(), &prm)
+        let report = ext4::write_tree(Some(usr), out, p.offset(), &prm)
             .map_err(|e| ext4_context(e, p, &what()))?;
+        policy.check(&report);
         tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
         return Ok(None);
     }
@@ -98,6 +104,7 @@ pub fn write_usr(
     })
     .map_err(|e| ext4_context(e, p, &what()))?;
     writeback.kick();
+    policy.check(&report);
     tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written and hashed");
     let t = std::time::Instant::now();
     let verity_err = || format!("dm-verity for partition {} ({})", p.number, p.label);

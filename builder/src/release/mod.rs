@@ -87,13 +87,15 @@ pub struct Args {
     from_image: Option<PathBuf>,
     /// Also release these platform artifacts (comma-separated or repeated): the formats of
     /// `coreos-build vm` (virtualbox, vagrant, gce, ami, ami_vmdk, qemu, azure, hyperv, vmware,
-    /// vmware_ova, openstack, digitalocean, packet).
+    /// vmware_ova, openstack, digitalocean, packet, iso, pxe).
     #[arg(long = "formats", value_name = "FORMAT[,FORMAT...]")]
     formats: Vec<String>,
     /// The URL MIRROR is served at (http://, https:// or file://); required by --formats
     /// vagrant, whose catalog names the box by an absolute URL under it.
     #[arg(long, value_name = "URL")]
     mirror_url: Option<String>,
+    #[command(flatten)]
+    usr_policy: image::UsrArgs,
 }
 
 pub fn run(args: Args, ui: &Ui) -> Result<()> {
@@ -148,6 +150,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         oems.push((name, src));
     }
     let formats = artifacts::parse(&args.formats)?;
+    let usr_policy = args.usr_policy.policy()?;
     artifacts::check_mirror_url(&formats, args.mirror_url.as_deref())?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("creating {}", args.output.display()))?;
@@ -169,7 +172,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
                 // A release is signed: it must boot, so no GRUB is an error here.
                 bootloader: true,
             };
-            let b = image::build(&req, &work, ui).context("building the production image")?;
+            let b = image::build(&req, &usr_policy, &work, ui)
+                .context("building the production image")?;
             Built {
                 image: b.image,
                 version: b.version,

@@ -190,3 +190,39 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod reproducible_tests {
+    use super::*;
+
+    /// Many chunks of mixed content, compressed again and again with different worker counts:
+    /// which worker gets which chunk changes from run to run, the bytes must not.
+    #[test]
+    fn same_bytes_whatever_worker_compressed_which_chunk() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let data: Vec<u8> = (0..24u32 << 20)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                if (i >> 16) % 3 == 0 {
+                    x as u8
+                } else {
+                    (i % 97) as u8
+                }
+            })
+            .collect();
+        let pieces = || {
+            data.chunks(1 << 20)
+                .map(|c| Piece::Bytes(c.to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let mut first = Vec::new();
+        write_gzip(pieces(), &mut first, 6, 1, &|_| ()).unwrap();
+        for workers in [2, 3, 2, 4] {
+            let mut again = Vec::new();
+            write_gzip(pieces(), &mut again, 6, workers, &|_| ()).unwrap();
+            assert!(again == first, "{workers} workers gave other bytes");
+        }
+    }
+}

@@ -7,6 +7,7 @@
 
 mod gce;
 mod gzip;
+mod live;
 mod ovf;
 mod qemu;
 mod raw_bz2;
@@ -59,6 +60,10 @@ pub enum Format {
     Digitalocean,
     /// coreos_production_packet_image.bin.bz2: raw disk for Packet/Equinix Metal (coreos-install -o packet)
     Packet,
+    /// Live hybrid ISO (BIOS and UEFI, CD and USB stick).
+    Iso,
+    /// Live PXE kernel, initramfs with the live USR, and command line.
+    Pxe,
 }
 
 impl Format {
@@ -77,6 +82,8 @@ impl Format {
             Format::Openstack => "openstack",
             Format::Digitalocean => "digitalocean",
             Format::Packet => "packet",
+            Format::Iso => "iso",
+            Format::Pxe => "pxe",
         }
     }
 
@@ -85,7 +92,7 @@ impl Format {
         match self {
             Format::Virtualbox | Format::Gce | Format::Qemu => Some("vm"),
             Format::Vagrant => Some("vagrant"),
-            Format::Ami | Format::AmiVmdk => None,
+            Format::Ami | Format::AmiVmdk | Format::Iso | Format::Pxe => None,
             Format::Azure => Some("azure"),
             Format::Vmware | Format::VmwareOva | Format::Openstack => Some("vm"),
             Format::Hyperv | Format::Digitalocean | Format::Packet => None,
@@ -99,7 +106,7 @@ impl Format {
             Format::Vagrant => Some("vagrant"),
             Format::Gce => Some("gce"),
             Format::Ami | Format::AmiVmdk => Some("ec2"),
-            Format::Qemu => None,
+            Format::Qemu | Format::Iso | Format::Pxe => None,
             Format::Azure => Some("azure"),
             Format::Hyperv => Some("hyperv"),
             Format::Vmware | Format::VmwareOva => Some("vmware"),
@@ -234,6 +241,11 @@ fn image_version(image: &Path) -> Option<String> {
 
 fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
     let format = req.format;
+    if matches!(format, Format::Iso | Format::Pxe) {
+        // The live media read the image as it is: no working copy, no OEM tree.
+        let version = image_version(req.image).unwrap_or_else(|| "0.0.0".into());
+        return live::build(format == Format::Iso, req.image, req.outdir, &version, ui);
+    }
     work_image::check_coreos(req.image)?;
     std::fs::create_dir_all(req.outdir)
         .with_context(|| format!("creating {}", req.outdir.display()))?;
@@ -394,6 +406,7 @@ fn build(req: &Request, ui: &Ui) -> anyhow::Result<Vec<PathBuf>> {
                 0o755,
             )?);
         }
+        Format::Iso | Format::Pxe => unreachable!("the live formats return above"),
     }
     Ok(written)
 }

@@ -188,7 +188,11 @@ impl Layout {
                 verity,
                 attributes: if hybrid { ATTR_LEGACY_BIOS_BOOTABLE } else { 0 },
                 fs_bytes_per_inode: s.fs_bytes_per_inode.unwrap_or(4096),
-                fs_inode_size: s.fs_inode_size.unwrap_or(128),
+                // 256 (ext4's large inodes: times past 2038) unless the ext2 form is asked for.
+                fs_inode_size: s.fs_inode_size.unwrap_or(match s.fs_type.as_deref() {
+                    Some("ext2") => 128,
+                    _ => 256,
+                }),
             });
             next = next.max(first_lba + sectors);
         }

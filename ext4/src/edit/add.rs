@@ -1,16 +1,16 @@
 //! Planning `add_file`: resolve the path, create missing directories, allocate and map the
 //! data, link everything. All of it happens in memory; `Fs::commit` writes it.
 
-use super::dir::{FT_DIR, FT_REG_FILE};
 use super::fs::{BlockKind, DataRun, Fs, Phase};
-use super::inode::{
-    Inode, EXT4_EXTENTS_FL, EXT4_HUGE_FILE_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL, S_IFDIR,
+use super::inode::Inode;
+use super::path::components;
+use super::{EditError, NewFile};
+use crate::ondisk::dir::{EXT4_FT_DIR, EXT4_FT_REG_FILE};
+use crate::ondisk::inode::{
+    EXT2_ROOT_INO, EXT4_EXTENTS_FL, EXT4_HUGE_FILE_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL, S_IFDIR,
     S_IFLNK, S_IFREG,
 };
-use super::path::components;
-use super::read::EXT2_ROOT_INO;
-use super::superblock::{INCOMPAT_EXTENTS, RO_COMPAT_DIR_NLINK, RO_COMPAT_LARGE_FILE};
-use super::{EditError, NewFile};
+use crate::ondisk::superblock::{INCOMPAT_EXTENTS, RO_COMPAT_DIR_NLINK, RO_COMPAT_LARGE_FILE};
 
 /// Link count above which dir_nlink directories store 1 ("many").
 const EXT4_LINK_MAX: u16 = 65000;
@@ -66,13 +66,13 @@ impl Fs<'_> {
                         "{path}: exists and is not a regular file"
                     )));
                 }
-                if i.links() > 1 {
+                if i.f.links_count > 1 {
                     return Err(EditError::Unsupported(format!(
                         "{path}: has {} hard links; replacing it would change them too",
-                        i.links()
+                        i.f.links_count
                     )));
                 }
-                if i.flags() & EXT4_INLINE_DATA_FL != 0 {
+                if i.f.flags & EXT4_INLINE_DATA_FL != 0 {
                     return Err(EditError::Unsupported(format!(
                         "{path}: keeps its data inline"
                     )));
@@ -94,7 +94,7 @@ impl Fs<'_> {
             )));
         }
         let need_inodes = missing.len() as u32 + u32::from(old.is_none());
-        let free_inodes: u32 = self.descs.iter().map(|d| d.free_inodes()).sum();
+        let free_inodes: u32 = self.descs.iter().map(|d| d.f.free_inodes_count).sum();
         if need_inodes > free_inodes {
             return Err(EditError::NoSpace(format!(
                 "{path}: needs {need_inodes} inodes but {free_inodes} are free"
@@ -110,11 +110,11 @@ impl Fs<'_> {
             let blk =
                 self.alloc_blocks(self.sb.group_first_block(self.group_of_inode(ino)), 1)?[0].0;
             let mut d = Inode::new(&self.sb, ino);
-            d.set_mode(S_IFDIR | NEW_DIR_MODE);
-            d.set_owner(0, 0);
+            d.f.mode = S_IFDIR | NEW_DIR_MODE;
+            (d.f.uid, d.f.gid) = (0, 0);
             d.set_times(meta.mtime);
-            d.set_links(2);
-            d.set_size(bs);
+            d.f.links_count = 2;
+            d.f.size = bs;
             let tree = self.map_new(&mut d, &[(blk, 1)])?;
             d.set_fs_blocks(&self.sb, 1 + tree)?;
             let seed = d.csum_seed(&self.sb);
@@ -122,7 +122,7 @@ impl Fs<'_> {
             self.put_block(blk, Phase::Unreferenced, BlockKind::DirLeaf { seed }, b);
             let parent = &mut chain.last_mut().expect("non-empty").0;
             let mut p = parent.clone();
-            self.insert_entry(&mut p, name, ino, FT_DIR)?;
+            self.insert_entry(&mut p, name, ino, EXT4_FT_DIR)?;
             self.add_subdir_link(&mut p)?;
             *parent = p;
             chain.push((d, Phase::NewInode));
@@ -140,21 +140,21 @@ impl Fs<'_> {
                 }
                 self.to_free.extend(runs.iter().map(|r| (r.phys, r.len)));
                 self.to_free.extend(tree.iter().map(|&b| (b, 1)));
-                i.set_flags(i.flags() & !(EXT4_EXTENTS_FL | EXT4_HUGE_FILE_FL | EXT4_INDEX_FL));
+                i.f.flags &= !(EXT4_EXTENTS_FL | EXT4_HUGE_FILE_FL | EXT4_INDEX_FL);
                 (i, Phase::Link)
             }
             None => {
                 let parent = chain.last().expect("non-empty").0.ino;
                 let ino = self.alloc_inode(self.group_of_inode(parent), false)?;
                 let mut i = Inode::new(&self.sb, ino);
-                i.set_links(1);
+                i.f.links_count = 1;
                 (i, Phase::NewInode)
             }
         };
-        file.set_mode(S_IFREG | (meta.mode & 0o7777) as u16);
-        file.set_owner(meta.uid, meta.gid);
+        file.f.mode = S_IFREG | (meta.mode & 0o7777) as u16;
+        (file.f.uid, file.f.gid) = (meta.uid, meta.gid);
         file.set_times(meta.mtime);
-        file.set_size(data.len() as u64);
+        file.f.size = data.len() as u64;
         let runs = self.alloc_blocks(
             self.sb.group_first_block(self.group_of_inode(file.ino)),
             data_blocks,
@@ -170,18 +170,18 @@ impl Fs<'_> {
             at = end;
         }
         let tree = self.map_new(&mut file, &runs)?;
-        let xattr_block = u64::from(file.file_acl() != 0);
+        let xattr_block = u64::from(file.f.file_acl != 0);
         file.set_fs_blocks(&self.sb, data_blocks + tree + xattr_block)?;
         if phase == Phase::NewInode {
             let parent = &mut chain.last_mut().expect("non-empty").0;
             let mut p = parent.clone();
-            self.insert_entry(&mut p, last, file.ino, FT_REG_FILE)?;
+            self.insert_entry(&mut p, last, file.ino, EXT4_FT_REG_FILE)?;
             *parent = p;
         }
         self.put_inode(file, phase);
         // Deepest first: a directory is written only after everything it names.
         for (inode, phase) in chain.into_iter().rev() {
-            if phase == Phase::NewInode || self.read_inode(inode.ino)?.raw != inode.raw {
+            if phase == Phase::NewInode || self.read_inode(inode.ino)?.f != inode.f {
                 self.put_inode(inode, phase);
             }
         }
@@ -191,7 +191,7 @@ impl Fs<'_> {
     /// Map a new (or emptied) inode's blocks with extents or a block map, per the features.
     fn map_new(&mut self, inode: &mut Inode, runs: &[(u64, u64)]) -> Result<u64, EditError> {
         if self.sb.has_incompat(INCOMPAT_EXTENTS) {
-            inode.set_flags(inode.flags() | EXT4_EXTENTS_FL);
+            inode.f.flags |= EXT4_EXTENTS_FL;
             self.build_extents(inode, runs)
         } else {
             self.build_blockmap(inode, runs)
@@ -200,13 +200,13 @@ impl Fs<'_> {
 
     /// One more subdirectory: one more link to the parent ("..") within the limits.
     fn add_subdir_link(&self, parent: &mut Inode) -> Result<(), EditError> {
-        let n = parent.links();
+        let n = parent.f.links_count;
         if n == 1 && self.sb.has_ro(RO_COMPAT_DIR_NLINK) {
             return Ok(()); // already "many"
         }
         if n + 1 >= EXT4_LINK_MAX {
             if self.sb.has_ro(RO_COMPAT_DIR_NLINK) {
-                parent.set_links(1);
+                parent.f.links_count = 1;
                 return Ok(());
             }
             return Err(EditError::NoSpace(format!(
@@ -214,7 +214,7 @@ impl Fs<'_> {
                 parent.ino
             )));
         }
-        parent.set_links(n + 1);
+        parent.f.links_count = n + 1;
         Ok(())
     }
 }

@@ -2,8 +2,10 @@
 //! including groups whose bitmaps were never initialized (BLOCK_UNINIT / INODE_UNINIT).
 
 use super::fs::Fs;
-use super::groups::{BG_BLOCK_UNINIT, BG_INODE_UNINIT};
 use super::EditError;
+use crate::ondisk::group::{
+    EXT4_BG_BLOCK_UNINIT as BG_BLOCK_UNINIT, EXT4_BG_INODE_UNINIT as BG_INODE_UNINIT,
+};
 
 fn bit(bm: &[u8], i: u64) -> bool {
     bm[(i / 8) as usize] & (1 << (i % 8)) != 0
@@ -20,7 +22,7 @@ fn set_bit(bm: &mut [u8], i: u64, on: bool) {
 
 impl Fs<'_> {
     fn uninit(&self, g: u32, flag: u16) -> bool {
-        self.sb.group_csum() && self.descs[g as usize].flags() & flag != 0
+        self.sb.group_csum() && self.descs[g as usize].f.flags & flag != 0
     }
 
     /// The block bitmap of group `g`, or None when it cannot be trusted for allocation (an
@@ -33,7 +35,7 @@ impl Fs<'_> {
                     None => return Ok(None),
                 }
             } else {
-                let b = self.descs[g as usize].block_bitmap();
+                let b = self.descs[g as usize].f.block_bitmap;
                 self.read_block(b)?
             };
             self.block_bitmaps.insert(g, bm);
@@ -62,15 +64,15 @@ impl Fs<'_> {
                     }
                 }
             };
-            mark(d.block_bitmap(), 1);
-            mark(d.inode_bitmap(), 1);
-            mark(d.inode_table(), it_blocks);
+            mark(d.f.block_bitmap, 1);
+            mark(d.f.inode_bitmap, 1);
+            mark(d.f.inode_table, it_blocks);
         }
         let free = (0..n).filter(|&i| !bit(&bm, i)).count() as u64;
         for i in n..(self.bs() as u64 * 8) {
             set_bit(&mut bm, i, true);
         }
-        (free == u64::from(self.descs[g as usize].free_blocks())).then_some(bm)
+        (free == u64::from(self.descs[g as usize].f.free_blocks_count)).then_some(bm)
     }
 
     fn inode_bitmap(&mut self, g: u32) -> Result<&mut Vec<u8>, EditError> {
@@ -82,7 +84,7 @@ impl Fs<'_> {
                 }
                 bm
             } else {
-                let b = self.descs[g as usize].inode_bitmap();
+                let b = self.descs[g as usize].f.inode_bitmap;
                 self.read_block(b)?
             };
             self.inode_bitmaps.insert(g, bm);
@@ -99,7 +101,10 @@ impl Fs<'_> {
     }
 
     pub(crate) fn free_blocks_total(&self) -> u64 {
-        self.descs.iter().map(|d| u64::from(d.free_blocks())).sum()
+        self.descs
+            .iter()
+            .map(|d| u64::from(d.f.free_blocks_count))
+            .sum()
     }
 
     /// Allocate an inode, preferring group `goal`.
@@ -108,7 +113,7 @@ impl Fs<'_> {
         let ipg = self.sb.inodes_per_group;
         for k in 0..groups {
             let g = (goal + k) % groups;
-            if self.descs[g as usize].free_inodes() == 0 {
+            if self.descs[g as usize].f.free_inodes_count == 0 {
                 continue;
             }
             let first_ino = self.sb.first_ino;
@@ -120,15 +125,15 @@ impl Fs<'_> {
             };
             set_bit(bm, u64::from(i), true);
             let group_csum = self.sb.group_csum();
-            let d = &mut self.descs[g as usize];
-            d.set_free_inodes(d.free_inodes() - 1);
+            let d = &mut self.descs[g as usize].f;
+            d.free_inodes_count -= 1;
             if dir {
-                d.set_used_dirs(d.used_dirs() + 1);
+                d.used_dirs_count += 1;
             }
             if group_csum {
-                d.set_flags(d.flags() & !BG_INODE_UNINIT);
-                if i >= ipg - d.itable_unused().min(ipg) {
-                    d.set_itable_unused(ipg - i - 1);
+                d.flags &= !BG_INODE_UNINIT;
+                if i >= ipg - d.itable_unused.min(ipg) {
+                    d.itable_unused = ipg - i - 1;
                 }
             }
             self.dirty_groups.insert(g);
@@ -149,14 +154,17 @@ impl Fs<'_> {
         for b in start..start + count {
             set_bit(bm, b - first, true);
         }
-        let d = &mut self.descs[g as usize];
-        let free = d.free_blocks().checked_sub(count as u32).ok_or_else(|| {
-            EditError::Corrupt(format!(
-                "group {g} counts fewer free blocks than its bitmap shows"
-            ))
-        })?;
-        d.set_free_blocks(free);
-        d.set_flags(d.flags() & !BG_BLOCK_UNINIT);
+        let d = &mut self.descs[g as usize].f;
+        let free = d
+            .free_blocks_count
+            .checked_sub(count as u32)
+            .ok_or_else(|| {
+                EditError::Corrupt(format!(
+                    "group {g} counts fewer free blocks than its bitmap shows"
+                ))
+            })?;
+        d.free_blocks_count = free;
+        d.flags &= !BG_BLOCK_UNINIT;
         self.dirty_groups.insert(g);
         Ok(())
     }
@@ -183,7 +191,7 @@ impl Fs<'_> {
         // One contiguous run.
         for k in 0..groups {
             let g = (goal_group + k) % groups;
-            if u64::from(self.descs[g as usize].free_blocks()) < n {
+            if u64::from(self.descs[g as usize].f.free_blocks_count) < n {
                 continue;
             }
             let first = self.sb.group_first_block(g);
@@ -203,7 +211,7 @@ impl Fs<'_> {
         let mut left = n;
         for k in 0..groups {
             let g = (goal_group + k) % groups;
-            if self.descs[g as usize].free_blocks() == 0 {
+            if self.descs[g as usize].f.free_blocks_count == 0 {
                 continue;
             }
             let first = self.sb.group_first_block(g);
@@ -276,8 +284,7 @@ impl Fs<'_> {
                 )));
             }
             set_bit(bm, b - first, false);
-            let d = &mut self.descs[g as usize];
-            d.set_free_blocks(d.free_blocks() + 1);
+            self.descs[g as usize].f.free_blocks_count += 1;
             self.dirty_groups.insert(g);
         }
         Ok(())

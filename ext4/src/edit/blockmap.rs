@@ -1,13 +1,14 @@
 //! ext2/ext3-style block maps (12 direct pointers, then single, double and triple indirect
 //! blocks), for inodes without EXT4_EXTENTS_FL.
 
-use super::csum::{le32, put32};
 use super::extents::Run;
 use super::fs::{BlockKind, Fs, Phase};
 use super::inode::Inode;
 use super::EditError;
+use crate::ondisk::inode::{EXT2_DIND_BLOCK, EXT2_IND_BLOCK, EXT2_NDIR_BLOCKS, EXT2_TIND_BLOCK};
+use crate::ondisk::le::{get32 as le32, put32};
 
-const DIRECT: u64 = 12;
+const DIRECT: u64 = EXT2_NDIR_BLOCKS as u64;
 
 impl Fs<'_> {
     /// Mapped runs of a block-mapped inode, and its indirect blocks.
@@ -15,7 +16,7 @@ impl Fs<'_> {
         let per = self.sb.block_size / 4;
         let mut runs: Vec<Run> = Vec::new();
         let mut meta = Vec::new();
-        let ib = inode.i_block();
+        let ib = &inode.f.block;
         let mut push = |logical: u64, phys: u64| match runs.last_mut() {
             Some(r) if r.logical + r.len == logical && r.phys + r.len == phys => r.len += 1,
             _ => runs.push(Run {
@@ -32,7 +33,11 @@ impl Fs<'_> {
             }
         }
         let mut base = DIRECT;
-        for (level, slot) in [(1u32, 12usize), (2, 13), (3, 14)] {
+        for (level, slot) in [
+            (1u32, EXT2_IND_BLOCK),
+            (2, EXT2_DIND_BLOCK),
+            (3, EXT2_TIND_BLOCK),
+        ] {
             let p = u64::from(le32(ib, 4 * slot));
             if p != 0 {
                 self.walk_indirect(p, level, base, &mut meta, &mut push)?;
@@ -103,7 +108,7 @@ impl Fs<'_> {
             .flat_map(|(s, c)| s..s + c)
             .collect();
         meta.reverse();
-        let ib = inode.i_block_mut();
+        let ib = &mut inode.f.block;
         ib.fill(0);
         for (i, &b) in blocks.iter().take(DIRECT as usize).enumerate() {
             put32(ib, 4 * i, b as u32);
@@ -115,9 +120,9 @@ impl Fs<'_> {
                 slots[i] = self.fill_indirect(i as u32 + 1, k, &mut data, &mut meta);
             }
         }
-        let ib = inode.i_block_mut();
+        let ib = &mut inode.f.block;
         for (i, s) in slots.iter().enumerate() {
-            put32(ib, 48 + 4 * i, *s as u32);
+            put32(ib, 4 * (EXT2_IND_BLOCK + i), *s as u32);
         }
         Ok(meta_n)
     }
@@ -162,7 +167,7 @@ impl Fs<'_> {
     ) -> Result<u64, EditError> {
         let per = self.sb.block_size / 4;
         if logical < DIRECT {
-            put32(inode.i_block_mut(), 4 * logical as usize, phys as u32);
+            put32(&mut inode.f.block, 4 * logical as usize, phys as u32);
             return Ok(0);
         }
         if logical >= DIRECT + per {
@@ -172,7 +177,7 @@ impl Fs<'_> {
                 DIRECT + per
             )));
         }
-        let ind = u64::from(le32(inode.i_block(), 48));
+        let ind = u64::from(le32(&inode.f.block, 4 * EXT2_IND_BLOCK));
         let (blk, mut node, phase, added) = if ind == 0 {
             let b = self.alloc_blocks(phys + 1, 1)?[0].0;
             (b, vec![0u8; self.bs()], Phase::Unreferenced, 1)
@@ -181,7 +186,7 @@ impl Fs<'_> {
         };
         put32(&mut node, 4 * (logical - DIRECT) as usize, phys as u32);
         self.put_block(blk, phase, BlockKind::Plain, node);
-        put32(inode.i_block_mut(), 48, blk as u32);
+        put32(&mut inode.f.block, 4 * EXT2_IND_BLOCK, blk as u32);
         Ok(added)
     }
 }

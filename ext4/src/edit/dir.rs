@@ -6,19 +6,17 @@
 //! index blocks as empty linear blocks, which is a valid unindexed directory for the kernel
 //! and e2fsck (the kernel or `e2fsck -D` may index it again later).
 
-use super::csum::{le16, le32, put16, put32};
 use super::fs::{BlockKind, Fs, Phase};
-use super::inode::{
-    Inode, EXT4_CASEFOLD_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL,
-};
-use super::superblock::INCOMPAT_FILETYPE;
+use super::inode::Inode;
 use super::EditError;
-
-pub(crate) const FT_REG_FILE: u8 = 1;
-pub(crate) const FT_DIR: u8 = 2;
-/// file_type of the fake dirent that holds a directory block's checksum.
-const FT_DIR_CSUM: u8 = 0xDE;
-const TAIL: usize = 12;
+use crate::ondisk::dir::{
+    self as disk, rec_len as rec_len_needed, DirEntryHeader, DIRENT_HEADER_LEN, DX_ENTRY_LEN,
+    DX_ROOT_INDIRECT_LEVELS, DX_ROOT_INFO, DX_ROOT_INFO_LENGTH, EXT4_FT_DIR, EXT4_FT_UNKNOWN,
+};
+use crate::ondisk::inode::{
+    EXT4_CASEFOLD_FL, EXT4_ENCRYPT_FL, EXT4_EXTENTS_FL, EXT4_INDEX_FL, EXT4_INLINE_DATA_FL,
+};
+use crate::ondisk::superblock::INCOMPAT_FILETYPE;
 
 /// One directory entry: where it is in its block, the inode it names (0: unused), its
 /// record length and its name.
@@ -27,10 +25,6 @@ struct Dirent {
     ino: u32,
     rec: usize,
     name: Vec<u8>,
-}
-
-fn rec_len_needed(name_len: usize) -> usize {
-    (8 + name_len + 3) & !3
 }
 
 impl Fs<'_> {
@@ -44,7 +38,7 @@ impl Fs<'_> {
         if !dir.is_dir() {
             return Err(EditError::BadPath(format!("{path}: not a directory")));
         }
-        let f = dir.flags();
+        let f = dir.f.flags;
         if writing && f & EXT4_INLINE_DATA_FL != 0 {
             return Err(EditError::Unsupported(format!(
                 "directory {path} uses inline data, which the editor does not change"
@@ -66,7 +60,7 @@ impl Fs<'_> {
     /// (logical, physical) of each block of a directory, in logical order.
     fn dir_blocks(&self, dir: &Inode) -> Result<Vec<(u64, u64)>, EditError> {
         let (runs, _) = self.map_inode(dir)?;
-        let n = dir.size().div_ceil(self.sb.block_size);
+        let n = dir.f.size.div_ceil(self.sb.block_size);
         let mut out = Vec::new();
         for r in runs {
             for k in 0..r.len {
@@ -80,20 +74,14 @@ impl Fs<'_> {
 
     /// End of the dirent area of a block: before the checksum tail when one is present.
     fn dirent_limit(&self, b: &[u8], strict: bool, blk: u64) -> Result<usize, EditError> {
-        let bs = b.len();
-        let t = bs - TAIL;
-        let has_tail = le32(b, t) == 0
-            && le16(b, t + 4) == TAIL as u16
-            && b[t + 6] == 0
-            && b[t + 7] == FT_DIR_CSUM;
-        if has_tail {
-            Ok(t)
+        if disk::has_tail(b) {
+            Ok(disk::tail_offset(b))
         } else if strict && self.sb.metadata_csum() {
             Err(EditError::Corrupt(format!(
                 "directory block {blk} has no checksum tail although metadata_csum is on"
             )))
         } else {
-            Ok(bs)
+            Ok(b.len())
         }
     }
 
@@ -102,21 +90,26 @@ impl Fs<'_> {
         let mut out = Vec::new();
         let mut pos = 0;
         while pos < limit {
-            if pos + 8 > limit {
+            if pos + DIRENT_HEADER_LEN > limit {
                 return Err(EditError::Corrupt(format!(
                     "directory block {blk}: entry at {pos} runs past the block"
                 )));
             }
-            let ino = le32(b, pos);
-            let rec = usize::from(le16(b, pos + 4));
-            let nl = usize::from(b[pos + 6]);
-            if rec < 8 || rec % 4 != 0 || pos + rec > limit || (ino != 0 && 8 + nl > rec) {
+            let h = DirEntryHeader::decode(b, pos);
+            let (ino, rec, nl) = (h.inode, usize::from(h.rec_len), usize::from(h.name_len));
+            if rec < DIRENT_HEADER_LEN
+                || rec % 4 != 0
+                || pos + rec > limit
+                || (ino != 0 && DIRENT_HEADER_LEN + nl > rec)
+            {
                 return Err(EditError::Corrupt(format!(
                     "directory block {blk}: bad entry at byte {pos} (rec_len {rec}), file offset {}",
                     self.dev.abs(blk * self.sb.block_size + pos as u64)
                 )));
             }
-            let name = b[pos + 8..pos + 8 + nl.min(rec - 8)].to_vec();
+            let name = b[pos + DIRENT_HEADER_LEN
+                ..pos + DIRENT_HEADER_LEN + nl.min(rec - DIRENT_HEADER_LEN)]
+                .to_vec();
             out.push(Dirent {
                 pos,
                 ino,
@@ -130,7 +123,7 @@ impl Fs<'_> {
 
     /// The inode a directory entry `name` points at, if any.
     pub(crate) fn lookup(&self, dir: &Inode, name: &[u8]) -> Result<Option<u32>, EditError> {
-        if dir.flags() & EXT4_INLINE_DATA_FL != 0 {
+        if dir.f.flags & EXT4_INLINE_DATA_FL != 0 {
             return self.lookup_inline(dir, name);
         }
         for (_, phys) in self.dir_blocks(dir)? {
@@ -148,13 +141,13 @@ impl Fs<'_> {
     /// Lookup in an inline directory: i_block holds the parent inode number, then entries.
     /// Entries continued in the `system.data` xattr (directories over 60 bytes) are not read.
     fn lookup_inline(&self, dir: &Inode, name: &[u8]) -> Result<Option<u32>, EditError> {
-        if dir.size() > 60 {
+        if dir.f.size > 60 {
             return Err(EditError::Unsupported(format!(
                 "inline directory inode {} continues in an extended attribute",
                 dir.ino
             )));
         }
-        let area = &dir.i_block()[4..];
+        let area = &dir.f.block[4..];
         for Dirent { ino, name: n, .. } in self.entries(area, area.len(), 0)? {
             if ino != 0 && n == name {
                 return Ok(Some(ino));
@@ -164,29 +157,23 @@ impl Fs<'_> {
     }
 
     fn write_entry(&self, b: &mut [u8], pos: usize, ino: u32, rec: usize, name: &[u8], ft: u8) {
-        put32(b, pos, ino);
-        put16(b, pos + 4, rec as u16);
-        b[pos + 6] = name.len() as u8;
-        b[pos + 7] = if self.sb.has_incompat(INCOMPAT_FILETYPE) {
+        let ft = if self.sb.has_incompat(INCOMPAT_FILETYPE) {
             ft
         } else {
-            0
+            EXT4_FT_UNKNOWN
         };
-        b[pos + 8..pos + 8 + name.len()].copy_from_slice(name);
+        disk::put_entry(b, pos, ino, rec, name, ft);
     }
 
     fn put_tail(&self, b: &mut [u8]) {
         if self.sb.metadata_csum() {
-            let t = b.len() - TAIL;
-            b[t..].fill(0);
-            put16(b, t + 4, TAIL as u16);
-            b[t + 7] = FT_DIR_CSUM;
+            disk::put_tail(b);
         }
     }
 
     fn limit_for_new(&self) -> usize {
         if self.sb.metadata_csum() {
-            self.bs() - TAIL
+            self.bs() - disk::DIR_TAIL_SIZE
         } else {
             self.bs()
         }
@@ -195,8 +182,16 @@ impl Fs<'_> {
     /// The first block of a new directory: "." and "..".
     pub(crate) fn new_dir_block(&self, me: u32, parent: u32) -> Vec<u8> {
         let mut b = vec![0u8; self.bs()];
-        self.write_entry(&mut b, 0, me, 12, b".", FT_DIR);
-        self.write_entry(&mut b, 12, parent, self.limit_for_new() - 12, b"..", FT_DIR);
+        self.write_entry(&mut b, 0, me, rec_len_needed(1), b".", EXT4_FT_DIR);
+        let at = rec_len_needed(1);
+        self.write_entry(
+            &mut b,
+            at,
+            parent,
+            self.limit_for_new() - at,
+            b"..",
+            EXT4_FT_DIR,
+        );
         self.put_tail(&mut b);
         b
     }
@@ -209,7 +204,7 @@ impl Fs<'_> {
         child: u32,
         ft: u8,
     ) -> Result<(), EditError> {
-        if dir.flags() & EXT4_INDEX_FL != 0 {
+        if dir.f.flags & EXT4_INDEX_FL != 0 {
             self.flatten_htree(dir)?;
         }
         let need = rec_len_needed(name.len());
@@ -229,7 +224,9 @@ impl Fs<'_> {
                     self.write_entry(&mut b, pos, child, rec, name, ft);
                 } else if ino != 0 && rec - rec_len_needed(n.len()) >= need {
                     let used = rec_len_needed(n.len());
-                    put16(&mut b, pos + 4, used as u16);
+                    let mut h = DirEntryHeader::decode(&b, pos);
+                    h.rec_len = used as u16;
+                    h.encode_into(&mut b, pos);
                     self.write_entry(&mut b, pos + used, child, rec - used, name, ft);
                 } else {
                     continue;
@@ -239,7 +236,7 @@ impl Fs<'_> {
             }
         }
         // Every block is full: add one.
-        let logical = dir.size().div_ceil(self.sb.block_size);
+        let logical = dir.f.size.div_ceil(self.sb.block_size);
         if logical != blocks.len() as u64 {
             return Err(EditError::Corrupt(format!(
                 "directory inode {} has holes",
@@ -255,12 +252,12 @@ impl Fs<'_> {
         self.write_entry(&mut b, 0, child, self.limit_for_new(), name, ft);
         self.put_tail(&mut b);
         self.put_block(phys, Phase::Unreferenced, BlockKind::DirLeaf { seed }, b);
-        let added = if dir.flags() & EXT4_EXTENTS_FL != 0 {
+        let added = if dir.f.flags & EXT4_EXTENTS_FL != 0 {
             self.append_extent(dir, logical, phys)?
         } else {
             self.append_blockmap(dir, logical, phys)?
         };
-        dir.set_size(dir.size() + self.sb.block_size);
+        dir.f.size += self.sb.block_size;
         let blocks_now = dir.fs_blocks(&self.sb) + 1 + added;
         dir.set_fs_blocks(&self.sb, blocks_now)?;
         Ok(())
@@ -277,16 +274,19 @@ impl Fs<'_> {
                 EditError::Corrupt(format!("htree directory {} has no block 0", dir.ino))
             })?;
             let root = self.read_block(root_phys)?;
-            let levels = root[30];
-            let entries_at = 24 + usize::from(root[29]);
+            let levels = root[DX_ROOT_INDIRECT_LEVELS];
+            let entries_at = DX_ROOT_INFO + usize::from(root[DX_ROOT_INFO_LENGTH]);
             let mut frontier = vec![(root, entries_at)];
             let mut interior = Vec::new();
             for _ in 0..levels {
                 let mut next = Vec::new();
                 for (node, at) in &frontier {
-                    let count = usize::from(le16(node, at + 2));
-                    for i in 0..count.min((node.len() - at) / 8) {
-                        let l = u64::from(le32(node, at + 8 * i + 4)) & 0x0FFF_FFFF;
+                    // dx_countlimit (limit, count) takes the place of entry 0's hash.
+                    let count = usize::from(u16::from_le_bytes([node[at + 2], node[at + 3]]));
+                    for i in 0..count.min((node.len() - at) / DX_ENTRY_LEN) {
+                        let e = at + DX_ENTRY_LEN * i + 4;
+                        let block = u32::from_le_bytes(node[e..e + 4].try_into().unwrap());
+                        let l = u64::from(block) & 0x0FFF_FFFF;
                         let p = phys_of(l).ok_or_else(|| {
                             EditError::Corrupt(format!(
                                 "htree directory {}: index names block {l}",
@@ -294,25 +294,31 @@ impl Fs<'_> {
                             ))
                         })?;
                         interior.push(p);
-                        next.push((self.read_block(p)?, 8));
+                        next.push((self.read_block(p)?, DX_ENTRY_LEN));
                     }
                 }
                 frontier = next;
             }
             let seed = dir.csum_seed(&self.sb);
+            // The root keeps "." and ".."; ".." now spans the rest of the block.
             let mut b = self.read_block(root_phys)?;
-            b[24..].fill(0);
-            put16(&mut b, 12 + 4, (self.limit_for_new() - 12) as u16);
+            let dotdot = rec_len_needed(1);
+            b[DX_ROOT_INFO..].fill(0);
+            let mut h = DirEntryHeader::decode(&b, dotdot);
+            h.rec_len = (self.limit_for_new() - dotdot) as u16;
+            h.encode_into(&mut b, dotdot);
             self.put_tail(&mut b);
             self.put_block(root_phys, Phase::Link, BlockKind::DirLeaf { seed }, b);
             for p in interior {
                 let mut b = vec![0u8; self.bs()];
-                put16(&mut b, 4, self.limit_for_new() as u16);
+                let mut h = DirEntryHeader::decode(&b, 0);
+                h.rec_len = self.limit_for_new() as u16;
+                h.encode_into(&mut b, 0);
                 self.put_tail(&mut b);
                 self.put_block(p, Phase::Link, BlockKind::DirLeaf { seed }, b);
             }
         }
-        dir.set_flags(dir.flags() & !EXT4_INDEX_FL);
+        dir.f.flags &= !EXT4_INDEX_FL;
         Ok(())
     }
 }

@@ -2,15 +2,12 @@
 //! data (in the inode, or depth 1 with leaf blocks when more than four extents are needed),
 //! and appending one block to a directory.
 
-use super::csum::{le16, le32, put16, put32};
 use super::fs::{BlockKind, Fs, Phase};
 use super::inode::Inode;
 use super::EditError;
-
-const EXT4_EXT_MAGIC: u16 = 0xF30A;
-/// Longest initialized extent (ee_len above this marks an uninitialized extent).
-const EXT_INIT_MAX_LEN: u64 = 32768;
-const ROOT_MAX: u16 = 4;
+use crate::ondisk::extent::{
+    block_max, Extent, ExtentHeader, ExtentIdx, EXT_INIT_MAX_LEN, ROOT_MAX,
+};
 
 /// A mapped piece of a file: `len` blocks from logical block `logical` at physical `phys`.
 #[derive(Debug, Clone, Copy)]
@@ -22,81 +19,49 @@ pub(crate) struct Run {
     pub uninit: bool,
 }
 
-struct Header {
-    entries: u16,
-    max: u16,
-    depth: u16,
-}
-
-fn header(node: &[u8], what: &dyn Fn() -> String) -> Result<Header, EditError> {
-    if le16(node, 0) != EXT4_EXT_MAGIC {
-        return Err(EditError::Corrupt(format!(
-            "{}: bad extent header magic",
+fn header(node: &[u8], what: &dyn Fn() -> String) -> Result<ExtentHeader, EditError> {
+    ExtentHeader::decode(node).ok_or_else(|| {
+        EditError::Corrupt(format!(
+            "{}: bad extent header (magic or counts out of range)",
             what()
-        )));
-    }
-    let h = Header {
-        entries: le16(node, 2),
-        max: le16(node, 4),
-        depth: le16(node, 6),
-    };
-    if h.entries > h.max || 12 + 12 * h.max as usize > node.len() || h.depth > 5 {
-        return Err(EditError::Corrupt(format!(
-            "{}: extent header out of range",
-            what()
-        )));
-    }
-    Ok(h)
-}
-
-fn index_child(node: &[u8], i: usize) -> u64 {
-    let at = 12 + 12 * i;
-    u64::from(le32(node, at + 4)) | u64::from(le16(node, at + 8)) << 32
+        ))
+    })
 }
 
 fn leaf_extent(node: &[u8], i: usize) -> Run {
-    let at = 12 + 12 * i;
-    let raw_len = u64::from(le16(node, at + 4));
-    let (len, uninit) = if raw_len > EXT_INIT_MAX_LEN {
-        (raw_len - EXT_INIT_MAX_LEN, true)
-    } else {
-        (raw_len, false)
-    };
+    let e = Extent::decode(node, i);
     Run {
-        logical: u64::from(le32(node, at)),
-        phys: u64::from(le32(node, at + 8)) | u64::from(le16(node, at + 6)) << 32,
-        len,
-        uninit,
+        logical: u64::from(e.block),
+        phys: e.start,
+        len: e.length(),
+        uninit: e.is_uninit(),
     }
 }
 
 fn put_extent(node: &mut [u8], i: usize, logical: u64, phys: u64, len: u64) {
-    let at = 12 + 12 * i;
-    put32(node, at, logical as u32);
-    put16(node, at + 4, len as u16);
-    put16(node, at + 6, (phys >> 32) as u16);
-    put32(node, at + 8, phys as u32);
+    Extent {
+        block: logical as u32,
+        len: len as u16,
+        start: phys,
+    }
+    .encode_into(node, i);
 }
 
 fn put_index(node: &mut [u8], i: usize, logical: u64, child: u64) {
-    let at = 12 + 12 * i;
-    put32(node, at, logical as u32);
-    put32(node, at + 4, child as u32);
-    put16(node, at + 8, (child >> 32) as u16);
-    put16(node, at + 10, 0);
+    ExtentIdx {
+        block: logical as u32,
+        leaf: child,
+    }
+    .encode_into(node, i);
 }
 
 fn put_header(node: &mut [u8], entries: u16, max: u16, depth: u16) {
-    put16(node, 0, EXT4_EXT_MAGIC);
-    put16(node, 2, entries);
-    put16(node, 4, max);
-    put16(node, 6, depth);
-    put32(node, 8, 0);
-}
-
-/// Entries that fit in an extent tree block (the 4 bytes left over hold the checksum tail).
-fn block_max(bs: usize) -> u16 {
-    ((bs - 12) / 12) as u16
+    ExtentHeader {
+        entries,
+        max,
+        depth,
+    }
+    .encode_into(node);
 }
 
 impl Fs<'_> {
@@ -105,7 +70,7 @@ impl Fs<'_> {
         let mut runs = Vec::new();
         let mut nodes = Vec::new();
         let ino = inode.ino;
-        self.walk(inode.i_block(), &mut runs, &mut nodes, &|| {
+        self.walk(&inode.f.block, &mut runs, &mut nodes, &|| {
             format!("inode {ino} extent root")
         })?;
         Ok((runs, nodes))
@@ -123,7 +88,7 @@ impl Fs<'_> {
             if h.depth == 0 {
                 runs.push(leaf_extent(node, i));
             } else {
-                let child = index_child(node, i);
+                let child = ExtentIdx::decode(node, i).leaf;
                 nodes.push(child);
                 if nodes.len() > 1 << 20 {
                     return Err(EditError::Corrupt(format!("{}: extent tree loops", what())));
@@ -158,7 +123,7 @@ impl Fs<'_> {
                 "file larger than 2^32 blocks".into(),
             ));
         }
-        let root = inode.i_block_mut();
+        let root = &mut inode.f.block;
         root.fill(0);
         if extents.len() <= ROOT_MAX as usize {
             put_header(root, extents.len() as u16, ROOT_MAX, 0);
@@ -196,7 +161,7 @@ impl Fs<'_> {
             );
             root_entries.push((chunk[0].0, blk));
         }
-        let root = inode.i_block_mut();
+        let root = &mut inode.f.block;
         put_header(root, root_entries.len() as u16, ROOT_MAX, 1);
         for (i, &(l, b)) in root_entries.iter().enumerate() {
             put_index(root, i, l, b);
@@ -214,10 +179,10 @@ impl Fs<'_> {
     ) -> Result<u64, EditError> {
         let ino = inode.ino;
         let what = || format!("inode {ino} extent root");
-        let h = header(inode.i_block(), &what)?;
+        let h = header(&inode.f.block, &what)?;
         let seed = inode.csum_seed(&self.sb);
         if h.depth == 0 {
-            if try_append(inode.i_block_mut(), &h, logical, phys) {
+            if try_append(&mut inode.f.block, &h, logical, phys) {
                 return Ok(0);
             }
             // Root full: move its extents into a new leaf block, the root becomes an index.
@@ -226,8 +191,8 @@ impl Fs<'_> {
             let mut node = vec![0u8; self.bs()];
             put_header(&mut node, h.entries, max, 0);
             node[12..12 + 12 * h.entries as usize]
-                .copy_from_slice(&inode.i_block()[12..12 + 12 * h.entries as usize]);
-            let lh = Header {
+                .copy_from_slice(&inode.f.block[12..12 + 12 * h.entries as usize]);
+            let lh = ExtentHeader {
                 entries: h.entries,
                 max,
                 depth: 0,
@@ -243,19 +208,19 @@ impl Fs<'_> {
                 BlockKind::ExtentNode { seed },
                 node,
             );
-            let first_logical = u64::from(le32(inode.i_block(), 12));
-            let root = inode.i_block_mut();
+            let first_logical = u64::from(Extent::decode(&inode.f.block, 0).block);
+            let root = &mut inode.f.block;
             root.fill(0);
             put_header(root, 1, ROOT_MAX, 1);
             put_index(root, 0, first_logical.min(logical), leaf_blk);
             return Ok(1);
         }
         // Descend along the last index entries to the rightmost leaf.
-        let mut node = inode.i_block().to_vec();
+        let mut node = inode.f.block.to_vec();
         let mut nh = h;
         let mut blk = 0;
         while nh.depth > 0 {
-            blk = index_child(&node, nh.entries as usize - 1);
+            blk = ExtentIdx::decode(&node, nh.entries as usize - 1).leaf;
             node = self.read_block(blk)?;
             nh = header(&node, &|| format!("extent block {blk}"))?;
         }
@@ -270,7 +235,7 @@ impl Fs<'_> {
 }
 
 /// Extend the last extent of a leaf node, or add an extent when there is room.
-fn try_append(node: &mut [u8], h: &Header, logical: u64, phys: u64) -> bool {
+fn try_append(node: &mut [u8], h: &ExtentHeader, logical: u64, phys: u64) -> bool {
     if h.entries > 0 {
         let last = leaf_extent(node, h.entries as usize - 1);
         if !last.uninit
@@ -290,7 +255,11 @@ fn try_append(node: &mut [u8], h: &Header, logical: u64, phys: u64) -> bool {
     }
     if h.entries < h.max {
         put_extent(node, h.entries as usize, logical, phys, 1);
-        put16(node, 2, h.entries + 1);
+        ExtentHeader {
+            entries: h.entries + 1,
+            ..*h
+        }
+        .encode_into(node);
         return true;
     }
     false

@@ -5,13 +5,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::csum::{crc32c_raw, put32};
 use super::device::Dev;
 use super::extents::Run;
 use super::groups::{desc_pos, read_descs, Desc};
-use super::inode::{Inode, EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL};
-use super::superblock::{Superblock, SUPERBLOCK_OFFSET};
+use super::inode::Inode;
+use super::superblock::Superblock;
 use super::EditError;
+use crate::ondisk::group::bitmap_checksum;
+use crate::ondisk::inode::{EXT4_EXTENTS_FL, EXT4_INLINE_DATA_FL};
+use crate::ondisk::superblock::SUPERBLOCK_OFFSET;
+use crate::ondisk::{dir, extent};
 
 /// When a pending write happens, relative to the allocation bitmaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -137,7 +140,7 @@ impl<'a> Fs<'a> {
         }
         let g = (ino - 1) / self.sb.inodes_per_group;
         let idx = u64::from((ino - 1) % self.sb.inodes_per_group);
-        Ok(self.descs[g as usize].inode_table() * self.sb.block_size
+        Ok(self.descs[g as usize].f.inode_table * self.sb.block_size
             + idx * self.sb.inode_size as u64)
     }
 
@@ -147,18 +150,18 @@ impl<'a> Fs<'a> {
         }
         let mut raw = vec![0u8; self.sb.inode_size];
         self.dev.read(self.inode_pos(ino)?, &mut raw)?;
-        Ok(Inode { ino, raw })
+        Ok(Inode::decode(ino, raw))
     }
 
     /// Mapped runs and tree/indirect blocks of an inode, whichever way it maps its blocks.
     pub(crate) fn map_inode(&self, inode: &Inode) -> Result<(Vec<Run>, Vec<u64>), EditError> {
-        if inode.flags() & EXT4_INLINE_DATA_FL != 0 {
+        if inode.f.flags & EXT4_INLINE_DATA_FL != 0 {
             return Err(EditError::Unsupported(format!(
                 "inode {} keeps its data inline",
                 inode.ino
             )));
         }
-        if inode.flags() & EXT4_EXTENTS_FL != 0 {
+        if inode.f.flags & EXT4_EXTENTS_FL != 0 {
             self.extent_map(inode)
         } else {
             self.blockmap_map(inode)
@@ -224,9 +227,8 @@ impl<'a> Fs<'a> {
         for ino in &self.inode_order {
             let (p, inode) = &self.inodes[ino];
             if *p == phase {
-                let mut i = inode.clone();
-                i.seal(&self.sb);
-                self.dev.write(self.inode_pos(*ino)?, &i.raw)?;
+                self.dev
+                    .write(self.inode_pos(*ino)?, &inode.encoded(&self.sb))?;
             }
         }
         Ok(())
@@ -239,28 +241,32 @@ impl<'a> Fs<'a> {
             let gi = g as usize;
             if let Some(bm) = self.block_bitmaps.get(&g) {
                 if self.sb.metadata_csum() {
-                    let n = (self.sb.blocks_per_group / 8) as usize;
-                    let c = crc32c_raw(self.sb.csum_seed, &bm[..n]);
-                    self.descs[gi].set_block_bitmap_csum(c);
+                    let bits = self.sb.blocks_per_group as u32;
+                    self.descs[gi].f.block_bitmap_csum =
+                        bitmap_checksum(self.sb.csum_seed, bm, bits);
                 }
                 self.dev
-                    .write(self.descs[gi].block_bitmap() * self.sb.block_size, bm)?;
+                    .write(self.descs[gi].f.block_bitmap * self.sb.block_size, bm)?;
             }
             if let Some(bm) = self.inode_bitmaps.get(&g) {
                 if self.sb.metadata_csum() {
-                    let n = (self.sb.inodes_per_group / 8) as usize;
-                    let c = crc32c_raw(self.sb.csum_seed, &bm[..n]);
-                    self.descs[gi].set_inode_bitmap_csum(c);
+                    let bits = self.sb.inodes_per_group;
+                    self.descs[gi].f.inode_bitmap_csum =
+                        bitmap_checksum(self.sb.csum_seed, bm, bits);
                 }
                 self.dev
-                    .write(self.descs[gi].inode_bitmap() * self.sb.block_size, bm)?;
+                    .write(self.descs[gi].f.inode_bitmap * self.sb.block_size, bm)?;
             }
-            self.descs[gi].seal(&self.sb, g);
-            self.dev.write(desc_pos(&self.sb, g), &self.descs[gi].raw)?;
+            let raw = self.descs[gi].encoded(&self.sb, g);
+            self.dev.write(desc_pos(&self.sb, g), &raw)?;
         }
         self.dirty_groups.clear();
-        let free_blocks: u64 = self.descs.iter().map(|d| u64::from(d.free_blocks())).sum();
-        let free_inodes: u32 = self.descs.iter().map(|d| d.free_inodes()).sum();
+        let free_blocks: u64 = self
+            .descs
+            .iter()
+            .map(|d| u64::from(d.f.free_blocks_count))
+            .sum();
+        let free_inodes: u32 = self.descs.iter().map(|d| d.f.free_inodes_count).sum();
         self.sb.set_free_counts(free_blocks, free_inodes);
         self.dev.write(SUPERBLOCK_OFFSET, &self.sb.finished())
     }
@@ -270,16 +276,7 @@ impl<'a> Fs<'a> {
 fn seal_block(data: &mut [u8], kind: BlockKind) {
     match kind {
         BlockKind::Plain => {}
-        BlockKind::DirLeaf { seed } => {
-            let end = data.len() - 12;
-            let c = crc32c_raw(seed, &data[..end]);
-            put32(data, end + 8, c);
-        }
-        BlockKind::ExtentNode { seed } => {
-            let max = usize::from(u16::from_le_bytes([data[4], data[5]]));
-            let end = 12 + 12 * max;
-            let c = crc32c_raw(seed, &data[..end]);
-            put32(data, end, c);
-        }
+        BlockKind::DirLeaf { seed } => dir::set_tail_checksum(data, seed),
+        BlockKind::ExtentNode { seed } => extent::set_tail_checksum(data, seed),
     }
 }

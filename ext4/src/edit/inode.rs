@@ -1,111 +1,62 @@
-//! One on-disk inode (the full `s_inode_size` record): fields this editor reads or sets, and
-//! its metadata_csum checksum.
+//! One inode as the editor holds it: the record read (its full `s_inode_size` bytes, so
+//! fields and in-inode attributes the codec does not model survive) and the decoded fields.
 
-use super::csum::{crc32c_raw, le16, le32, put16, put32};
-use super::superblock::{Superblock, RO_COMPAT_HUGE_FILE};
+use super::superblock::Superblock;
 use super::EditError;
-
-pub(crate) const S_IFMT: u16 = 0o170000;
-pub(crate) const S_IFREG: u16 = 0o100000;
-pub(crate) const S_IFDIR: u16 = 0o040000;
-pub(crate) const S_IFLNK: u16 = 0o120000;
-
-pub(crate) const EXT4_INDEX_FL: u32 = 0x1000;
-pub(crate) const EXT4_ENCRYPT_FL: u32 = 0x800;
-pub(crate) const EXT4_HUGE_FILE_FL: u32 = 0x40000;
-pub(crate) const EXT4_EXTENTS_FL: u32 = 0x80000;
-pub(crate) const EXT4_INLINE_DATA_FL: u32 = 0x1000_0000;
-pub(crate) const EXT4_CASEFOLD_FL: u32 = 0x4000_0000;
-
-/// i_extra_isize must cover i_checksum_hi for the high checksum half to be stored.
-const EXT4_INODE_CSUM_HI_EXTRA_END: u16 = 4;
+use crate::ondisk::csum::inode_seed;
+use crate::ondisk::inode::{
+    self as disk, Timestamp, EXT2_GOOD_OLD_INODE_SIZE, EXT4_HUGE_FILE_FL, EXT4_INODE_EXTRA_ISIZE,
+    S_IFDIR,
+};
+use crate::ondisk::superblock::RO_COMPAT_HUGE_FILE;
 
 #[derive(Clone)]
 pub(crate) struct Inode {
     pub ino: u32,
-    pub raw: Vec<u8>,
+    raw: Vec<u8>,
+    pub f: disk::Inode,
 }
 
 impl Inode {
-    /// A zeroed record for a newly allocated inode, with i_extra_isize set as mke2fs asks.
+    pub(crate) fn decode(ino: u32, raw: Vec<u8>) -> Inode {
+        let f = disk::Inode::decode(&raw);
+        Inode { ino, raw, f }
+    }
+
+    /// A zeroed record for a newly allocated inode, with i_extra_isize as the superblock
+    /// asks (mke2fs's 32 when it says nothing).
     pub(crate) fn new(sb: &Superblock, ino: u32) -> Inode {
-        let mut raw = vec![0u8; sb.inode_size];
-        if sb.inode_size > 128 {
+        let mut inode = Inode::decode(ino, vec![0u8; sb.inode_size]);
+        if sb.inode_size > EXT2_GOOD_OLD_INODE_SIZE {
             let want = if sb.want_extra_isize >= 4 {
                 sb.want_extra_isize
             } else {
-                32
+                EXT4_INODE_EXTRA_ISIZE
             };
-            put16(&mut raw, 0x80, want.min((sb.inode_size - 128) as u16));
+            inode.f.extra_isize = want.min((sb.inode_size - EXT2_GOOD_OLD_INODE_SIZE) as u16);
         }
-        Inode { ino, raw }
+        inode
     }
 
-    pub(crate) fn mode(&self) -> u16 {
-        le16(&self.raw, 0x0)
-    }
-    pub(crate) fn set_mode(&mut self, m: u16) {
-        put16(&mut self.raw, 0x0, m)
-    }
     pub(crate) fn is_dir(&self) -> bool {
-        self.mode() & S_IFMT == S_IFDIR
+        self.f.file_type() == S_IFDIR
     }
+
     pub(crate) fn file_type(&self) -> u16 {
-        self.mode() & S_IFMT
+        self.f.file_type()
     }
-    pub(crate) fn set_owner(&mut self, uid: u32, gid: u32) {
-        put16(&mut self.raw, 0x2, uid as u16);
-        put16(&mut self.raw, 0x78, (uid >> 16) as u16);
-        put16(&mut self.raw, 0x18, gid as u16);
-        put16(&mut self.raw, 0x7A, (gid >> 16) as u16);
-    }
-    pub(crate) fn size(&self) -> u64 {
-        u64::from(le32(&self.raw, 0x4)) | u64::from(le32(&self.raw, 0x6C)) << 32
-    }
-    pub(crate) fn set_size(&mut self, s: u64) {
-        put32(&mut self.raw, 0x4, s as u32);
-        put32(&mut self.raw, 0x6C, (s >> 32) as u32);
-    }
-    /// atime, ctime, mtime (and crtime when the record has room) all set to `t`.
+
+    /// atime, ctime, mtime (and crtime where the record has it) all set to `t`, seconds
+    /// since the epoch read as unsigned (to 2106): a large inode keeps times past 2038 in
+    /// its epoch bits; a 128-byte one holds at most 2038-01-19.
     pub(crate) fn set_times(&mut self, t: u32) {
-        for at in [0x8, 0xC, 0x10] {
-            put32(&mut self.raw, at, t);
-        }
-        if self.extra_isize() >= 0x18 {
-            // i_crtime at 0x90; the *_extra fields (nanoseconds, epoch bits) stay zero.
-            put32(&mut self.raw, 0x90, t);
-        }
-    }
-    pub(crate) fn links(&self) -> u16 {
-        le16(&self.raw, 0x1A)
-    }
-    pub(crate) fn set_links(&mut self, n: u16) {
-        put16(&mut self.raw, 0x1A, n)
-    }
-    pub(crate) fn flags(&self) -> u32 {
-        le32(&self.raw, 0x20)
-    }
-    pub(crate) fn set_flags(&mut self, f: u32) {
-        put32(&mut self.raw, 0x20, f)
-    }
-    pub(crate) fn i_block(&self) -> &[u8] {
-        &self.raw[0x28..0x64]
-    }
-    pub(crate) fn i_block_mut(&mut self) -> &mut [u8] {
-        &mut self.raw[0x28..0x64]
-    }
-    pub(crate) fn generation(&self) -> u32 {
-        le32(&self.raw, 0x64)
-    }
-    pub(crate) fn file_acl(&self) -> u64 {
-        u64::from(le32(&self.raw, 0x68)) | u64::from(le16(&self.raw, 0x76)) << 32
-    }
-    fn extra_isize(&self) -> u16 {
-        if self.raw.len() > 128 {
-            le16(&self.raw, 0x80)
-        } else {
-            0
-        }
+        // Every _extra field and crtime lie within the first 24 extra bytes.
+        let large = self.raw.len() > EXT2_GOOD_OLD_INODE_SIZE && self.f.extra_isize >= 24;
+        let t = Timestamp::secs((t as i64).min(Timestamp::range(large).1));
+        self.f.atime = t;
+        self.f.ctime = t;
+        self.f.mtime = t;
+        self.f.crtime = t;
     }
 
     /// Set i_blocks from a count of filesystem blocks (stored in 512-byte sectors; the
@@ -123,44 +74,34 @@ impl Inode {
                 self.ino
             )));
         }
-        put32(&mut self.raw, 0x1C, sectors as u32);
-        put16(&mut self.raw, 0x74, (sectors >> 32) as u16);
-        self.set_flags(self.flags() & !EXT4_HUGE_FILE_FL);
+        self.f.blocks = sectors;
+        self.f.flags &= !EXT4_HUGE_FILE_FL;
         Ok(())
     }
 
     /// i_blocks in filesystem blocks, honoring huge_file's block-unit form.
     pub(crate) fn fs_blocks(&self, sb: &Superblock) -> u64 {
-        let mut n = u64::from(le32(&self.raw, 0x1C));
-        if sb.has_ro(RO_COMPAT_HUGE_FILE) {
-            n |= u64::from(le16(&self.raw, 0x74)) << 32;
-            if self.flags() & EXT4_HUGE_FILE_FL != 0 {
-                return n;
-            }
+        if !sb.has_ro(RO_COMPAT_HUGE_FILE) {
+            return (self.f.blocks & 0xFFFF_FFFF) / (sb.block_size / 512);
         }
-        n / (sb.block_size / 512)
+        if self.f.flags & EXT4_HUGE_FILE_FL != 0 {
+            return self.f.blocks;
+        }
+        self.f.blocks / (sb.block_size / 512)
     }
 
     /// Seed for the checksums of blocks this inode owns (extent blocks, directory blocks).
     pub(crate) fn csum_seed(&self, sb: &Superblock) -> u32 {
-        let c = crc32c_raw(sb.csum_seed, &self.ino.to_le_bytes());
-        crc32c_raw(c, &self.generation().to_le_bytes())
+        inode_seed(sb.csum_seed, self.ino, self.f.generation)
     }
 
-    /// Store the inode checksum (metadata_csum): over the whole record with both halves zeroed.
-    pub(crate) fn seal(&mut self, sb: &Superblock) {
-        if !sb.metadata_csum() {
-            return;
+    /// The record to write: the fields over what was read, checksummed with metadata_csum.
+    pub(crate) fn encoded(&self, sb: &Superblock) -> Vec<u8> {
+        let mut raw = self.raw.clone();
+        self.f.encode_into(&mut raw);
+        if sb.metadata_csum() {
+            disk::set_checksum(&mut raw, sb.csum_seed, self.ino);
         }
-        let has_hi = self.raw.len() > 128 && self.extra_isize() >= EXT4_INODE_CSUM_HI_EXTRA_END;
-        put16(&mut self.raw, 0x7C, 0);
-        if has_hi {
-            put16(&mut self.raw, 0x82, 0);
-        }
-        let c = crc32c_raw(self.csum_seed(sb), &self.raw);
-        put16(&mut self.raw, 0x7C, c as u16);
-        if has_hi {
-            put16(&mut self.raw, 0x82, (c >> 16) as u16);
-        }
+        raw
     }
 }

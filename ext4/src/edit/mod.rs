@@ -37,7 +37,6 @@
 mod add;
 mod alloc;
 mod blockmap;
-mod csum;
 mod device;
 mod dir;
 mod extents;

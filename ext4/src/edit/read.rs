@@ -1,12 +1,10 @@
 //! Reading a regular file's bytes by path.
 
 use super::fs::Fs;
-use super::inode::{Inode, EXT4_INLINE_DATA_FL, S_IFLNK, S_IFREG};
+use super::inode::Inode;
 use super::path::components;
 use super::EditError;
-
-/// Root directory inode number.
-pub(crate) const EXT2_ROOT_INO: u32 = 2;
+use crate::ondisk::inode::{EXT2_ROOT_INO, EXT4_INLINE_DATA_FL, S_IFLNK, S_IFREG};
 
 impl Fs<'_> {
     /// The inode at `path`, or None when some component does not exist.
@@ -34,15 +32,15 @@ impl Fs<'_> {
         if inode.file_type() != S_IFREG {
             return Err(EditError::BadPath(format!("{path}: not a regular file")));
         }
-        let size = inode.size();
+        let size = inode.f.size;
         if size > isize::MAX as u64 {
             return Err(EditError::Unsupported(format!(
                 "{path}: {size} bytes do not fit in memory"
             )));
         }
-        if inode.flags() & EXT4_INLINE_DATA_FL != 0 {
+        if inode.f.flags & EXT4_INLINE_DATA_FL != 0 {
             if size <= 60 {
-                return Ok(inode.i_block()[..size as usize].to_vec());
+                return Ok(inode.f.block[..size as usize].to_vec());
             }
             return Err(EditError::Unsupported(format!(
                 "{path}: inline data beyond the inode's 60 bytes"

@@ -2,7 +2,7 @@
 //! inode after i_extra_isize when they fit, the rest in one shared xattr block.
 
 use super::csum::crc32c_le;
-use super::{Ext4Error, BLOCK_SIZE};
+use crate::{Ext4Error, BLOCK_SIZE};
 
 pub const EXT4_XATTR_MAGIC: u32 = 0xEA02_0000;
 const HEADER_LEN: usize = 32;

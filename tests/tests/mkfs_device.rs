@@ -1,0 +1,117 @@
+//! `coreos-build mkfs ext4 --output /dev/X` refuses a device that is mounted (itself or a
+//! partition of it) or held open exclusively by another program, naming it, exits non-zero
+//! and leaves the device as it was; a free device gets its filesystem.
+
+use e2e::{bin, require, run, run_fail, Loop};
+use std::ffi::CString;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::Command;
+
+fn mkfs(dev: &Path) -> Command {
+    let mut c = Command::new(bin("coreos-build"));
+    c.env("SOURCE_DATE_EPOCH", "1700000000")
+        .args([
+            "-q", "mkfs", "ext4", "--size", "32MiB", "--label", "NEW", "--output",
+        ])
+        .arg(dev);
+    c
+}
+
+/// A 64 MiB file holding an ext4 filesystem labelled OLD (made by mke2fs, not by us).
+fn old_filesystem(dir: &Path) -> std::path::PathBuf {
+    require("mke2fs");
+    let f = dir.join("disk.img");
+    fs::File::create(&f).unwrap().set_len(64 << 20).unwrap();
+    run(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "OLD"])
+        .arg(&f));
+    f
+}
+
+fn label(dev: &Path) -> String {
+    let o = run(Command::new("e2label").arg(dev));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+#[test]
+fn a_mounted_device_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let lo = Loop::attach(&old_filesystem(dir.path()), false);
+    let mnt = tempfile::tempdir().unwrap();
+    run(Command::new("mount").arg(&lo.dev).arg(mnt.path()));
+    let msg = run_fail(&mut mkfs(&lo.dev));
+    let _ = Command::new("umount").arg(mnt.path()).status();
+    assert!(
+        msg.contains(&format!(
+            "{} is mounted on {}",
+            lo.dev.display(),
+            mnt.path().display()
+        )),
+        "{msg}"
+    );
+    assert_eq!(label(&lo.dev), "OLD", "the filesystem was touched");
+}
+
+#[test]
+fn a_device_with_a_mounted_partition_is_refused_by_name() {
+    require("sgdisk");
+    let dir = tempfile::tempdir().unwrap();
+    let disk = dir.path().join("disk.img");
+    fs::File::create(&disk).unwrap().set_len(64 << 20).unwrap();
+    run(Command::new("sgdisk").args(["-n", "1:2048:0"]).arg(&disk));
+    let lo = Loop::attach(&disk, true);
+    let part = lo.part(1);
+    run(Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "OLD"])
+        .arg(&part));
+    let mnt = tempfile::tempdir().unwrap();
+    run(Command::new("mount").arg(&part).arg(mnt.path()));
+    let msg = run_fail(&mut mkfs(&lo.dev));
+    let _ = Command::new("umount").arg(mnt.path()).status();
+    assert!(
+        msg.contains(&format!(
+            "{} is mounted on {} (as {})",
+            lo.dev.display(),
+            mnt.path().display(),
+            part.display()
+        )),
+        "{msg}"
+    );
+    assert_eq!(
+        label(&part),
+        "OLD",
+        "the partition's filesystem was touched"
+    );
+}
+
+#[test]
+fn a_device_held_open_exclusively_is_refused_then_written_once_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let lo = Loop::attach(&old_filesystem(dir.path()), false);
+    let path = CString::new(lo.dev.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid C string; the descriptor is closed below.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_EXCL) };
+    assert!(fd >= 0, "O_EXCL open: {}", std::io::Error::last_os_error());
+    let msg = run_fail(&mut mkfs(&lo.dev));
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
+    assert!(
+        msg.contains(&format!("{} is in use", lo.dev.display())),
+        "{msg}"
+    );
+    assert_eq!(label(&lo.dev), "OLD", "the filesystem was touched");
+    run(&mut mkfs(&lo.dev));
+    assert_eq!(label(&lo.dev), "NEW");
+    let fsck = Command::new("e2fsck")
+        .arg("-fn")
+        .arg(&lo.dev)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+}
