@@ -34,8 +34,6 @@ pub mod plan;
 mod roundtrip_tests;
 pub mod scan;
 pub mod shrink;
-/// The superblock codec under its earlier path (the updater and `shrink` name it so).
-pub use ondisk::superblock;
 mod tables;
 #[cfg(test)]
 mod verity_tests;

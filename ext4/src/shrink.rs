@@ -11,12 +11,12 @@
 //! checksums, a resize inode, meta_bg, or superblock fields this crate's codec does not carry,
 //! is refused by name rather than altered.
 
-use super::superblock::{
+use super::Ext4Error;
+use crate::ondisk::group::GroupDesc;
+use crate::ondisk::superblock::{
     group_has_super, Superblock, COMPAT_RESIZE_INODE, INCOMPAT_RECOVER, RO_COMPAT_GDT_CSUM,
     RO_COMPAT_METADATA_CSUM, RO_COMPAT_SPARSE_SUPER, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE,
 };
-use super::Ext4Error;
-use crate::ondisk::group::GroupDesc;
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;

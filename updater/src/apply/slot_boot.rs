@@ -7,7 +7,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use disk::slots::esp_files::SlotConfig;
 use disk::slots::{Slot, UsrPartition};
-use ext4::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
+use ext4::ondisk::superblock::{Superblock, SUPERBLOCK_OFFSET, SUPERBLOCK_SIZE};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
