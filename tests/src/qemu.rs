@@ -288,8 +288,15 @@ impl Machine {
         for (i, d) in self.disks.iter().enumerate() {
             let snapshot = if d.snapshot { ",snapshot=on" } else { "" };
             let read_only = if d.read_only { ",readonly=on" } else { "" };
+            // A file the guest writes stays sparse where the guest writes zeros (an updater's
+            // zero chunks, say): test disks are gigabytes, and CI's disk is not.
+            let sparse = if d.snapshot || d.read_only {
+                ""
+            } else {
+                ",discard=unmap,detect-zeroes=unmap"
+            };
             let drive = format!(
-                "file={},format={}{snapshot}{read_only}",
+                "file={},format={}{snapshot}{read_only}{sparse}",
                 d.path.display(),
                 d.format
             );
@@ -405,6 +412,19 @@ pub fn boot_writable(
     Machine::new(firmware)
         .disk(disk, "raw", false)
         .boot_report(&run_name(disk, firmware), timeout)
+}
+
+/// A blank qcow2 disk of `bytes` at `path`, for an installer to write. Not raw: the installer
+/// zeroes ranges with BLKZEROOUT, which qemu turns into allocated (if unwritten) extents of a
+/// raw file, gigabytes per install; qcow2 records them as zero clusters.
+pub fn blank_qcow2(path: &Path, bytes: u64) -> PathBuf {
+    crate::run(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(path)
+            .arg(bytes.to_string()),
+    );
+    path.to_path_buf()
 }
 
 /// `<disk file name>-<firmware>`: the name a boot's log and time are kept under.

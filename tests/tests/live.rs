@@ -384,9 +384,7 @@ fn blank_disk(dir: &Path, rel: &Release) -> PathBuf {
     let len = fs::metadata(rel.file("coreos_production_image.bin"))
         .unwrap()
         .len();
-    let p = dir.join("target.raw");
-    File::create(&p).unwrap().set_len(len).unwrap();
-    p
+    qemu::blank_qcow2(&dir.join("target.qcow2"), len)
 }
 
 /// Run an unattended install to its end: qemu must power off after `rc=0`.
@@ -415,7 +413,7 @@ fn install(m: Machine, name: &str) {
 
 fn assert_installed(disk: &Path, fw: Firmware, cloud_config: &Path) {
     let _slot = VmSlot::take();
-    let r = qemu::boot(disk, fw, "raw", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let r = qemu::boot(disk, fw, "qcow2", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (
             r.usr.as_str(),
@@ -493,7 +491,7 @@ fn a_customized_iso_installs_unattended_and_the_disk_boots_with_the_cloud_config
     let target = blank_disk(&dir, rel);
     let m = Machine::new(Firmware::Bios)
         .cdrom(&custom)
-        .disk(&target, "raw", false)
+        .disk(&target, "qcow2", false)
         .nic(&guest_nic(&nginx));
     install(m, "live-unattended-iso");
     drop(nginx);
@@ -553,7 +551,7 @@ fn pxe_kernel_arguments_install_unattended_and_a_failure_never_powers_off() {
         });
         let m = Machine::new(Firmware::Bios)
             .direct_boot(&rel.file(PXE_KERNEL), &rel.file(PXE_INITRD), &args)
-            .disk(&target, "raw", false)
+            .disk(&target, "qcow2", false)
             .nic(&guest_nic(&nginx));
         install(m, "live-unattended-pxe");
         failing.join().unwrap();

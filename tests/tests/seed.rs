@@ -3,7 +3,7 @@
 //! its second virtual disk onto its third with a cloud-config, and powers off; the third disk
 //! then boots on its own and its boot report shows the cloud-config's sha256.
 
-use e2e::qemu::{boot, line_after, Firmware, Machine};
+use e2e::qemu::{self, boot, line_after, Firmware, Machine};
 use e2e::{bin, cache, require, run, sample_os, sha256_file};
 use std::fs::{self, File};
 use std::os::unix::fs::PermissionsExt;
@@ -167,11 +167,11 @@ fn source_disk(dir: &Path, release: &Path) -> PathBuf {
 
 /// Boot the live environment and return its console output; the log is kept under
 /// `<repo>/.cache/boot-logs/` and named in every failure.
-fn run_live(kernel: &Path, initrd: &Path, disks: &[&Path]) -> (String, PathBuf) {
+fn run_live(kernel: &Path, initrd: &Path, disks: &[(&Path, &str)]) -> (String, PathBuf) {
     let mut machine =
         Machine::new(Firmware::Bios).direct_boot(kernel, initrd, "console=ttyS0 panic=-1");
-    for d in disks {
-        machine = machine.disk(d, "raw", false);
+    for (d, format) in disks {
+        machine = machine.disk(d, format, false);
     }
     // Not done at the exit line: the guest still unmounts, syncs and powers off by itself.
     let run = machine.run("seed-live", QEMU_TIMEOUT, |_| false);
@@ -197,6 +197,7 @@ fn live_environment_installs_onto_a_third_disk_that_boots_with_the_cloud_config(
         "gzip",
         "mkfs.ext4",
         "truncate",
+        "qemu-img",
     ] {
         require(t);
     }
@@ -205,21 +206,24 @@ fn live_environment_installs_onto_a_third_disk_that_boots_with_the_cloud_config(
     let cloud_config = dir.path().join("cloud-config.yml");
     fs::write(&cloud_config, CLOUD_CONFIG).unwrap();
 
-    // The target: blank and sparse, the size of the raw image.
+    // The target: blank, the size of the raw image.
     let raw = release.join(IMAGE);
     let image_bytes = fs::metadata(&raw)
         .unwrap_or_else(|e| panic!("{}: {e}", raw.display()))
         .len();
     fs::remove_file(&raw).unwrap();
-    let target = dir.path().join("target.raw");
-    File::create(&target).unwrap().set_len(image_bytes).unwrap();
+    let target = qemu::blank_qcow2(&dir.path().join("target.qcow2"), image_bytes);
     let unused = dir.path().join("unused.raw");
     File::create(&unused).unwrap().set_len(1 << 20).unwrap();
     let source = source_disk(dir.path(), &release);
     let initrd = live_initramfs(dir.path(), &key, &cloud_config);
 
     let kernel = sample_os().join("usr/boot/vmlinuz");
-    let (console, log) = run_live(&kernel, &initrd, &[&unused, &source, &target]);
+    let (console, log) = run_live(
+        &kernel,
+        &initrd,
+        &[(&unused, "raw"), (&source, "raw"), (&target, "qcow2")],
+    );
     let status = line_after(console.as_bytes(), EXIT_MARKER).map(|s| s.trim().to_string());
     match status.as_deref() {
         Some("0") => {}
@@ -238,7 +242,7 @@ fn live_environment_installs_onto_a_third_disk_that_boots_with_the_cloud_config(
         log.display()
     );
 
-    let r = boot(&target, Firmware::Uefi, "raw", QEMU_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let r = boot(&target, Firmware::Uefi, "qcow2", QEMU_TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "installed disk under uefi: report after {:.1} s (log {})",
         r.elapsed.as_secs_f64(),
