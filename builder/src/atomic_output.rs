@@ -1,8 +1,11 @@
 //! Every artifact is written under a temporary name in its final folder and renamed into place
 //! only when complete, so a failed or interrupted run never leaves a half-written file under a
 //! final name. The rename is atomic because the temporary file is in the same folder.
+//! While an artifact is written its pages go to the disk early (`disk::writeback`), so the
+//! sync before the rename waits only for the last of them.
 
 use anyhow::Context;
+use disk::writeback::EarlyWriteback;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +16,7 @@ pub struct Pending {
     tmp: PathBuf,
     dest: PathBuf,
     committed: bool,
+    writeback: Option<EarlyWriteback>,
 }
 
 impl Pending {
@@ -30,17 +34,20 @@ impl Pending {
             .truncate(true)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
+        let writeback = Some(EarlyWriteback::start(&file));
         Ok(Pending {
             file,
             tmp,
             dest: dest.to_path_buf(),
             committed: false,
+            writeback,
         })
     }
 
     /// A small text artifact, written at once and committed later with the others.
     pub fn text(dest: &Path, text: &str) -> anyhow::Result<Pending> {
         let mut p = Pending::create(dest)?;
+        p.writeback = None; // a few bytes: nothing to start early
         p.file
             .write_all(text.as_bytes())
             .with_context(|| format!("writing {}", p.tmp.display()))?;
@@ -69,6 +76,7 @@ impl Pending {
     /// that to the thread that closes it, while the caller commits the rest. The previous file
     /// is whole under its name until the rename, so a failed build never loses it.
     pub fn commit_replacing(mut self) -> anyhow::Result<(PathBuf, FreePrevious)> {
+        drop(self.writeback.take());
         self.file
             .sync_all()
             .with_context(|| format!("syncing {}", self.tmp.display()))?;
@@ -98,6 +106,7 @@ impl FreePrevious {
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        drop(self.writeback.take());
         if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }

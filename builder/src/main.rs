@@ -2,7 +2,6 @@
 //! This file is only the dispatch table; each subcommand lives in its own module.
 
 mod atomic_output;
-mod early_writeback;
 mod image;
 mod inspect;
 mod keygen;

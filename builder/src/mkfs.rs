@@ -2,7 +2,6 @@
 //! it refuses, as mkfs.ext4 does, one that is mounted or in use.
 
 use crate::atomic_output::Pending;
-use crate::early_writeback::EarlyWriteback;
 use anyhow::{bail, Context, Result};
 use ext4::{Ext4Params, Flavor, XattrPolicy};
 use std::fs::{File, OpenOptions};
@@ -175,7 +174,10 @@ fn write_device(
             params.size
         );
     }
+    // Pending files start their own writeback; a device is written in place.
+    let writeback = disk::writeback::EarlyWriteback::start(&f);
     let report = write_with_progress(&f, source, params, ui)?;
+    drop(writeback);
     f.sync_all()
         .with_context(|| format!("syncing {}", dev.display()))?;
     log_report(dev, &report);
@@ -218,9 +220,7 @@ fn write_with_progress(
     ui: &crate::progress::Ui,
 ) -> Result<ext4::WriteReport> {
     let bar = (!ui.quiet()).then(|| ui.bytes("mkfs ext4", 0));
-    let writeback = EarlyWriteback::new(f);
     let progress = |n: u64, total: u64| {
-        writeback.wrote(n);
         if let Some(bar) = &bar {
             if n == 0 {
                 bar.set_length(total);
@@ -229,7 +229,6 @@ fn write_with_progress(
         }
     };
     let report = ext4::write_tree_with_progress(source, f, 0, params, &progress)?;
-    writeback.kick();
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -20,6 +20,7 @@ pub mod ordered_map;
 pub mod slots;
 pub mod sparse;
 pub mod verity;
+pub mod writeback;
 
 /// Bytes in a logical sector of every disk this project makes.
 pub const SECTOR: u64 = 512;

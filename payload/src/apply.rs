@@ -219,6 +219,9 @@ struct Destination<'a> {
     data: Vec<Range<u64>>,
     /// A run of zero chunks not yet written (partition offsets).
     zeros: Option<Range<u64>>,
+    /// Hands written pages to the device as the decoders go, so the final `fdatasync` waits
+    /// for the last of them only.
+    writeback: Option<disk::writeback::EarlyWriteback>,
 }
 
 impl<'a> Destination<'a> {
@@ -251,6 +254,7 @@ impl<'a> Destination<'a> {
             block_device,
             data,
             zeros: None,
+            writeback: Some(disk::writeback::EarlyWriteback::start(file)),
         })
     }
 
@@ -311,6 +315,7 @@ impl<'a> Destination<'a> {
 
     fn finish(&mut self) -> Result<(), PayloadError> {
         self.flush_zeros()?;
+        drop(self.writeback.take());
         self.file.sync_data().map_err(|source| PayloadError::Write {
             what: "(fdatasync) the partition",
             at: self.offset,

@@ -2,7 +2,6 @@
 //! OEM, empty ext4 ones (ROOT), and the ESP.
 
 use super::usr_policy::UsrPolicy;
-use crate::early_writeback::EarlyWriteback;
 use anyhow::Context;
 use disk::layout::Partition;
 use disk::verity::{self, VerityParams, VerityTree};
@@ -97,13 +96,10 @@ pub fn write_usr(
     // Level 0 of the hash tree is computed from the blocks as the writer writes them, so
     // the filesystem is not read back.
     let digests = verity::DataDigests::new(&vp.salt, vp.data_blocks);
-    let writeback = EarlyWriteback::new(out);
     let report = ext4::write_tree_observed(Some(usr), out, p.offset(), &prm, &|first, data| {
-        writeback.wrote(data.len() as u64);
         digests.record(first, data)
     })
     .map_err(|e| ext4_context(e, p, &what()))?;
-    writeback.kick();
     policy.check(&report);
     tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written and hashed");
     let t = std::time::Instant::now();

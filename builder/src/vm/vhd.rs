@@ -4,7 +4,6 @@
 //! write-back started as it goes so the commit's fsync does not wait for the whole copy.
 
 use crate::atomic_output::Pending;
-use crate::early_writeback::EarlyWriteback;
 use anyhow::Context;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -26,10 +25,7 @@ pub fn copy_as_is(
 ) -> anyhow::Result<PathBuf> {
     let src = File::open(image).with_context(|| format!("opening {}", image.display()))?;
     let out = Pending::create(dest)?;
-    let writeback = EarlyWriteback::new(&out.file);
-    let reached = std::cell::Cell::new(0u64);
-    let progress = |at: u64| writeback.wrote(at.saturating_sub(reached.replace(at)));
-    disk::sparse::copy(&src, &out.file, Some(&progress)).with_context(|| {
+    disk::sparse::copy(&src, &out.file, None).with_context(|| {
         format!(
             "copying {} to {}",
             image.display(),
