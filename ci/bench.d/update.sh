@@ -17,6 +17,7 @@ else  # no Debian kernel cached: incompressible bytes of a kernel's size
   head -c 8000000 /dev/urandom > "$out/usr/boot/vmlinuz"
 fi
 "$BIN/coreos-build" -q image --usr "$out/usr" --output "$out/image" --version 1.0.0 >/dev/null
+kernel_bytes=$(stat -c %s "$out/usr/boot/vmlinuz")
 rm -rf "$out/usr"
 image=$out/image/coreos_production_image.bin
 if ! "$BIN/coreos-build" -q payload --image "$image" --update-key "$out/key/update-payload-key.pem" \
@@ -31,7 +32,11 @@ dd if="$image" of="$out/usr.bin" bs=512 skip="$first" count="$size" status=none
 bzip2 -9 -c "$out/usr.bin" >"$out/coreos_production_update.bin.bz2"
 rm -f "$out/usr.bin"
 bz2=$out/coreos_production_update.bin.bz2
-echo "payload $(stat -c %s "$payload") bytes, bzip2 -9 of the partition $(stat -c %s "$bz2") bytes, ratio $(python3 -c "print(f'{$(stat -c %s "$payload")/$(stat -c %s "$bz2"):.3f}')")"
+# The payload also carries the kernel (a compressed bzImage, stored as is), which the partition
+# does not hold: the fair size is bzip2 -9 of the partition plus the kernel's bytes.
+echo "payload $(stat -c %s "$payload") bytes, bzip2 -9 of the partition $(stat -c %s "$bz2") bytes" \
+  "+ kernel $kernel_bytes bytes: ratio $(python3 -c "print(f'{$(stat -c %s "$payload")/($(stat -c %s "$bz2")+$kernel_bytes):.4f}')")" \
+  "(to the partition alone $(python3 -c "print(f'{$(stat -c %s "$payload")/$(stat -c %s "$bz2"):.3f}')"); goal <= 1.02)"
 
 loop=$(losetup --find --show --partscan "$image")
 partx -a "$loop" 2>/dev/null || true
