@@ -438,6 +438,28 @@ fn image_hash(disk: &Path) -> String {
     e2e::sha256_file(disk)
 }
 
+/// Offline (no booted slot to go by), a second apply before the first one ever booted replaces
+/// the pending USR-B again: USR-A, the only slot known to work, is never the target.
+#[test]
+fn applying_twice_offline_rewrites_the_pending_slot_not_the_proven_one() {
+    require("cgpt");
+    let f = fixture();
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    apply(&disk, &f.v2_payload);
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "pending");
+    let out = apply(&disk, &f.v2_payload);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("USR-B") && !said.contains("USR-A"), "{said}");
+    assert_eq!(
+        cgpt(&disk, USR_A),
+        (1, 0, 1),
+        "the proven slot is untouched"
+    );
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0));
+    assert_status_agrees_with_cgpt(&disk);
+    judge_tables(&disk);
+}
+
 #[test]
 fn bad_payloads_and_a_mounted_slot_are_refused_leaving_the_disk_unchanged() {
     let f = fixture();

@@ -16,9 +16,19 @@ pub fn slot_attrs(gpt: &GptSlots) -> Vec<(Slot, SlotAttrs)> {
 
 /// The slot the contract's rule picks from the GPT attributes.
 pub fn next_boot(gpt: &GptSlots) -> Option<Slot> {
+    pick(gpt, select::next_boot)
+}
+
+/// The slot an offline `apply` keeps (see `select::kept_by_update`): a pending update that
+/// never booted is overwritten, never the last slot known to work.
+pub fn kept_by_update(gpt: &GptSlots) -> Option<Slot> {
+    pick(gpt, select::kept_by_update)
+}
+
+fn pick(gpt: &GptSlots, rule: fn(&[SlotAttrs]) -> Option<usize>) -> Option<Slot> {
     let slots = slot_attrs(gpt);
     let attrs: Vec<SlotAttrs> = slots.iter().map(|s| s.1).collect();
-    select::next_boot(&attrs).map(|i| slots[i].0)
+    rule(&attrs).map(|i| slots[i].0)
 }
 
 /// What changed in one slot's attributes.

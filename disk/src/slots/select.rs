@@ -16,6 +16,19 @@ pub fn next_boot(slots: &[SlotAttrs]) -> Option<usize> {
     best.map(|b| b.0)
 }
 
+/// The slot an update must keep when no running system says which one it booted (an offline
+/// disk): the highest-priority slot that proved itself, so a pending update that never booted
+/// is replaced again rather than the last slot known to work; with none proven, the next boot.
+pub fn kept_by_update(slots: &[SlotAttrs]) -> Option<usize> {
+    let mut best: Option<(usize, u8)> = None;
+    for (i, s) in slots.iter().enumerate() {
+        if s.successful && s.priority > best.map_or(0, |b| b.1) {
+            best = Some((i, s.priority));
+        }
+    }
+    best.map(|b| b.0).or_else(|| next_boot(slots))
+}
+
 /// The attributes after a boot of this slot: one try fewer when it has tries left.
 pub fn spend_try(s: SlotAttrs) -> SlotAttrs {
     SlotAttrs {
@@ -57,6 +70,25 @@ mod tests {
         assert_eq!(next_boot(&[s(0, 5, true), s(0, 1, true)]), None);
         assert_eq!(next_boot(&[s(3, 0, false), s(1, 0, false)]), None);
         assert_eq!(next_boot(&[]), None);
+    }
+
+    #[test]
+    fn an_offline_update_keeps_the_proven_slot_not_a_pending_one() {
+        let (a, pending) = (s(1, 0, true), s(2, 1, false));
+        assert_eq!(next_boot(&[a, pending]), Some(1));
+        assert_eq!(
+            kept_by_update(&[a, pending]),
+            Some(0),
+            "B is replaced again"
+        );
+        assert_eq!(
+            kept_by_update(&[a, s(2, 0, true)]),
+            Some(1),
+            "B proved itself"
+        );
+        assert_eq!(kept_by_update(&[a, s(2, 0, false)]), Some(0), "rolled back");
+        assert_eq!(kept_by_update(&[s(0, 0, false), s(1, 2, false)]), Some(1));
+        assert_eq!(kept_by_update(&[s(0, 0, true), s(0, 0, false)]), None);
     }
 
     #[test]

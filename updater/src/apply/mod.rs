@@ -29,7 +29,7 @@ mod slot_boot;
 
 use crate::cli::ApplyArgs;
 use crate::esp::Esp;
-use crate::slot_state::{next_boot, slot_attrs};
+use crate::slot_state::{kept_by_update, slot_attrs};
 use crate::target::UpdateDisk;
 use anyhow::{anyhow, bail, Context, Result};
 use disk::slots::SlotAttrs;
@@ -43,12 +43,15 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         .with_context(|| format!("reading the payload key {}", args.key.display()))?;
     let disk = UpdateDisk::open(args.disk.disk.as_deref(), true)?;
     let gpt = disk.slots()?;
-    let active = disk.booted.or_else(|| next_boot(&gpt)).ok_or_else(|| {
-        anyhow!(
-            "no slot of {} can boot: nothing to update from",
-            disk.name()
-        )
-    })?;
+    let active = disk
+        .booted
+        .or_else(|| kept_by_update(&gpt))
+        .ok_or_else(|| {
+            anyhow!(
+                "no slot of {} can boot: nothing to update from",
+                disk.name()
+            )
+        })?;
     let passive = active.other();
     if disk.booted == Some(passive) {
         bail!("refusing to write {passive}: the running system booted from it");
