@@ -17,8 +17,9 @@
 //!
 //! So a disk is either without a partition table (any failure or kill before the commit; the
 //! message says so) or a complete, verified and configured install. A failure after the commit
-//! (an I/O error moving the backup GPT) zeroes the tables again, unless `--preserve-on-error`,
-//! which keeps whatever was written and saves the held-back MiBs for inspection.
+//! (an I/O error moving the backup GPT to the end of a larger disk) is a warning: the primary
+//! table is valid and `sgdisk -e` repairs the backup. `--preserve-on-error` keeps whatever a
+//! failure before the commit left and saves the held-back MiBs for inspection.
 
 use crate::cli::Args;
 use crate::configure::{self, UserConfig};
@@ -262,10 +263,18 @@ fn complete(
         .find(|p| p.number == installed_version::USR_A_PARTITION)
         .and_then(|p| installed_version::read(dev, p.offset(), p.bytes()));
     let image_size = writer.commit()?;
+    // From here the install is complete and verified: the primary table is valid whatever
+    // happens to the backup, so a failure to move it is a warning with the repair, not a wipe.
     if image_size < disk_size {
-        disk::gpt::relocate_backup(dev, disk_size)
-            .context("moving the backup GPT to the end of the disk")?;
-        dev.sync_all().context("fsync")?;
+        let moved = disk::gpt::relocate_backup(dev, disk_size)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| dev.sync_all().context("fsync"));
+        if let Err(e) = moved {
+            tracing::warn!(
+                "the install is complete, but moving the backup GPT to the end of the disk \
+                 failed ({e:#}); `sgdisk -e` on the disk moves it"
+            );
+        }
     }
     Ok((parts, installed))
 }
