@@ -85,7 +85,7 @@ fn copy_with(
     for r in data_ranges(src).map_err(CopyError::Map)? {
         let mut at = r.start;
         if in_kernel {
-            match copy_range_in_kernel(src, dst, r.clone(), progress) {
+            match copy_range_in_kernel(src, dst, r.clone(), r.start, progress) {
                 Ok(done) => at = done,
                 Err(source) => {
                     return Err(CopyError::Copy {
@@ -104,13 +104,13 @@ fn copy_with(
             if buf.is_empty() {
                 buf = vec![0u8; COPY_BUFFER];
             }
-            copy_range_by_reading(src, dst, at..r.end, &mut buf, progress).map_err(|source| {
-                CopyError::Copy {
+            copy_range_by_reading(src, dst, at..r.end, at, &mut buf, progress).map_err(
+                |source| CopyError::Copy {
                     start: at,
                     end: r.end,
                     source,
-                }
-            })?;
+                },
+            )?;
         }
     }
     if let Some(p) = progress {
@@ -119,15 +119,38 @@ fn copy_with(
     Ok(())
 }
 
-/// `copy_file_range` over `r`; returns the offset reached, short of `r.end` when the kernel
-/// says the copy cannot be done this way (the caller reads and writes the rest).
+/// Copy the first `len` bytes of `src` into `dst` at byte `at` (an archive's member): in the
+/// kernel when it can, else (across filesystems: `EXDEV`, or where the kernel cannot) by
+/// reading and writing. The fallback leaves all-zero blocks unwritten, so that region of `dst`
+/// must read as zeros (past its end, or a hole) and the caller sizes `dst`.
+pub fn copy_at(src: &File, len: u64, dst: &File, at: u64) -> io::Result<()> {
+    copy_at_with(src, len, dst, at, true)
+}
+
+fn copy_at_with(src: &File, len: u64, dst: &File, at: u64, in_kernel: bool) -> io::Result<()> {
+    let reached = if in_kernel {
+        copy_range_in_kernel(src, dst, 0..len, at, None)?
+    } else {
+        0
+    };
+    if reached < len {
+        let mut buf = vec![0u8; COPY_BUFFER.min(len as usize)];
+        copy_range_by_reading(src, dst, reached..len, at + reached, &mut buf, None)?;
+    }
+    Ok(())
+}
+
+/// `copy_file_range` of `src`'s range `r` to `dst` from byte `to`; returns the source offset
+/// reached, short of `r.end` when the kernel says the copy cannot be done this way (the
+/// caller reads and writes the rest).
 fn copy_range_in_kernel(
     src: &File,
     dst: &File,
     r: Range<u64>,
+    to: u64,
     progress: Option<&dyn Fn(u64)>,
 ) -> io::Result<u64> {
-    let (mut off_in, mut off_out) = (r.start as i64, r.start as i64);
+    let (mut off_in, mut off_out) = (r.start as i64, to as i64);
     while (off_in as u64) < r.end {
         let left = (r.end - off_in as u64).min(KERNEL_CHUNK) as usize;
         // SAFETY: both descriptors are open files; the offsets are ours.
@@ -164,10 +187,12 @@ fn copy_range_in_kernel(
     Ok(r.end)
 }
 
+/// Read `src`'s range `r` and write it to `dst` from byte `to`, all-zero blocks left unwritten.
 fn copy_range_by_reading(
     src: &File,
     dst: &File,
     r: Range<u64>,
+    to: u64,
     buf: &mut [u8],
     progress: Option<&dyn Fn(u64)>,
 ) -> io::Result<()> {
@@ -175,9 +200,10 @@ fn copy_range_by_reading(
     while at < r.end {
         let n = ((r.end - at) as usize).min(buf.len());
         src.read_exact_at(&mut buf[..n], at)?;
+        let out = to + (at - r.start);
         for (i, block) in buf[..n].chunks(ZERO_BLOCK).enumerate() {
             if block.iter().any(|&b| b != 0) {
-                dst.write_all_at(block, at + (i * ZERO_BLOCK) as u64)?;
+                dst.write_all_at(block, out + (i * ZERO_BLOCK) as u64)?;
             }
         }
         at += n as u64;
@@ -217,6 +243,33 @@ mod tests {
             .iter()
             .map(|r| r.end - r.start)
             .sum()
+    }
+
+    #[test]
+    fn copy_at_places_the_file_at_an_offset_both_ways() {
+        let src = sparse_source();
+        let len = src.metadata().unwrap().len();
+        let whole = contents(&src);
+        for in_kernel in [true, false] {
+            let dst = tempfile::tempfile().unwrap();
+            dst.write_all_at(b"header", 0).unwrap();
+            copy_at_with(&src, len, &dst, 512, in_kernel).unwrap();
+            dst.set_len(512 + len + 1024).unwrap();
+            let got = contents(&dst);
+            assert_eq!(&got[..6], b"header");
+            assert!(
+                got[512..512 + len as usize] == whole[..],
+                "in_kernel {in_kernel}"
+            );
+            assert!(got[512 + len as usize..].iter().all(|&b| b == 0));
+            // A source shorter than asked for is an error, not a short member.
+            let e = copy_at_with(&src, len + 1, &dst, 512, in_kernel).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                io::ErrorKind::UnexpectedEof,
+                "in_kernel {in_kernel}"
+            );
+        }
     }
 
     #[test]

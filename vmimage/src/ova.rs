@@ -4,14 +4,14 @@
 //! format of ovftool and open-vmdk; ESXi rejects spaces around the parentheses).
 //!
 //! The large files are hashed by the caller while it writes them (`DigestWriter`) and copied
-//! into the archive in the kernel (`copy_file_range`), so no file is read twice.
+//! into the archive in the kernel (`disk::sparse::copy_at`: `copy_file_range`, or reading and
+//! writing across filesystems), so no file is read twice in user space.
 
 use sha1::Sha1;
 use sha2::{Digest, Sha256, Sha512};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
 use tar::{EntryType, Header};
 
 /// ustar blocks.
@@ -199,7 +199,7 @@ pub fn write_ova(
             })?
             .len();
         put(&mut at, &header(f.name, len, mtime)?)?;
-        copy_into(f.file, out, at, len).map_err(|source| OvaError::Read {
+        disk::sparse::copy_at(f.file, len, out, at).map_err(|source| OvaError::Read {
             name: f.name.to_string(),
             source,
         })?;
@@ -232,36 +232,6 @@ fn header(name: &str, size: u64, mtime: u64) -> Result<[u8; BLOCK as usize], Ova
         .map_err(|_| OvaError::Name(name.to_string()))?;
     h.set_cksum();
     Ok(*h.as_bytes())
-}
-
-/// Copy all of `src` into `dst` at `at`, in the kernel.
-fn copy_into(src: &File, dst: &File, at: u64, len: u64) -> io::Result<()> {
-    let (mut off_in, mut off_out) = (0i64, at as i64);
-    let mut left = len as usize;
-    while left > 0 {
-        // SAFETY: both descriptors are open files; the offsets are ours.
-        let n = unsafe {
-            libc::copy_file_range(
-                src.as_raw_fd(),
-                &mut off_in,
-                dst.as_raw_fd(),
-                &mut off_out,
-                left,
-                0,
-            )
-        };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!("the file ended {left} bytes early"),
-            ));
-        }
-        left -= n as usize;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
