@@ -130,6 +130,46 @@ mod tests {
         );
     }
 
+    /// Every embedded tree: `oem_id` in grub.cfg, an oem-release; a cloud-config (every cloud
+    /// with a metadata source has one) is YAML whose `coreos.oem.id` is the release's `ID`.
+    #[test]
+    fn every_oem_tree_is_consistent() {
+        let text = |name: &str, file: &str| {
+            builtin_file(name, file).map(|b| std::str::from_utf8(b).unwrap().to_string())
+        };
+        let names = builtin_names();
+        assert!(names.len() >= 11, "{names:?}");
+        for name in names {
+            let g = text(name, "grub.cfg").unwrap_or_else(|| panic!("{name}: no grub.cfg"));
+            assert!(g.contains("set oem_id=\""), "{name}: {g}");
+            let r = text(name, "oem-release").unwrap_or_else(|| panic!("{name}: no oem-release"));
+            let id = r.lines().find_map(|l| l.strip_prefix("ID=")).unwrap();
+            let Some(cc) = text(name, "cloud-config.yml") else {
+                assert!(
+                    ![
+                        "ec2",
+                        "azure",
+                        "vmware",
+                        "openstack",
+                        "digitalocean",
+                        "packet"
+                    ]
+                    .contains(&name),
+                    "{name} has a metadata source but no cloud-config.yml"
+                );
+                continue;
+            };
+            assert!(cc.starts_with("#cloud-config\n"), "{name}");
+            let docs = yaml_rust2::YamlLoader::load_from_str(&cc)
+                .unwrap_or_else(|e| panic!("{name}/cloud-config.yml: {e}"));
+            assert_eq!(
+                docs[0]["coreos"]["oem"]["id"].as_str(),
+                Some(id),
+                "{name}: coreos.oem.id against oem-release"
+            );
+        }
+    }
+
     #[test]
     fn materializes_embedded_tree() {
         let d = tempfile::tempdir().unwrap();
