@@ -227,4 +227,47 @@ pub fn sha256_file(p: &Path) -> String {
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Byte ranges of `f` that hold data (SEEK_DATA/SEEK_HOLE); elsewhere it reads zeros.
+fn data_ranges(f: &File) -> Vec<(u64, u64)> {
+    let len = f.metadata().unwrap().len() as i64;
+    let mut out = Vec::new();
+    let mut pos = 0i64;
+    while pos < len {
+        // SAFETY: lseek on an open descriptor.
+        let start = unsafe { libc::lseek(f.as_raw_fd(), pos, libc::SEEK_DATA) };
+        if start < 0 {
+            break; // ENXIO: no data after pos
+        }
+        let end = unsafe { libc::lseek(f.as_raw_fd(), start, libc::SEEK_HOLE) };
+        assert!(end > start, "SEEK_HOLE after {start}");
+        out.push((start as u64, end as u64));
+        pos = end;
+    }
+    out
+}
+
+/// Whether two files hold the same bytes, reading only where either holds data: a sparse
+/// 30 GiB disk compares in the time its data takes.
+pub fn same_content(x: &Path, y: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
+    let (fx, fy) = (File::open(x).unwrap(), File::open(y).unwrap());
+    if fx.metadata().unwrap().len() != fy.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut bx, mut by) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    for (start, end) in data_ranges(&fx).into_iter().chain(data_ranges(&fy)) {
+        let mut at = start;
+        while at < end {
+            let n = ((end - at) as usize).min(bx.len());
+            fx.read_exact_at(&mut bx[..n], at).unwrap();
+            fy.read_exact_at(&mut by[..n], at).unwrap();
+            if bx[..n] != by[..n] {
+                return false;
+            }
+            at += n as u64;
+        }
+    }
+    true
+}
+
 pub mod qemu;

@@ -179,13 +179,43 @@ fn iso_has_bios_and_efi_entries_a_hybrid_gpt_and_rebuilds_identically() {
         imgs[1].contains(": 2 UEFI y none"),
         "platform 0xEF second: {report}"
     );
+    // The hybrid system area: GRUB's boot MBR with a protective 0xEE entry, and a GPT whose EFI
+    // system partition (type C12A7328-...) is the El Torito EFI image, for USB sticks.
+    let area = |key: &str| -> Vec<String> {
+        report
+            .lines()
+            .filter_map(|l| l.strip_prefix(key))
+            .map(|v| {
+                v.trim_start_matches([' ', ':'])
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let summary = area("System area summary");
     assert!(
-        report.contains("GPT"),
-        "no GPT in the system area: {report}"
+        summary.len() == 1
+            && ["MBR", "grub2-mbr", "GPT"]
+                .iter()
+                .all(|w| summary[0].split(' ').any(|x| x == *w)),
+        "not a hybrid MBR/GPT: {report}"
     );
     assert!(
-        report.contains("MBR"),
-        "no MBR in the system area: {report}"
+        area("MBR partition")
+            .iter()
+            .any(|e| e.split(' ').nth(2) == Some("0xee")),
+        "no protective MBR entry: {report}"
+    );
+    assert_eq!(
+        area("GPT type GUID"),
+        ["1 28732ac11ff8d211ba4b00a0c93ec93b"],
+        "{report}"
+    );
+    assert_eq!(
+        area("GPT partition path"),
+        ["1 /BOOT/EFIBOOT.IMG"],
+        "{report}"
     );
     let listing = run(Command::new("isoinfo").arg("-f").arg("-i").arg(&iso));
     let listing = String::from_utf8_lossy(&listing.stdout);
@@ -209,12 +239,14 @@ fn iso_has_bios_and_efi_entries_a_hybrid_gpt_and_rebuilds_identically() {
         .arg(work_dir("gpg").join("ring.gpg"))
         .arg("--import")
         .arg(&rel.key));
-    run(Command::new("gpg")
-        .args(["--batch", "--no-default-keyring", "--keyring"])
-        .arg(cache().join("live-test/gpg/ring.gpg"))
-        .arg("--verify")
-        .arg(rel.file(&format!("{ISO}.sig")))
-        .arg(&iso));
+    for name in [ISO, PXE_KERNEL, PXE_INITRD, PXE_CMDLINE] {
+        run(Command::new("gpg")
+            .args(["--batch", "--no-default-keyring", "--keyring"])
+            .arg(cache().join("live-test/gpg/ring.gpg"))
+            .arg("--verify")
+            .arg(rel.file(&format!("{name}.sig")))
+            .arg(rel.file(name)));
+    }
     // `vm --format iso|pxe` from the released raw image gives the same bytes, twice.
     let raw = rel.file("coreos_production_image.bin");
     for format in ["iso", "pxe"] {
@@ -226,11 +258,17 @@ fn iso_has_bios_and_efi_entries_a_hybrid_gpt_and_rebuilds_identically() {
                 .arg("--output")
                 .arg(&out)
                 .env("SOURCE_DATE_EPOCH", EPOCH));
-            let name = if format == "iso" { ISO } else { PXE_INITRD };
-            assert!(
-                sha256_file(&out.join(name)) == sha256_file(&rel.file(name)),
-                "{format} build {n} differs from the release's {name}"
-            );
+            let names: &[&str] = if format == "iso" {
+                &[ISO]
+            } else {
+                &[PXE_KERNEL, PXE_INITRD, PXE_CMDLINE]
+            };
+            for name in names {
+                assert!(
+                    sha256_file(&out.join(name)) == sha256_file(&rel.file(name)),
+                    "{format} build {n} differs from the release's {name}"
+                );
+            }
         }
     }
     let show = run(Command::new(bin("coreos-install"))
