@@ -4,7 +4,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 out=$BENCH_OUT/ext4
 mkdir -p "$out"
 export SOURCE_DATE_EPOCH=1700000000
-compare ext4 10 \
+GOAL=0.5 compare ext4 10 \
   "$BIN/coreos-build -q mkfs ext4 --source $MINBASE/usr --size 1GiB --output $out/ours.img" \
   "mkfs.ext4 -q -F -b 4096 -O ^metadata_csum_seed,^orphan_file -d $MINBASE/usr $out/peer.img 1G" \
   "rm -f $out/ours.img $out/peer.img"

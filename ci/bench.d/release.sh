@@ -1,7 +1,7 @@
 # Release: `coreos-build release` (image, parallel bzip2, DIGESTS, bmap, signatures) from a
 # Debian minbase /usr against the stock pipeline (reference-build.sh + lbzip2 -9 -n 2 +
 # md5/sha1/sha512 sums + gpg --detach-sign + gpg --clearsign). Goal: at most 0.5x, with the
-# compressed image at most 1.02x the size bzip2 -9 gives. Also the compressor alone against
+# compressed image at most 1.01x the size lbzip2 -9 gives (bzip2 -9's size is shown too). Also the compressor alone against
 # lbzip2 -9 -n 2 on the same raw image. PEERS overrides the peers' folder (../shared/bench).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 peers=${PEERS:-../shared/bench}
@@ -28,7 +28,7 @@ PEER
 chmod +x "$out/peer.sh"
 mkdir -p "$out/peer"
 
-compare release "${RUNS:-3}" \
+GOAL=0.5 compare release "${RUNS:-3}" \
   "$BIN/coreos-build -q release --usr $MINBASE/usr --output $out/ours --version 1.0.0 --signing-key $out/key/signing-key.asc --no-oem" \
   "$out/peer.sh" "rm -rf $out/ours; sync"
 
@@ -44,7 +44,7 @@ ours=$(stat -c %s "$out/ours/amd64-usr/1.0.0/coreos_production_image.bin.bz2")
 same=$(stat -c %s "$out/same/amd64-usr/1.0.0/coreos_production_image.bin.bz2")
 ref=$(bzip2 -9 -c "$raw" | wc -c)
 lb=$(stat -c %s "$raw.bz2")
-python3 -c "print(f'size on the same raw image: ours {$same} B, bzip2 -9 {$ref} B, lbzip2 -9 {$lb} B, ratio to bzip2 -9 {$same/$ref:.4f} (goal <= 1.02); our own image: {$ours} B')"
+python3 -c "print(f'size on the same raw image: ours {$same} B, bzip2 -9 {$ref} B, lbzip2 -9 {$lb} B; ratio to lbzip2 -9 {$same/$lb:.4f} (goal <= 1.01), to bzip2 -9 {$same/$ref:.4f}; our own image: {$ours} B')"
 
 compare compress "${RUNS:-3}" \
   "$BIN/coreos-build -q release --from-image $raw --no-oem --version 1.0.0 --output $out/c" \

@@ -11,11 +11,10 @@ use std::path::PathBuf;
     disable_version_flag = true,
     args_conflicts_with_subcommands = true,
     after_help = "Examples:
-  coreos-install -d /dev/sda -c cloud-config.yml
-  coreos-install -d /dev/sda -C beta -V 3788.1.2 -o vagrant
-  coreos-install -d /dev/sda -b http://mirror.example/amd64-usr -k signing-key.pub.asc
+  coreos-install -d /dev/sda -b http://mirror.example/amd64-usr -k signing-key.pub.asc -c cloud-config.yml
+  coreos-install -d /dev/sda -b http://mirror.example/amd64-usr -k signing-key.pub.asc -V 3788.1.2 -o vagrant
   coreos-install -d /dev/sda -f coreos_production_image.bin.bz2 -k signing-key.pub.asc
-  coreos-install -D ./download -C stable
+  coreos-install -D ./download -b http://mirror.example/amd64-usr -k signing-key.pub.asc
   coreos-install iso customize -c cloud-config.yml coreos_production_iso_image.iso"
 )]
 pub struct Args {

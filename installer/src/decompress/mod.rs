@@ -91,6 +91,7 @@ pub fn decompress_all(
 
 /// True when every byte is zero (word-at-a-time: this runs over every decompressed byte).
 pub fn all_zero(buf: &[u8]) -> bool {
+    // SAFETY: any 8 bytes are a valid u64; align_to reinterprets only the aligned middle.
     let (pre, words, post) = unsafe { buf.align_to::<u64>() };
     pre.iter().all(|&b| b == 0) && words.iter().all(|&w| w == 0) && post.iter().all(|&b| b == 0)
 }
