@@ -303,7 +303,7 @@ fn compare(src: &Path, img: &Path) {
                     } else {
                         // Multi-GiB (mostly sparse) files: a byte comparison is as strict and
                         // much faster than hashing gigabytes of zeros twice.
-                        assert!(same_bytes(&sp, &ip), "content of {what}");
+                        assert!(e2e::same_content(&sp, &ip), "content of {what}");
                     }
                     // Holes stay holes: the image copy uses no more blocks than the source.
                     assert!(
@@ -326,48 +326,6 @@ fn compare(src: &Path, img: &Path) {
         }
     }
     assert!(checked > 0, "nothing was compared");
-}
-
-/// Byte ranges of `f` holding data (SEEK_DATA/SEEK_HOLE).
-fn data_ranges(f: &fs::File) -> Vec<(u64, u64)> {
-    use std::os::unix::io::AsRawFd;
-    let len = f.metadata().unwrap().len() as i64;
-    let mut out = Vec::new();
-    let mut pos = 0i64;
-    while pos < len {
-        // SAFETY: lseek on a valid descriptor.
-        let start = unsafe { libc::lseek(f.as_raw_fd(), pos, libc::SEEK_DATA) };
-        if start < 0 {
-            break;
-        }
-        let end = unsafe { libc::lseek(f.as_raw_fd(), start, libc::SEEK_HOLE) };
-        out.push((start as u64, end as u64));
-        pos = end;
-    }
-    out
-}
-
-/// Same bytes, comparing only where either file holds data: where both have holes, both
-/// read as zeros, so reading gigabytes of holes proves nothing more.
-fn same_bytes(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::FileExt;
-    let (fa, fb) = (fs::File::open(a).unwrap(), fs::File::open(b).unwrap());
-    let mut ranges = data_ranges(&fa);
-    ranges.extend(data_ranges(&fb));
-    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
-    for (start, end) in ranges {
-        let mut pos = start;
-        while pos < end {
-            let n = ((end - pos) as usize).min(ba.len());
-            fa.read_exact_at(&mut ba[..n], pos).unwrap();
-            fb.read_exact_at(&mut bb[..n], pos).unwrap();
-            if ba[..n] != bb[..n] {
-                return false;
-            }
-            pos += n as u64;
-        }
-    }
-    true
 }
 
 trait SocketLike {
