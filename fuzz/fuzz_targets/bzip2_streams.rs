@@ -15,10 +15,15 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let mut ours = Vec::new();
-    let got = decompress_all(std::io::Cursor::new(data.to_vec()), "fuzz.bz2", LIMIT, |p| match p {
-        Piece::Data(d) => ours.extend_from_slice(&d),
-        Piece::Zeros(n) => ours.resize(ours.len() + n as usize, 0),
-    });
+    let got = decompress_all(
+        std::io::Cursor::new(data.to_vec()),
+        "fuzz.bz2",
+        LIMIT,
+        |p| match p {
+            Piece::Data(d) => ours.extend_from_slice(&d),
+            Piece::Zeros(n) => ours.resize(ours.len() + n as usize, 0),
+        },
+    );
     let mut reference = Vec::new();
     let want = bzip2::read::MultiBzDecoder::new(data)
         .take(LIMIT + 1)

@@ -6,5 +6,10 @@ use coreos_install::decompress::decompress_all;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = decompress_all(std::io::Cursor::new(data.to_vec()), "fuzz", 64 << 20, |_| {});
+    let _ = decompress_all(
+        std::io::Cursor::new(data.to_vec()),
+        "fuzz",
+        64 << 20,
+        |_| {},
+    );
 });

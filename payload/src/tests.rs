@@ -511,7 +511,7 @@ fn partition_bz2_is_the_payloads_streams_and_decodes_to_the_partition() {
     };
     let (mut p, mut bz2) = (Vec::new(), Vec::new());
     let opts = WriteOptions::default();
-    write_payload_and_partition_bz2(
+    let written = write_payload_and_partition_bz2(
         &src,
         &release(),
         key(),
@@ -526,7 +526,7 @@ fn partition_bz2_is_the_payloads_streams_and_decodes_to_the_partition() {
         "the .bz2 by-product changes nothing in the payload"
     );
     let mut alone = Vec::new();
-    let n = write_partition_bz2(
+    let streams = write_partition_bz2(
         src.image,
         src.partition.clone(),
         &mut alone,
@@ -534,8 +534,21 @@ fn partition_bz2_is_the_payloads_streams_and_decodes_to_the_partition() {
         &mut |_| {},
     )
     .unwrap();
-    assert_eq!(n, alone.len() as u64);
+    assert_eq!(streams.iter().sum::<u64>(), alone.len() as u64);
+    assert_eq!(streams, written.partition_bz2_streams);
+    assert_eq!(streams.len() as u64, PART_LEN.div_ceil(CHUNK));
     assert!(alone == bz2);
+    // Each stream alone decodes to its 1 MiB of the partition (what a splice relies on).
+    let mut at = 0usize;
+    for (i, len) in streams.iter().enumerate() {
+        let mut one = Vec::new();
+        bzip2::read::BzDecoder::new(&bz2[at..at + *len as usize])
+            .read_to_end(&mut one)
+            .unwrap();
+        let start = i * CHUNK as usize;
+        assert!(one == part[start..(start + CHUNK as usize).min(part.len())]);
+        at += *len as usize;
+    }
     let mut out = Vec::new();
     bzip2::read::MultiBzDecoder::new(&bz2[..])
         .read_to_end(&mut out)

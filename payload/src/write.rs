@@ -66,6 +66,9 @@ pub struct Written {
     /// SHA-256 of the whole file (Omaha's `sha256`, base64'd there).
     pub sha256: [u8; 32],
     pub partition_sha256: [u8; 32],
+    /// The length of each bzip2 stream written to the partition's `.bz2`, in order: stream
+    /// `i` decodes to bytes `i * CHUNK..` of the partition (empty when no `.bz2` was asked).
+    pub partition_bz2_streams: Vec<u64>,
 }
 
 /// One operation's blob, as spooled.
@@ -90,6 +93,7 @@ impl Spool {
         source: &Source,
         threads: usize,
         mut bz2: Option<&mut (dyn Write + 'w)>,
+        streams: &mut Vec<u64>,
         progress: &mut dyn FnMut(u64),
     ) -> Result<(Vec<Spooled>, [u8; 32]), PayloadError> {
         let mut ops = Vec::new();
@@ -102,6 +106,7 @@ impl Spool {
                         what: "writing the partition's .bz2".into(),
                         source,
                     })?;
+                streams.push(blob.bzip2_stream().len() as u64);
             }
             let n = match &input {
                 Input::Data(d) => {
@@ -233,16 +238,17 @@ fn partition_source<'a>(
 
 /// The partition alone as concatenated bzip2 streams, one per 1 MiB chunk: the same streams
 /// as the payload's REPLACE_BZ blobs, which `bzip2 -dc` (or any bunzip2) decodes whole.
-/// Returns the bytes written.
+/// Returns each stream's length, in order (stream `i` decodes to bytes `i * CHUNK..`), so a
+/// caller can splice them into a larger `.bz2` instead of compressing the partition again.
 pub fn write_partition_bz2(
     image: &File,
     partition: Range<u64>,
     out: &mut dyn Write,
     options: &WriteOptions,
     progress: &mut dyn FnMut(u64),
-) -> Result<u64, PayloadError> {
+) -> Result<Vec<u64>, PayloadError> {
     check_partition(image, &partition)?;
-    let mut written = 0u64;
+    let mut streams = Vec::new();
     let mut done = 0u64;
     chunks::compress(
         &partition_source(image, &partition)?,
@@ -253,7 +259,7 @@ pub fn write_partition_bz2(
                 what: "writing the partition's .bz2".into(),
                 source,
             })?;
-            written += stream.len() as u64;
+            streams.push(stream.len() as u64);
             done += match input {
                 Input::Data(d) => d.len() as u64,
                 Input::Zeros(n) => n,
@@ -266,7 +272,7 @@ pub fn write_partition_bz2(
         what: "writing the partition's .bz2".into(),
         source,
     })?;
-    Ok(written)
+    Ok(streams)
 }
 
 /// Write the payload of `source` to `out`, signed with `key`, calling `progress` with the
@@ -334,17 +340,24 @@ fn write(
         file: BufWriter::with_capacity(1 << 20, spool_file),
         len: 0,
     };
+    let mut partition_bz2_streams = Vec::new();
     let (part_ops, part_sha) = spool.add(
         &partition_source(source.image, part)?,
         threads,
         partition_bz2.as_deref_mut(),
+        &mut partition_bz2_streams,
         progress,
     )?;
     if let Some(out) = partition_bz2 {
         out.flush().map_err(io("writing the partition's .bz2"))?;
     }
-    let (kernel_ops, kernel_sha) =
-        spool.add(&Source::Memory(source.kernel), threads, None, &mut |_| {})?;
+    let (kernel_ops, kernel_sha) = spool.add(
+        &Source::Memory(source.kernel),
+        threads,
+        None,
+        &mut Vec::new(),
+        &mut |_| {},
+    )?;
     let blobs_len = spool.len;
 
     let sig_size = signatures_blob(&[0u8; PAYLOAD_SIGNATURE_LEN]).len() as u64;
@@ -441,5 +454,6 @@ fn write(
         kernel_ops: kernel_ops.len(),
         sha256: whole.finalize().into(),
         partition_sha256: part_sha,
+        partition_bz2_streams,
     })
 }

@@ -373,6 +373,7 @@ fn full_release_from_usr_has_every_file_and_oem() {
         .arg(&mirror)
         .arg("--signing-key")
         .arg(&secret)
+        .arg("--include-raw")
         .env("SOURCE_DATE_EPOCH", "1700000000"));
     let dir = mirror.join("amd64-usr/4.5.6");
     for f in [
@@ -420,6 +421,44 @@ fn full_release_from_usr_has_every_file_and_oem() {
         fs::read_to_string(mirror.join("amd64-usr/current/version.txt"))
             .unwrap()
             .contains("4.5.6")
+    );
+
+    // USR-A is compressed once, by the update files, and its streams are spliced into every
+    // image's .bz2: lbzip2 gives back the raw image, an OEM image holds the very same USR-A,
+    // and the update's .bin.bz2 is that partition.
+    let raw = dir.join(IMAGE);
+    let part = e2e::partitions::sgdisk_info(&raw, 3);
+    let sector = |field: &str| -> u64 { part[field].split(' ').next().unwrap().parse().unwrap() };
+    let (first, last) = (sector("First sector"), sector("Last sector"));
+    let usr_a = (first * 512, (last + 1 - first) * 512);
+    let unpack = |name: &str| -> PathBuf {
+        require("lbzip2");
+        let out = t.path().join(name.trim_end_matches(".bz2"));
+        run(Command::new("sh").arg("-c").arg(format!(
+            "lbzip2 -dc '{}' | dd of='{}' bs=1M conv=sparse status=none",
+            dir.join(name).display(),
+            out.display()
+        )));
+        out
+    };
+    let main_raw = unpack("coreos_production_image.bin.bz2");
+    assert!(
+        e2e::same_content(&main_raw, &raw),
+        "the image .bz2 does not decode to the raw image"
+    );
+    fs::remove_file(&main_raw).unwrap();
+    let usr = e2e::partitions::extract(&raw, usr_a.0, usr_a.1);
+    let ec2 = unpack("coreos_production_ec2_image.bin.bz2");
+    let ec2_usr = e2e::partitions::extract(&ec2, usr_a.0, usr_a.1);
+    assert!(
+        e2e::same_content(usr.path(), ec2_usr.path()),
+        "the ec2 image's USR-A differs from the generic image's"
+    );
+    fs::remove_file(&ec2).unwrap();
+    let update = unpack("coreos_production_update.bin.bz2");
+    assert!(
+        e2e::same_content(usr.path(), &update),
+        "coreos_production_update.bin.bz2 is not the image's USR-A"
     );
 }
 

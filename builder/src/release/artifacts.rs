@@ -99,17 +99,13 @@ pub fn release(
 /// its final place, then move it there.
 pub(super) fn publish(file: &Path, dir: &Path, key: Option<&keys::SecretKey>) -> Result<()> {
     let name = digests::file_name(file);
-    let mut signer = key.map(keys::DetachedSigner::new).transpose()?;
-    let d = FileDigests::of_file_with(file, |data| {
-        if let Some(s) = signer.as_mut() {
-            s.update(data);
-        }
-    })?;
+    let signer = key.map(keys::DetachedSigner::new).transpose()?;
+    let (d, signature) = FileDigests::of_file_signed(file, signer)?;
     let text = digests::render(&[d]);
     let dest = dir.join(&name);
     let with_ext = |ext: &str| dir.join(format!("{name}{ext}"));
-    if let (Some(signer), Some(key)) = (signer, key) {
-        atomic_output::write(&with_ext(".sig"), &signer.finish()?)?;
+    if let (Some(signature), Some(key)) = (signature, key) {
+        atomic_output::write(&with_ext(".sig"), &signature)?;
         atomic_output::write(
             &with_ext(".DIGESTS.asc"),
             keys::clearsign(key, &text)?.as_bytes(),

@@ -4,15 +4,17 @@
 //!
 //! Holes are never read (SEEK_DATA), every all-zero chunk is the same cached encoding, and a
 //! `ChunkCache` lets later images (the per-OEM copies) reuse the compressed bytes of chunks they
-//! share with an earlier one instead of compressing them again.
+//! share with an earlier one instead of compressing them again. A [`Splice`] goes further: a
+//! range already compressed elsewhere (USR-A, by the update payload, in 1 MiB streams) is
+//! copied into the output instead of being compressed a second time. Release time is bzip2
+//! time, and USR-A is nearly all of the image's data.
 
+use super::sums::Sums;
 use crate::atomic_output::Pending;
 use anyhow::{Context, Result};
 use bzip2::write::BzEncoder;
 use bzip2::Compression;
-use md5::Md5;
-use sha1::Sha1;
-use sha2::{Digest, Sha256, Sha512};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
@@ -39,14 +41,67 @@ struct Stored {
     len: u64,
 }
 
+/// Standard bzip2 streams, made elsewhere, that decode to `raw` of every image this cache
+/// compresses: stream `i` is bytes `raw.start + i * piece ..` (the last may be short).
+pub struct Splice {
+    pub raw: Range<u64>,
+    pub piece: u64,
+    /// The file holding the streams back to back, from offset 0.
+    pub file: Arc<File>,
+    pub stream_lens: Vec<u64>,
+}
+
+impl Splice {
+    /// Each stream's place in `file` and the raw bytes it decodes to, or why they don't
+    /// tile `raw`.
+    fn pieces(&self) -> Result<Vec<(Range<u64>, Stored)>> {
+        let len = self.raw.end - self.raw.start;
+        anyhow::ensure!(
+            self.piece > 0 && self.stream_lens.len() as u64 == len.div_ceil(self.piece),
+            "{} compressed streams cannot cover bytes {}..{} in {}-byte pieces",
+            self.stream_lens.len(),
+            self.raw.start,
+            self.raw.end,
+            self.piece
+        );
+        let mut offset = 0;
+        let mut out = Vec::with_capacity(self.stream_lens.len());
+        for (i, &n) in self.stream_lens.iter().enumerate() {
+            let start = self.raw.start + i as u64 * self.piece;
+            let raw = start..(start + self.piece).min(self.raw.end);
+            out.push((
+                raw,
+                Stored {
+                    file: Arc::clone(&self.file),
+                    offset,
+                    len: n,
+                },
+            ));
+            offset += n;
+        }
+        Ok(out)
+    }
+}
+
 /// Compressed chunks by the SHA-256 of their raw content, shared across images of one release.
 #[derive(Default)]
 pub struct ChunkCache {
     chunks: Mutex<HashMap<[u8; 32], Stored>>,
     zero: OnceLock<Vec<u8>>,
+    splice: Option<Splice>,
 }
 
 impl ChunkCache {
+    /// A cache whose images all hold `splice.raw` as `splice`'s streams decode it. The caller
+    /// vouches for that: the streams were made from these very bytes (of this image, or of the
+    /// image an OEM copy was made from and which differs only outside that range).
+    pub fn with_splice(splice: Splice) -> ChunkCache {
+        ChunkCache {
+            splice: Some(splice),
+            ..ChunkCache::default()
+        }
+    }
+
     fn zero_stream(&self) -> &[u8] {
         self.zero
             .get_or_init(|| compress_chunk(&vec![0u8; CHUNK as usize]))
@@ -64,17 +119,58 @@ pub struct Compressed {
     pub signature: Option<Vec<u8>>,
     pub chunks: u64,
     pub reused: u64,
+    /// Chunks copied from the cache's [`Splice`].
+    pub spliced: u64,
+}
+
+/// One stream of the output: the raw bytes it decodes to and, when spliced, where it is.
+struct Planned {
+    raw: Range<u64>,
+    spliced: Option<Stored>,
+}
+
+/// The output's streams: `CHUNK`-sized pieces up to the splice, its streams, then `CHUNK`-sized
+/// pieces again from its end (so OEM copies of one image cut the same chunks and share them).
+fn plan(size: u64, splice: Option<&Splice>) -> Result<Vec<Planned>> {
+    let mut out = Vec::new();
+    let cut = |out: &mut Vec<Planned>, from: u64, to: u64| {
+        let mut pos = from;
+        while pos < to {
+            let end = (pos + CHUNK).min(to);
+            out.push(Planned {
+                raw: pos..end,
+                spliced: None,
+            });
+            pos = end;
+        }
+    };
+    match splice {
+        Some(s) if s.raw.end <= size && s.raw.start < s.raw.end => {
+            cut(&mut out, 0, s.raw.start);
+            for (raw, stored) in s.pieces()? {
+                out.push(Planned {
+                    raw,
+                    spliced: Some(stored),
+                });
+            }
+            cut(&mut out, s.raw.end, size);
+        }
+        _ => cut(&mut out, 0, size),
+    }
+    Ok(out)
 }
 
 enum Work {
     /// Wholly in a hole: nothing to read or compress.
     Hole,
     Data(Vec<u8>),
+    Spliced(Stored),
 }
 
 enum Done {
     Zero,
     Cached(Stored),
+    Spliced(Stored),
     Fresh {
         hash: Option<[u8; 32]>,
         bytes: Vec<u8>,
@@ -100,7 +196,7 @@ pub fn compress(
     let size = src.metadata()?.len();
     let ranges = disk::sparse::data_ranges(&src)
         .with_context(|| format!("finding data in {}", image.display()))?;
-    let nchunks = size.div_ceil(CHUNK);
+    let plan = plan(size, cache.splice.as_ref())?;
     progress.set_length(size);
 
     let pending = Pending::create(out)?;
@@ -128,11 +224,10 @@ pub fn compress(
         drop(done_tx);
         let writer = {
             let dst = Arc::clone(&dst);
-            s.spawn(move || {
-                write_in_order(&dst, done_rx, token_tx, nchunks, cache, signer, progress)
-            })
+            let plan = &plan;
+            s.spawn(move || write_in_order(&dst, done_rx, token_tx, plan, cache, signer, progress))
         };
-        let read = read_chunks(&src, size, &ranges, &work_tx, &token_rx, image);
+        let read = read_chunks(&src, &plan, &ranges, &work_tx, &token_rx, image);
         drop(work_tx);
         let written = writer.join().expect("writer thread panicked");
         read?;
@@ -146,22 +241,29 @@ pub fn compress(
     })
 }
 
-/// Reads each chunk's data ranges (holes stay zero in the buffer and are never read).
+/// Reads each chunk's data ranges (holes stay zero in the buffer and are never read); spliced
+/// chunks are not read at all.
 fn read_chunks(
     src: &File,
-    size: u64,
+    plan: &[Planned],
     ranges: &[Range<u64>],
     tx: &SyncSender<(u64, Work)>,
     tokens: &Receiver<()>,
     image: &Path,
 ) -> Result<()> {
     let mut r = 0;
-    for index in 0..size.div_ceil(CHUNK) {
+    for (index, chunk) in plan.iter().enumerate() {
+        let index = index as u64;
         if tokens.recv().is_err() {
             return Ok(()); // the writer stopped early; it reports why
         }
-        let start = index * CHUNK;
-        let end = (start + CHUNK).min(size);
+        if let Some(stored) = &chunk.spliced {
+            if tx.send((index, Work::Spliced(stored.clone()))).is_err() {
+                return Ok(());
+            }
+            continue;
+        }
+        let (start, end) = (chunk.raw.start, chunk.raw.end);
         while r < ranges.len() && ranges[r].end <= start {
             r += 1;
         }
@@ -207,6 +309,7 @@ fn worker(
         let Ok((index, work)) = next else { return };
         let done = match work {
             Work::Hole => Done::Zero,
+            Work::Spliced(stored) => Done::Spliced(stored),
             Work::Data(buf) if buf.len() as u64 == CHUNK && buf.iter().all(|&b| b == 0) => {
                 Done::Zero
             }
@@ -228,44 +331,35 @@ fn worker(
     }
 }
 
-struct Sums {
-    md5: Md5,
-    sha1: Sha1,
-    sha512: Sha512,
-    signer: Option<keys::DetachedSigner>,
-}
-
-impl Sums {
-    fn update(&mut self, b: &[u8]) {
-        self.md5.update(b);
-        self.sha1.update(b);
-        self.sha512.update(b);
-        if let Some(s) = &mut self.signer {
-            s.update(b);
-        }
-    }
-}
-
 fn write_in_order(
     dst: &Arc<File>,
     rx: Receiver<(u64, Result<Done>)>,
     tokens: SyncSender<()>,
-    nchunks: u64,
+    plan: &[Planned],
     cache: &ChunkCache,
     signer: Option<keys::DetachedSigner>,
     progress: &indicatif::ProgressBar,
 ) -> Result<Compressed> {
-    let mut sums = Sums {
-        md5: Md5::new(),
-        sha1: Sha1::new(),
-        sha512: Sha512::new(),
-        signer,
-    };
+    let mut sums = Sums::new(signer);
     let mut pending = BTreeMap::new();
+    let nchunks = plan.len() as u64;
     let mut next = 0u64;
     let mut offset = 0u64;
-    let mut reused = 0u64;
+    let (mut reused, mut spliced) = (0u64, 0u64);
     let mut copy_buf = Vec::new();
+    let read_stored = |stored: &Stored, buf: &mut Vec<u8>| -> Result<()> {
+        buf.resize(stored.len as usize, 0);
+        stored
+            .file
+            .read_exact_at(buf, stored.offset)
+            .with_context(|| {
+                format!(
+                    "reading compressed bytes {}..{} back",
+                    stored.offset,
+                    stored.offset + stored.len
+                )
+            })
+    };
     while next < nchunks {
         let Ok((index, done)) = rx.recv() else {
             anyhow::bail!("compression stopped after {next} of {nchunks} chunks");
@@ -276,11 +370,12 @@ fn write_in_order(
                 Done::Zero => (cache.zero_stream(), None),
                 Done::Cached(stored) => {
                     reused += 1;
-                    copy_buf.resize(stored.len as usize, 0);
-                    stored
-                        .file
-                        .read_exact_at(&mut copy_buf, stored.offset)
-                        .context("reading a cached chunk")?;
+                    read_stored(stored, &mut copy_buf)?;
+                    (&copy_buf[..], None)
+                }
+                Done::Spliced(stored) => {
+                    spliced += 1;
+                    read_stored(stored, &mut copy_buf)?;
                     (&copy_buf[..], None)
                 }
                 Done::Fresh { hash, bytes } => (&bytes[..], *hash),
@@ -302,21 +397,23 @@ fn write_in_order(
                     .or_insert(stored);
             }
             offset += bytes.len() as u64;
+            let raw = &plan[next as usize].raw;
+            progress.inc(raw.end - raw.start);
             next += 1;
-            progress.inc(CHUNK);
             let _ = tokens.send(());
         }
     }
-    let signature = sums.signer.take().map(|s| s.finish()).transpose()?;
+    let sums = sums.finish()?;
     Ok(Compressed {
         path: PathBuf::new(),
         len: offset,
-        md5: sums.md5.finalize().into(),
-        sha1: sums.sha1.finalize().into(),
-        sha512: sums.sha512.finalize().into(),
-        signature,
+        md5: sums.md5,
+        sha1: sums.sha1,
+        sha512: sums.sha512,
+        signature: sums.signature,
         chunks: nchunks,
         reused,
+        spliced,
     })
 }
 
@@ -324,6 +421,7 @@ fn write_in_order(
 mod tests {
     use super::*;
     use bzip2::read::MultiBzDecoder;
+    use sha2::Sha512;
     use std::io::Read;
 
     fn image(dir: &Path, name: &str, size: u64, writes: &[(u64, Vec<u8>)]) -> PathBuf {
@@ -379,5 +477,89 @@ mod tests {
             .unwrap();
         assert_eq!(out, std::fs::read(&b).unwrap());
         assert!(!d.path().join(".b.bin.bz2.partial").exists());
+    }
+
+    /// Streams for `raw` of `image` in `piece`-sized bzip2 streams, as the payload makes them.
+    fn splice_of(dir: &Path, image: &Path, raw: Range<u64>, piece: u64) -> Splice {
+        let data = std::fs::read(image).unwrap();
+        let path = dir.join("streams.bz2");
+        let mut all = Vec::new();
+        let mut stream_lens = Vec::new();
+        let mut pos = raw.start;
+        while pos < raw.end {
+            let end = (pos + piece).min(raw.end);
+            let z = compress_chunk(&data[pos as usize..end as usize]);
+            stream_lens.push(z.len() as u64);
+            all.extend_from_slice(&z);
+            pos = end;
+        }
+        std::fs::write(&path, &all).unwrap();
+        Splice {
+            raw,
+            piece,
+            file: Arc::new(File::open(&path).unwrap()),
+            stream_lens,
+        }
+    }
+
+    #[test]
+    fn a_spliced_range_is_copied_not_compressed_and_the_whole_still_decodes() {
+        let d = tempfile::tempdir().unwrap();
+        let mib = 1 << 20;
+        // The range starts mid-chunk (at 9 MiB) and ends with a short stream, as USR-A need not
+        // sit on an 8 MiB boundary; data lies before, inside, across both ends and after it.
+        let size = 3 * CHUNK + 4096;
+        let raw = 9 * mib..9 * mib + 5 * mib + 8192;
+        let writes = vec![
+            (100, text(50_000, 1)),
+            (raw.start - 10, text(30, 2)),
+            (raw.start + 3 * mib, text(200_000, 3)),
+            (raw.end - 5, text(40, 4)),
+            (size - 4000, text(4000, 5)),
+        ];
+        let a = image(d.path(), "a.bin", size, &writes);
+        let splice = splice_of(d.path(), &a, raw.clone(), mib);
+        let spliced_bytes: u64 = splice.stream_lens.iter().sum();
+        let cache = ChunkCache::with_splice(splice);
+        let pb = indicatif::ProgressBar::hidden();
+        let c = compress(&a, &d.path().join("a.bin.bz2"), &cache, None, &pb).unwrap();
+        assert_eq!(c.spliced, 6, "five whole MiB and one short stream");
+        assert_eq!(
+            c.chunks,
+            2 + 6 + 2,
+            "0..8, 8..9 MiB; the splice; then from its end"
+        );
+        assert_eq!(
+            pb.position(),
+            size,
+            "progress counts raw bytes, spliced ones included"
+        );
+        let bytes = std::fs::read(&c.path).unwrap();
+        let mut out = Vec::new();
+        MultiBzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == std::fs::read(&a).unwrap());
+        let streams = std::fs::read(d.path().join("streams.bz2")).unwrap();
+        assert_eq!(spliced_bytes, streams.len() as u64);
+        assert!(
+            bytes.windows(streams.len()).any(|w| w == &streams[..]),
+            "the spliced streams appear verbatim"
+        );
+    }
+
+    #[test]
+    fn streams_that_do_not_tile_their_range_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let a = image(d.path(), "a.bin", CHUNK, &[(0, text(10, 1))]);
+        let mut splice = splice_of(d.path(), &a, 0..3 << 20, 1 << 20);
+        splice.stream_lens.pop();
+        let cache = ChunkCache::with_splice(splice);
+        let pb = indicatif::ProgressBar::hidden();
+        let Err(e) = compress(&a, &d.path().join("a.bin.bz2"), &cache, None, &pb) else {
+            panic!("a splice with a stream missing was accepted");
+        };
+        assert!(format!("{e:#}").contains("2 compressed streams cannot cover bytes 0..3145728"));
+        assert!(!d.path().join("a.bin.bz2").exists());
     }
 }

@@ -1,10 +1,8 @@
 //! The SDK's DIGESTS file (`make_digests` in release_util.sh): for each file, an
 //! `# MD5 HASH`, `# SHA1 HASH` and `# SHA512 HASH` section with `md5sum`-style lines.
 
+use super::sums::Sums;
 use anyhow::{Context, Result};
-use md5::Md5;
-use sha1::Sha1;
-use sha2::{Digest, Sha512};
 use std::path::Path;
 
 /// One file's digests under the name it has in the DIGESTS file's folder.
@@ -20,12 +18,15 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl FileDigests {
-    /// Digests of a file, read once in pieces; each piece is also given to `also` (a signer).
-    pub fn of_file_with(path: &Path, mut also: impl FnMut(&[u8])) -> Result<FileDigests> {
+    /// Digests of a file, read once, and its detached signature when `signer` is given.
+    pub fn of_file_signed(
+        path: &Path,
+        signer: Option<keys::DetachedSigner>,
+    ) -> Result<(FileDigests, Option<Vec<u8>>)> {
         use std::io::Read;
         let mut f =
             std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let (mut md5, mut sha1, mut sha512) = (Md5::new(), Sha1::new(), Sha512::new());
+        let mut sums = Sums::new(signer);
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = f
@@ -34,21 +35,22 @@ impl FileDigests {
             if n == 0 {
                 break;
             }
-            md5.update(&buf[..n]);
-            sha1.update(&buf[..n]);
-            sha512.update(&buf[..n]);
-            also(&buf[..n]);
+            sums.update(&buf[..n]);
         }
-        Ok(FileDigests {
-            name: file_name(path),
-            md5: md5.finalize().into(),
-            sha1: sha1.finalize().into(),
-            sha512: sha512.finalize().into(),
-        })
+        let s = sums.finish()?;
+        Ok((
+            FileDigests {
+                name: file_name(path),
+                md5: s.md5,
+                sha1: s.sha1,
+                sha512: s.sha512,
+            },
+            s.signature,
+        ))
     }
 
     pub fn of_file(path: &Path) -> Result<FileDigests> {
-        Self::of_file_with(path, |_| {})
+        Ok(Self::of_file_signed(path, None)?.0)
     }
 }
 

@@ -11,6 +11,7 @@ mod bmap;
 pub(crate) mod compress;
 mod digests;
 mod mirror;
+mod sums;
 mod update;
 
 use crate::atomic_output::{self, Pending};
@@ -188,7 +189,28 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
     let board_dir = output.join(&args.board);
     let dir = board_dir.join(&built.version);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let cache = ChunkCache::default();
+
+    // The update files first: their USR-A streams are spliced into every image's `.bz2`.
+    let release = payload::Release {
+        board: args.board.clone(),
+        version: built.version.clone(),
+        channel: args.group.clone(),
+    };
+    let cache = match &update_source {
+        Some(source) => ChunkCache::with_splice(
+            update::release(
+                source,
+                update_key.as_ref(),
+                &release,
+                &work,
+                &dir,
+                key.as_ref(),
+                ui,
+            )
+            .context("writing the update files")?,
+        ),
+        None => ChunkCache::default(),
+    };
 
     // The bmap hashes the raw image while the compressor works on it (both read page cache).
     let (main, bmap) = std::thread::scope(|s| {
@@ -224,28 +246,12 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         raw.commit()?;
     }
     tracing::info!(
-        "{}: {} bytes in {} chunks",
+        "{}: {} bytes in {} chunks, {} spliced from the update's USR-A",
         main.path.display(),
         main.len,
-        main.chunks
+        main.chunks,
+        main.spliced
     );
-    let release = payload::Release {
-        board: args.board.clone(),
-        version: built.version.clone(),
-        channel: args.group.clone(),
-    };
-    if let Some(source) = &update_source {
-        update::release(
-            source,
-            update_key.as_ref(),
-            &release,
-            &work,
-            &dir,
-            key.as_ref(),
-            ui,
-        )
-        .context("writing the update files")?;
-    }
 
     for (oem, src) in &oems {
         let raw = work.join(format!("coreos_production_{oem}_image.bin"));

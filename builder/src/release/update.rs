@@ -4,15 +4,19 @@
 //! `coreos_production_update.bin.bz2` (the raw USR-A partition). Both come from one
 //! compression: the `.bin.bz2` is the payload's own 1 MiB bzip2 streams, concatenated.
 //! Each is published like every release file (`.sig`, `.DIGESTS`, `.DIGESTS.asc`).
+//! They are made before the images: the images' `.bz2` splice in the same streams for USR-A
+//! (a [`Splice`]) rather than compress the partition again.
 
 use super::artifacts;
+use super::compress::Splice;
 use crate::progress::Ui;
 use crate::update_payload::UpdateSource;
 use anyhow::{Context, Result};
 use payload::{PayloadSigningKey, Release, WriteOptions};
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
 use std::path::Path;
+use std::sync::Arc;
 
 pub const PAYLOAD: &str = "coreos_production_update.gz";
 pub const PARTITION_BZ2: &str = "coreos_production_update.bin.bz2";
@@ -35,7 +39,8 @@ pub fn source(
 }
 
 /// Write the update files of `source` into `work`, then publish them into `dir`. Without
-/// `payload_key` only the partition's `.bz2` is made.
+/// `payload_key` only the partition's `.bz2` is made. Returns that `.bz2`'s streams, to splice
+/// into the images' own.
 pub fn release(
     source: &UpdateSource,
     payload_key: Option<&PayloadSigningKey>,
@@ -44,21 +49,30 @@ pub fn release(
     dir: &Path,
     pgp_key: Option<&keys::SecretKey>,
     ui: &Ui,
-) -> Result<()> {
+) -> Result<Splice> {
     let create = |name: &str| {
         let p = work.join(name);
-        File::create(&p)
+        // Readable too: the images read the partition's streams back from this handle.
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&p)
             .with_context(|| format!("creating {}", p.display()))
             .map(|f| (p, f))
     };
     let (bz2_path, bz2_file) = create(PARTITION_BZ2)?;
+    let streams_file = Arc::new(bz2_file.try_clone()?);
     let mut bz2 = BufWriter::with_capacity(1 << 20, bz2_file);
     let mut published = vec![bz2_path];
+    let stream_lens;
     match payload_key {
         Some(key) => {
             let (path, file) = create(PAYLOAD)?;
             let mut out = BufWriter::with_capacity(1 << 20, file);
             let w = source.write(release, key, &mut out, Some(&mut bz2), work, ui)?;
+            stream_lens = w.partition_bz2_streams;
             sync(out, &path)?;
             tracing::info!(
                 "{PAYLOAD}: {} bytes, {} partition and {} kernel operations",
@@ -74,7 +88,7 @@ pub fn release(
                 threads: 0,
                 spool_dir: None,
             };
-            payload::write_partition_bz2(
+            stream_lens = payload::write_partition_bz2(
                 &source.image,
                 source.usr_a.clone(),
                 &mut bz2,
@@ -85,10 +99,17 @@ pub fn release(
         }
     }
     sync(bz2, &published[0])?;
+    tracing::debug!("update files compressed");
     for p in &published {
         artifacts::publish(p, dir, pgp_key)?;
     }
-    Ok(())
+    tracing::debug!("update files published");
+    Ok(Splice {
+        raw: source.usr_a.clone(),
+        piece: payload::CHUNK,
+        file: streams_file,
+        stream_lens,
+    })
 }
 
 /// Flush and fsync a work file before it is published under its final name.
