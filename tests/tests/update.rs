@@ -438,6 +438,69 @@ fn image_hash(disk: &Path) -> String {
     e2e::sha256_file(disk)
 }
 
+/// (offset, length) in bytes of partition `n` of `image`, as sgdisk reads the table.
+fn part_bytes(image: &Path, n: u32) -> (u64, u64) {
+    let part = e2e::partitions::sgdisk_info(image, n);
+    let sector =
+        |field: &str| -> u64 { part[field].split(' ').next().unwrap().parse().unwrap() };
+    let (first, last) = (sector("First sector"), sector("Last sector"));
+    (first * 512, (last + 1 - first) * 512)
+}
+
+/// `apply -b URL -V current` from a mirror nginx serves: `current` resolves through
+/// version.txt, the payload downloads and lands in USR-B byte for byte; a version folder whose
+/// payload is another version is refused before a byte is written.
+#[test]
+fn apply_from_a_mirror_resolves_current_and_refuses_another_version() {
+    require("cgpt");
+    let f = fixture();
+    let root = tempfile::tempdir_in(&f.dir).unwrap();
+    let board = root.path().join(BOARD);
+    for (dir, says) in [(V2, V2), ("1002.0.0", "1002.0.0")] {
+        fs::create_dir_all(board.join(dir)).unwrap();
+        // 1002.0.0 serves V2's payload: what a mirror mix-up or a replayed payload looks like.
+        fs::copy(&f.v2_payload, board.join(dir).join("coreos_production_update.gz")).unwrap();
+        fs::write(
+            board.join(dir).join("version.txt"),
+            format!("COREOS_BUILD=1\nCOREOS_VERSION={says}\n"),
+        )
+        .unwrap();
+    }
+    std::os::unix::fs::symlink(V2, board.join("current")).unwrap();
+    let nginx = e2e::nginx::Nginx::start(root.path());
+    let base = nginx.url(BOARD);
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+
+    let before = image_hash(&disk);
+    let err = run_fail(
+        update(&["apply"], &disk)
+            .args(["-b", &base, "-V", "1002.0.0", "-k"])
+            .arg(&f.key_pub),
+    );
+    assert!(
+        err.contains(&format!("is version {V2}, not the requested 1002.0.0")),
+        "{err}"
+    );
+    assert_eq!(image_hash(&disk), before, "a refused payload wrote to the disk");
+
+    let out = run(update(&["apply"], &disk)
+        .args(["-b", &format!("{base}/"), "-V", "current", "-k"])
+        .arg(&f.key_pub));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("USR-B"), "{said}");
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "USR-B is the pending slot");
+    let (a_at, a_len) = part_bytes(&f.v2_image, USR_A);
+    let (b_at, b_len) = part_bytes(&disk, USR_B);
+    assert_eq!(a_len, b_len);
+    let want = e2e::partitions::extract(&f.v2_image, a_at, a_len);
+    let got = e2e::partitions::extract(&disk, b_at, b_len);
+    assert!(
+        e2e::same_content(want.path(), got.path()),
+        "USR-B does not hold version {V2}'s USR-A"
+    );
+    assert_status_agrees_with_cgpt(&disk);
+}
+
 /// Offline (no booted slot to go by), a second apply before the first one ever booted replaces
 /// the pending USR-B again: USR-A, the only slot known to work, is never the target.
 #[test]

@@ -168,6 +168,46 @@ fn unprivileged_build_without_an_option_warns_and_owners_file_sets_owners() {
     assert_eq!(stat(&out, "/boot/vmlinuz").1, 65534, "not in the manifest");
 }
 
+/// `release` builds its image with the same options: unprivileged, `--all-root` and
+/// `--owners` publish an image whose USR is root's (read in the raw image `--include-raw` adds),
+/// and neither warns.
+#[test]
+fn unprivileged_release_takes_all_root_and_owners() {
+    let work = shared_dir();
+    let usr = unpacked_by_nobody(work.path());
+    let owners = work.path().join("owners");
+    fs::write(&owners, "/ 0 0 -\nbin/su 0 0 4755\nbin/wall 0 5 2755\n").unwrap();
+    let release = |name: &str, extra: &[&str]| -> (PathBuf, String) {
+        let mirror = work.path().join(name);
+        let mut c = Command::new(bin("coreos-build"));
+        c.env("SOURCE_DATE_EPOCH", "1700000000")
+            .args(["-q", "release", "--version", "1.0.0", "--no-oem", "--include-raw"])
+            .arg("--usr")
+            .arg(&usr)
+            .arg("--output")
+            .arg(&mirror)
+            .args(extra);
+        let o = run(&mut as_nobody(&mut c));
+        (mirror.join("amd64-usr/1.0.0"), stderr(&o))
+    };
+    let (out, warn) = release("all-root", &["--all-root"]);
+    assert!(!warn.contains("not owned by root"), "{warn}");
+    assert_eq!(stat(&out, "/bin/su"), ("04755".into(), 0, 0));
+    assert_eq!(stat(&out, "/share/doc/README"), ("0644".into(), 0, 0));
+
+    let (out, warn) = release("with-owners", &["--owners", owners.to_str().unwrap()]);
+    assert!(!warn.contains("not owned by root"), "{warn}");
+    assert_eq!(stat(&out, "/bin/wall"), ("02755".into(), 0, 5));
+    assert_eq!(stat(&out, "/share/doc/README").1, 65534, "not in the manifest");
+
+    let (out, warn) = release("neither", &[]);
+    assert!(
+        warn.contains("9 USR entries are not owned by root, e.g. /usr (uid 65534, gid 65534)"),
+        "{warn}"
+    );
+    assert_eq!(stat(&out, "/bin/su"), ("04755".into(), 65534, 65534));
+}
+
 /// The attribute names of `path` (getfattr -m -, not following links).
 fn xattr_names(path: &Path) -> Vec<String> {
     require("getfattr");
