@@ -495,12 +495,13 @@ fn formats_add_signed_artifacts_to_the_mirror() {
     assert!(!bad.exists(), "{} was created", bad.display());
 
     let mirror = t.path().join("mirror");
-    run(&mut with_formats(&mirror, &["gce", "ami_vmdk"]));
+    run(with_formats(&mirror, &["gce", "ami_vmdk", "azure"]).arg("--include-raw"));
     let dir = mirror.join("amd64-usr/7.8.9");
     let home = gpg_home(&public);
     for name in [
         "coreos_production_gce.tar.gz",
         "coreos_production_ami_vmdk_image.vmdk",
+        "coreos_production_azure_image.vhd.bz2",
     ] {
         let file = dir.join(name);
         assert!(file.is_file(), "{name} missing in {}", dir.display());
@@ -518,6 +519,38 @@ fn formats_add_signed_artifacts_to_the_mirror() {
         .arg(dir.join("coreos_production_ami_vmdk_image.vmdk")));
     let info = String::from_utf8_lossy(&info.stdout);
     assert!(info.contains("\"streamOptimized\""), "{info}");
+
+    // The Azure VHD is published as .vhd.bz2: lbzip2 gives back the very VHD `vm --format
+    // azure` makes of the same image, which qemu-img reads as a fixed VHD of the azure
+    // layout's 63737856 sectors.
+    require("lbzip2");
+    let vhd = t.path().join("azure.vhd");
+    run(Command::new("sh").arg("-c").arg(format!(
+        "lbzip2 -dc '{}' | dd of='{}' bs=1M conv=sparse status=none",
+        dir.join("coreos_production_azure_image.vhd.bz2").display(),
+        vhd.display()
+    )));
+    let vm = t.path().join("vm");
+    run(build()
+        .args(["-q", "vm", "--format", "azure", "--image"])
+        .arg(dir.join(IMAGE))
+        .arg("--output")
+        .arg(&vm)
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert!(
+        e2e::same_content(&vhd, &vm.join("coreos_production_azure_image.vhd")),
+        "the released .vhd.bz2 is not the VHD `vm --format azure` makes"
+    );
+    let info = run(Command::new("qemu-img")
+        .args(["info", "-f", "vpc", "--output=json"])
+        .arg(&vhd));
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains(&format!("\"virtual-size\": {},", 63737856u64 * 512)),
+        "{info}"
+    );
+    fs::remove_dir_all(&vm).unwrap();
+    fs::remove_file(&vhd).unwrap();
 
     let names: Vec<String> = fs::read_dir(&dir)
         .unwrap()
