@@ -441,8 +441,7 @@ fn image_hash(disk: &Path) -> String {
 /// (offset, length) in bytes of partition `n` of `image`, as sgdisk reads the table.
 fn part_bytes(image: &Path, n: u32) -> (u64, u64) {
     let part = e2e::partitions::sgdisk_info(image, n);
-    let sector =
-        |field: &str| -> u64 { part[field].split(' ').next().unwrap().parse().unwrap() };
+    let sector = |field: &str| -> u64 { part[field].split(' ').next().unwrap().parse().unwrap() };
     let (first, last) = (sector("First sector"), sector("Last sector"));
     (first * 512, (last + 1 - first) * 512)
 }
@@ -459,7 +458,11 @@ fn apply_from_a_mirror_resolves_current_and_refuses_another_version() {
     for (dir, says) in [(V2, V2), ("1002.0.0", "1002.0.0")] {
         fs::create_dir_all(board.join(dir)).unwrap();
         // 1002.0.0 serves V2's payload: what a mirror mix-up or a replayed payload looks like.
-        fs::copy(&f.v2_payload, board.join(dir).join("coreos_production_update.gz")).unwrap();
+        fs::copy(
+            &f.v2_payload,
+            board.join(dir).join("coreos_production_update.gz"),
+        )
+        .unwrap();
         fs::write(
             board.join(dir).join("version.txt"),
             format!("COREOS_BUILD=1\nCOREOS_VERSION={says}\n"),
@@ -481,7 +484,11 @@ fn apply_from_a_mirror_resolves_current_and_refuses_another_version() {
         err.contains(&format!("is version {V2}, not the requested 1002.0.0")),
         "{err}"
     );
-    assert_eq!(image_hash(&disk), before, "a refused payload wrote to the disk");
+    assert_eq!(
+        image_hash(&disk),
+        before,
+        "a refused payload wrote to the disk"
+    );
 
     let out = run(update(&["apply"], &disk)
         .args(["-b", &format!("{base}/"), "-V", "current", "-k"])

@@ -181,7 +181,14 @@ fn unprivileged_release_takes_all_root_and_owners() {
         let mirror = work.path().join(name);
         let mut c = Command::new(bin("coreos-build"));
         c.env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["-q", "release", "--version", "1.0.0", "--no-oem", "--include-raw"])
+            .args([
+                "-q",
+                "release",
+                "--version",
+                "1.0.0",
+                "--no-oem",
+                "--include-raw",
+            ])
             .arg("--usr")
             .arg(&usr)
             .arg("--output")
@@ -198,7 +205,11 @@ fn unprivileged_release_takes_all_root_and_owners() {
     let (out, warn) = release("with-owners", &["--owners", owners.to_str().unwrap()]);
     assert!(!warn.contains("not owned by root"), "{warn}");
     assert_eq!(stat(&out, "/bin/wall"), ("02755".into(), 0, 5));
-    assert_eq!(stat(&out, "/share/doc/README").1, 65534, "not in the manifest");
+    assert_eq!(
+        stat(&out, "/share/doc/README").1,
+        65534,
+        "not in the manifest"
+    );
 
     let (out, warn) = release("neither", &[]);
     assert!(

@@ -4,6 +4,7 @@
 //! The fixed VHDs (a 30 GiB disk for Azure) are published bzip2-compressed, `.vhd.bz2`, as
 //! CoreOS published them: mostly holes, they compress to their data.
 
+use super::compress::ChunkCache;
 use super::digests::{self, FileDigests};
 use super::mirror;
 use crate::atomic_output::{self, Pending};
@@ -61,16 +62,25 @@ pub fn box_url(mirror_url: &str, board: &str, version: &str) -> String {
     )
 }
 
-/// Build `format`'s artifacts from `raw` in `work` and publish them into `dir`.
+/// Where and how a release's artifacts are published.
+pub struct Publish<'a> {
+    /// The version folder.
+    pub dir: &'a Path,
+    pub key: Option<&'a keys::SecretKey>,
+    /// The release's compressed chunks (and USR-A's streams), for the `.vhd.bz2`s.
+    pub cache: &'a ChunkCache,
+}
+
+/// Build `format`'s artifacts from `raw` in `work` and publish them into `to.dir`.
 pub fn release(
     format: Format,
     raw: &Path,
     work: &Path,
-    dir: &Path,
     opts: &ArtifactOptions,
-    key: Option<&keys::SecretKey>,
+    to: &Publish,
     ui: &Ui,
 ) -> Result<()> {
+    let Publish { dir, key, cache } = *to;
     let outdir = work.join(format!("vm-{}", format.name()));
     if outdir.exists() {
         // A previous run's leftovers in a reused --work-dir.
@@ -83,7 +93,16 @@ pub fn release(
         if f.extension().is_some_and(|e| e == "vhd") {
             let bz2 = f.with_file_name(format!("{}.bz2", digests::file_name(f)));
             let pb = ui.bytes("vhd.bz2", 0);
-            super::compress::compress(f, &bz2, &super::compress::ChunkCache::default(), None, &pb)?;
+            // The release's cache: USR-A's streams and the image's chunks are copied where the
+            // VHD holds the same bytes, not compressed again.
+            let c = super::compress::compress(f, &bz2, cache, None, &pb)?;
+            tracing::debug!(
+                "{}: {} of {} chunks reused, {} spliced",
+                bz2.display(),
+                c.reused,
+                c.chunks,
+                c.spliced
+            );
             pb.finish_and_clear();
             std::fs::remove_file(f).ok();
             publish(&bz2, dir, key)?;

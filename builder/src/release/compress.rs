@@ -41,9 +41,12 @@ struct Stored {
     len: u64,
 }
 
-/// Standard bzip2 streams, made elsewhere, that decode to `raw` of every image this cache
-/// compresses: stream `i` is bytes `raw.start + i * piece ..` (the last may be short).
+/// Standard bzip2 streams, made elsewhere, of `raw` of the image `source`: stream `i` is bytes
+/// `raw.start + i * piece ..` (the last may be short). An image other than `source` gets a
+/// stream only for a piece that holds the same bytes as `source` there (compared, not assumed:
+/// an OEM copy or a VM image differs elsewhere, and a piece that differs is compressed afresh).
 pub struct Splice {
+    pub source: Arc<File>,
     pub raw: Range<u64>,
     pub piece: u64,
     /// The file holding the streams back to back, from offset 0.
@@ -92,9 +95,7 @@ pub struct ChunkCache {
 }
 
 impl ChunkCache {
-    /// A cache whose images all hold `splice.raw` as `splice`'s streams decode it. The caller
-    /// vouches for that: the streams were made from these very bytes (of this image, or of the
-    /// image an OEM copy was made from and which differs only outside that range).
+    /// A cache that copies `splice`'s streams wherever an image holds the bytes they decode to.
     pub fn with_splice(splice: Splice) -> ChunkCache {
         ChunkCache {
             splice: Some(splice),
@@ -197,6 +198,12 @@ pub fn compress(
     let ranges = disk::sparse::data_ranges(&src)
         .with_context(|| format!("finding data in {}", image.display()))?;
     let plan = plan(size, cache.splice.as_ref())?;
+    // The image the streams were made from needs no comparison with itself.
+    let compare_with = cache
+        .splice
+        .as_ref()
+        .filter(|sp| !same_file(&src, &sp.source))
+        .map(|sp| &*sp.source);
     progress.set_length(size);
 
     let pending = Pending::create(out)?;
@@ -227,7 +234,15 @@ pub fn compress(
             let plan = &plan;
             s.spawn(move || write_in_order(&dst, done_rx, token_tx, plan, cache, signer, progress))
         };
-        let read = read_chunks(&src, &plan, &ranges, &work_tx, &token_rx, image);
+        let read = read_chunks(
+            &src,
+            &plan,
+            &ranges,
+            compare_with,
+            &work_tx,
+            &token_rx,
+            image,
+        );
         drop(work_tx);
         let written = writer.join().expect("writer thread panicked");
         read?;
@@ -241,29 +256,41 @@ pub fn compress(
     })
 }
 
-/// Reads each chunk's data ranges (holes stay zero in the buffer and are never read); spliced
-/// chunks are not read at all.
+fn same_file(a: &File, b: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// Reads each chunk's data ranges (holes stay zero in the buffer and are never read). A
+/// spliced chunk is not read when the image is the splice's source; otherwise it is read and
+/// compared with the source, and compressed afresh where it differs.
 fn read_chunks(
     src: &File,
     plan: &[Planned],
     ranges: &[Range<u64>],
+    compare_with: Option<&File>,
     tx: &SyncSender<(u64, Work)>,
     tokens: &Receiver<()>,
     image: &Path,
 ) -> Result<()> {
     let mut r = 0;
+    let mut theirs = Vec::new();
+    let mut differing = 0u64;
     for (index, chunk) in plan.iter().enumerate() {
         let index = index as u64;
         if tokens.recv().is_err() {
             return Ok(()); // the writer stopped early; it reports why
         }
-        if let Some(stored) = &chunk.spliced {
+        let (start, end) = (chunk.raw.start, chunk.raw.end);
+        if let (Some(stored), None) = (&chunk.spliced, compare_with) {
             if tx.send((index, Work::Spliced(stored.clone()))).is_err() {
                 return Ok(());
             }
             continue;
         }
-        let (start, end) = (chunk.raw.start, chunk.raw.end);
         while r < ranges.len() && ranges[r].end <= start {
             r += 1;
         }
@@ -272,7 +299,7 @@ fn read_chunks(
             .take_while(|x| x.start < end)
             .map(|x| x.start.max(start)..x.end.min(end))
             .collect();
-        let work = if overlapping.is_empty() && end - start == CHUNK {
+        let mut work = if overlapping.is_empty() && end - start == CHUNK {
             Work::Hole
         } else {
             let mut buf = vec![0u8; (end - start) as usize];
@@ -292,9 +319,28 @@ fn read_chunks(
             }
             Work::Data(buf)
         };
+        if let (Some(stored), Some(source), Work::Data(ours)) =
+            (&chunk.spliced, compare_with, &work)
+        {
+            theirs.resize(ours.len(), 0);
+            source
+                .read_exact_at(&mut theirs, start)
+                .with_context(|| format!("reading bytes {start}..{end} of the spliced image"))?;
+            if *ours == theirs {
+                work = Work::Spliced(stored.clone());
+            } else {
+                differing += 1;
+            }
+        }
         if tx.send((index, work)).is_err() {
             return Ok(());
         }
+    }
+    if differing > 0 {
+        tracing::debug!(
+            "{}: {differing} spliced pieces differ from the source image; compressed afresh",
+            image.display()
+        );
     }
     Ok(())
 }
@@ -495,6 +541,7 @@ mod tests {
         }
         std::fs::write(&path, &all).unwrap();
         Splice {
+            source: Arc::new(File::open(image).unwrap()),
             raw,
             piece,
             file: Arc::new(File::open(&path).unwrap()),
@@ -546,6 +593,19 @@ mod tests {
             bytes.windows(streams.len()).any(|w| w == &streams[..]),
             "the spliced streams appear verbatim"
         );
+
+        // Another image (an OEM copy) with one byte changed inside the range: that piece is
+        // compressed afresh, the other five are spliced, and it decodes to itself.
+        let mut writes_b = writes.clone();
+        writes_b[2].1[5] ^= 0xff;
+        let b = image(d.path(), "b.bin", size, &writes_b);
+        let cb = compress(&b, &d.path().join("b.bin.bz2"), &cache, None, &pb).unwrap();
+        assert_eq!(cb.spliced, 5);
+        let mut out = Vec::new();
+        MultiBzDecoder::new(File::open(&cb.path).unwrap())
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == std::fs::read(&b).unwrap());
     }
 
     #[test]

@@ -261,10 +261,11 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         let out = dir.join(format!("coreos_production_{oem}_image.bin.bz2"));
         let c = release_image(&raw, &out, key.as_ref(), &cache, ui, &[])?;
         tracing::info!(
-            "{}: {} of {} chunks reused",
+            "{}: {} of {} chunks reused, {} spliced from the update's USR-A",
             out.display(),
             c.reused,
-            c.chunks
+            c.chunks,
+            c.spliced
         );
         std::fs::remove_file(&raw).ok();
     }
@@ -273,6 +274,11 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
             .mirror_url
             .as_deref()
             .map(|url| artifacts::box_url(url, &args.board, &built.version)),
+    };
+    let publish = artifacts::Publish {
+        dir: &dir,
+        key: key.as_ref(),
+        cache: &cache,
     };
     for format in formats {
         // digitalocean and packet are the OEM image itself, released above when listed.
@@ -286,15 +292,7 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
             );
             continue;
         }
-        artifacts::release(
-            format,
-            &built.image,
-            &work,
-            &dir,
-            &vm_opts,
-            key.as_ref(),
-            ui,
-        )?;
+        artifacts::release(format, &built.image, &work, &vm_opts, &publish, ui)?;
     }
     let current = mirror::update_current(&board_dir)?;
     tracing::info!(

@@ -105,6 +105,12 @@ pub fn release(
     }
     tracing::debug!("update files published");
     Ok(Splice {
+        source: Arc::new(
+            source
+                .image
+                .try_clone()
+                .context("sharing the image's handle")?,
+        ),
         raw: source.usr_a.clone(),
         piece: payload::CHUNK,
         file: streams_file,
