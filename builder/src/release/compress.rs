@@ -166,6 +166,12 @@ enum Work {
     Hole,
     Data(Vec<u8>),
     Spliced(Stored),
+    /// A spliced piece of an image other than the splice's source, read to be compared.
+    Compare {
+        ours: Vec<u8>,
+        at: u64,
+        stored: Stored,
+    },
 }
 
 enum Done {
@@ -199,11 +205,10 @@ pub fn compress(
         .with_context(|| format!("finding data in {}", image.display()))?;
     let plan = plan(size, cache.splice.as_ref())?;
     // The image the streams were made from needs no comparison with itself.
-    let compare_with = cache
+    let compare = cache
         .splice
         .as_ref()
-        .filter(|sp| !same_file(&src, &sp.source))
-        .map(|sp| &*sp.source);
+        .is_some_and(|sp| !same_file(&src, &sp.source));
     progress.set_length(size);
 
     let pending = Pending::create(out)?;
@@ -234,15 +239,7 @@ pub fn compress(
             let plan = &plan;
             s.spawn(move || write_in_order(&dst, done_rx, token_tx, plan, cache, signer, progress))
         };
-        let read = read_chunks(
-            &src,
-            &plan,
-            &ranges,
-            compare_with,
-            &work_tx,
-            &token_rx,
-            image,
-        );
+        let read = read_chunks(&src, &plan, &ranges, compare, &work_tx, &token_rx, image);
         drop(work_tx);
         let written = writer.join().expect("writer thread panicked");
         read?;
@@ -271,21 +268,19 @@ fn read_chunks(
     src: &File,
     plan: &[Planned],
     ranges: &[Range<u64>],
-    compare_with: Option<&File>,
+    compare: bool,
     tx: &SyncSender<(u64, Work)>,
     tokens: &Receiver<()>,
     image: &Path,
 ) -> Result<()> {
     let mut r = 0;
-    let mut theirs = Vec::new();
-    let mut differing = 0u64;
     for (index, chunk) in plan.iter().enumerate() {
         let index = index as u64;
         if tokens.recv().is_err() {
             return Ok(()); // the writer stopped early; it reports why
         }
         let (start, end) = (chunk.raw.start, chunk.raw.end);
-        if let (Some(stored), None) = (&chunk.spliced, compare_with) {
+        if let (Some(stored), false) = (&chunk.spliced, compare) {
             if tx.send((index, Work::Spliced(stored.clone()))).is_err() {
                 return Ok(());
             }
@@ -319,28 +314,17 @@ fn read_chunks(
             }
             Work::Data(buf)
         };
-        if let (Some(stored), Some(source), Work::Data(ours)) =
-            (&chunk.spliced, compare_with, &work)
-        {
-            theirs.resize(ours.len(), 0);
-            source
-                .read_exact_at(&mut theirs, start)
-                .with_context(|| format!("reading bytes {start}..{end} of the spliced image"))?;
-            if *ours == theirs {
-                work = Work::Spliced(stored.clone());
-            } else {
-                differing += 1;
-            }
+        // The workers compare (on every core) and compress afresh a piece that differs.
+        if let (Some(stored), Work::Data(ours)) = (&chunk.spliced, &mut work) {
+            work = Work::Compare {
+                ours: std::mem::take(ours),
+                at: start,
+                stored: stored.clone(),
+            };
         }
         if tx.send((index, work)).is_err() {
             return Ok(());
         }
-    }
-    if differing > 0 {
-        tracing::debug!(
-            "{}: {differing} spliced pieces differ from the source image; compressed afresh",
-            image.display()
-        );
     }
     Ok(())
 }
@@ -350,30 +334,59 @@ fn worker(
     tx: &SyncSender<(u64, Result<Done>)>,
     cache: &ChunkCache,
 ) {
+    let mut theirs = Vec::new();
     loop {
         let next = rx.lock().expect("work queue lock").recv();
         let Ok((index, work)) = next else { return };
         let done = match work {
-            Work::Hole => Done::Zero,
-            Work::Spliced(stored) => Done::Spliced(stored),
-            Work::Data(buf) if buf.len() as u64 == CHUNK && buf.iter().all(|&b| b == 0) => {
-                Done::Zero
-            }
-            Work::Data(buf) => {
-                let hash: [u8; 32] = Sha256::digest(&buf).into();
-                let hit = cache.chunks.lock().expect("cache lock").get(&hash).cloned();
-                match hit {
-                    Some(stored) => Done::Cached(stored),
-                    None => Done::Fresh {
-                        hash: Some(hash),
-                        bytes: compress_chunk(&buf),
-                    },
-                }
-            }
+            Work::Hole => Ok(Done::Zero),
+            Work::Spliced(stored) => Ok(Done::Spliced(stored)),
+            Work::Compare { ours, at, stored } => same_as_source(cache, &ours, at, &mut theirs)
+                .map(|same| {
+                    if same {
+                        Done::Spliced(stored)
+                    } else {
+                        fresh_or_cached(ours, cache)
+                    }
+                }),
+            Work::Data(buf) => Ok(fresh_or_cached(buf, cache)),
         };
-        if tx.send((index, Ok(done))).is_err() {
+        if tx.send((index, done)).is_err() {
             return;
         }
+    }
+}
+
+/// Whether `ours`, at byte `at` of an image, holds what the splice's source holds there.
+fn same_as_source(cache: &ChunkCache, ours: &[u8], at: u64, theirs: &mut Vec<u8>) -> Result<bool> {
+    let source = &cache
+        .splice
+        .as_ref()
+        .expect("compared only with a splice")
+        .source;
+    theirs.resize(ours.len(), 0);
+    source.read_exact_at(theirs, at).with_context(|| {
+        format!(
+            "reading bytes {at}..{} of the spliced image",
+            at + ours.len() as u64
+        )
+    })?;
+    Ok(ours == &theirs[..])
+}
+
+/// A chunk that must be compressed, unless it is all zeros or an earlier image had it.
+fn fresh_or_cached(buf: Vec<u8>, cache: &ChunkCache) -> Done {
+    if buf.len() as u64 == CHUNK && buf.iter().all(|&b| b == 0) {
+        return Done::Zero;
+    }
+    let hash: [u8; 32] = Sha256::digest(&buf).into();
+    let hit = cache.chunks.lock().expect("cache lock").get(&hash).cloned();
+    match hit {
+        Some(stored) => Done::Cached(stored),
+        None => Done::Fresh {
+            hash: Some(hash),
+            bytes: compress_chunk(&buf),
+        },
     }
 }
 
