@@ -2,7 +2,9 @@
 //! consumers that are not our decoder: `protoc --decode_raw` reads the manifest, `openssl`
 //! verifies the RSA signature over the signed range with the `.pub.pem`, `bzip2 -dc` of the
 //! blobs in extent order gives back USR-A (`dd` of the image) and the ESP's kernel (`mtype`),
-//! gpg verifies the release signatures; and the library's verify + apply onto a loop device.
+//! gpg verifies the release signatures; Flatcar's own reader (`decode_payload` with its
+//! `update_metadata.proto`) reproduces USR-A and the kernel; and the library's verify + apply
+//! onto a loop device.
 
 use e2e::{bin, require, run, run_fail, Loop};
 use std::fs;
@@ -259,6 +261,123 @@ fn payload_is_read_by_protoc_openssl_and_bzip2() {
         decode_with_bzip2(&p, &kernel_ops, blobs, kernel.len() as u64) == kernel,
         "the kernel differs from the ESP's coreos/vmlinuz-a"
     );
+}
+
+/// Flatcar's own payload reader, `decode_payload` (bash + protoc with Flatcar's
+/// `update_metadata.proto`), kept unmodified in `tests/peers/flatcar-update_engine`.
+fn flatcar_decode_payload(dir: &Path, payload: &Path, pub_key: &Path) -> (bool, String) {
+    require("protoc");
+    require("openssl");
+    require("bzcat");
+    let script = e2e::repo().join("tests/peers/flatcar-update_engine/decode_payload");
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(pub_key)
+        .arg(payload)
+        .arg(dir.join("usr.img"))
+        .arg(dir.join("kernel"))
+        // Also check each operation's data_sha256_hash, not only the final hashes.
+        .env("CHECKINPUT", "1")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Flatcar's reader takes our payload: the signature (version 2) verifies with our
+/// `.pub.pem`, every blob's hash, the partition's and the kernel's size and SHA-256 match, and
+/// what it writes is USR-A and the ESP's kernel byte for byte. Every field it reads is named by
+/// its schema; the only field it does not know is our release info (1000), which protobuf
+/// readers skip.
+#[test]
+fn flatcars_decode_payload_reproduces_usr_a_and_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("coreos_production_update.gz");
+    make_payload(&p, &[]);
+    let (ok, log) = flatcar_decode_payload(dir.path(), &p, &pub_key());
+    assert!(ok, "decode_payload refused our payload:\n{log}");
+    assert!(log.contains("Valid signature found (Version: 2,"), "{log}");
+    assert!(log.lines().any(|l| l == "Success"), "{log}");
+    assert!(
+        sha256_range(&dir.path().join("usr.img"), 0, USR_A_BYTES) == usr_a_sha256(),
+        "decode_payload's partition differs from USR-A"
+    );
+    let written = fs::metadata(dir.path().join("usr.img")).unwrap().len();
+    assert_eq!(written, USR_A_BYTES);
+    assert!(
+        fs::read(dir.path().join("kernel")).unwrap() == esp_kernel(dir.path()),
+        "decode_payload's kernel differs from the ESP's coreos/vmlinuz-a"
+    );
+
+    // Flatcar's schema names every field but ours; ue-rs also needs one extent per operation.
+    let bytes = fs::read(&p).unwrap();
+    let n = payload::parse_header_and_manifest(&bytes)
+        .unwrap()
+        .header
+        .manifest_len as usize;
+    let manifest = dir.path().join("manifest.pb");
+    fs::write(&manifest, &bytes[20..20 + n]).unwrap();
+    let peer = e2e::repo().join("tests/peers/flatcar-update_engine/src/update_engine");
+    let text = run(Command::new("sh").arg("-c").arg(format!(
+        "protoc --decode=chromeos_update_engine.DeltaArchiveManifest --proto_path {0} \
+         {0}/update_metadata.proto < {1}",
+        peer.display(),
+        manifest.display()
+    )))
+    .stdout;
+    let text = String::from_utf8(text).unwrap();
+    let unknown = text
+        .find("\n1000 {\n")
+        .expect("our release info (field 1000)");
+    let (known, ours) = text.split_at(unknown + 1);
+    assert!(
+        !known
+            .lines()
+            .any(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit())),
+        "a field Flatcar's schema does not know:\n{known}"
+    );
+    let ours_end = ours.find("\n}\n").unwrap() + 3;
+    assert_eq!(ours[ours_end..].trim(), "", "field 1000 is last");
+    for l in log.lines().filter_map(|l| l.strip_prefix("unmatched: ")) {
+        assert!(
+            ours[..ours_end].contains(l),
+            "decode_payload did not read {l:?}"
+        );
+    }
+    for op in known.split("partition_operations {").skip(1) {
+        let op = op.split("\n}\n").next().unwrap();
+        assert_eq!(op.matches("dst_extents {").count(), 1, "{op}");
+        assert_eq!(op.matches("data_sha256_hash:").count(), 1, "{op}");
+    }
+    assert_eq!(known.matches("partition_operations {").count(), 1024);
+    assert!(known.contains("procedures {\n  type: KERNEL\n"), "{known}");
+}
+
+/// The oracle can say no: with another key's `.pub.pem`, Flatcar's reader finds no signature.
+#[test]
+fn flatcars_decode_payload_refuses_another_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("coreos_production_update.gz");
+    make_payload(&p, &[]);
+    let other = dir.path().join("other.pem");
+    run(Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&other)
+        .arg("2048"));
+    let other_pub = dir.path().join("other.pub.pem");
+    run(Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&other)
+        .arg("-out")
+        .arg(&other_pub));
+    let (ok, log) = flatcar_decode_payload(dir.path(), &p, &other_pub);
+    assert!(
+        !ok,
+        "decode_payload took a payload signed by another key:\n{log}"
+    );
+    assert!(log.contains("No valid signature found"), "{log}");
 }
 
 #[test]
