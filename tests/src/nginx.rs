@@ -9,6 +9,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Where a VM given `Nginx::guest_nic` finds this server.
+pub const GUEST_URL: &str = "http://10.0.2.100";
+
 pub struct Nginx {
     child: Child,
     pub port: u16,
@@ -75,6 +78,18 @@ impl Nginx {
     /// `http://127.0.0.1:PORT/<path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// qemu's `-nic` for a VM that reaches this server at `GUEST_URL` and nothing else: user
+    /// networking restricted to one forward, 10.0.2.100:80. `cmd:` starts one relay (busybox
+    /// nc) per guest connection; a `tcp:` target would be one connection made when qemu
+    /// starts, shared by every request and closed by nginx's idle timeout before the guest asks.
+    pub fn guest_nic(&self) -> String {
+        crate::require("busybox");
+        format!(
+            "user,restrict=on,model=virtio-net-pci,guestfwd=tcp:10.0.2.100:80-cmd:busybox nc 127.0.0.1 {}",
+            self.port
+        )
     }
 
     /// `https://127.0.0.1:PORT/<path>` (a server started with `start_tls`).

@@ -53,6 +53,10 @@ pub struct BootReport {
     /// ROOT's filesystem size in bytes after it grew to fill a larger disk; `no` when the
     /// disk had no room to grow into, `fail` when growing failed.
     pub root_grown: String,
+    /// What the boot's update check did: `none` (no update server configured), `applied`
+    /// (the mirror's current version written to the other slot), `current` (already running
+    /// it), `fail`.
+    pub update: String,
     /// From starting qemu to the report line.
     pub elapsed: Duration,
     /// The whole console output, kept under `<repo>/.cache/boot-logs/`.
@@ -80,6 +84,7 @@ impl BootReport {
             version: get("version")?,
             firmware: get("firmware")?,
             root_grown: get("root_grown")?,
+            update: get("update")?,
             elapsed,
             log,
         })
@@ -548,7 +553,7 @@ mod tests {
 
     #[test]
     fn parses_a_report_line_and_rejects_a_partial_one() {
-        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios root_grown=no\r\n";
+        let console = b"[ 1.0] x\r\nCOREOS-BOOT-REPORT usr=USR-A verity=ok root=ROOT oem_id=none user_data_sha256=none version=1.2.3 firmware=bios root_grown=no update=none\r\n";
         let f = line_after(console, REPORT_MARKER).unwrap();
         let r = BootReport::parse(&f, Duration::from_secs(1), PathBuf::new()).unwrap();
         assert_eq!(

@@ -7,7 +7,7 @@
 //!
 //! The release is built once per test process; at most two VMs run at a time.
 
-use e2e::nginx::Nginx;
+use e2e::nginx::{Nginx, GUEST_URL as GUEST_MIRROR};
 use e2e::qemu::{self, line_after, BootReport, Firmware, Machine, REPORT_MARKER};
 use e2e::{bin, cache, require, run, run_fail, sample_os, sha256_file};
 use std::fs::{self, File};
@@ -28,8 +28,6 @@ const PXE_INITRD: &str = "coreos_production_pxe_image.cpio.gz";
 const PXE_CMDLINE: &str = "coreos_production_pxe.txt";
 const INSTALL_MARKER: &str = "COREOS-LIVE-INSTALL rc=";
 const CLOUD_CONFIG: &str = "#cloud-config\nhostname: live-installed\n";
-/// The mirror as the guest sees it: qemu's guestfwd to nginx on 127.0.0.1.
-const GUEST_MIRROR: &str = "http://10.0.2.100";
 
 /// What every test shares: the release (mirror with the live artifacts) and its key.
 struct Release {
@@ -472,17 +470,6 @@ fn assert_installed(disk: &Path, fw: Firmware, cloud_config: &Path) {
     );
 }
 
-/// User networking restricted to one forward, 10.0.2.100:80 to nginx. `cmd:` starts one relay
-/// (busybox nc) per guest connection; a `tcp:` target would be one connection made when qemu
-/// starts, shared by every request and closed by nginx's idle timeout before the guest asks.
-fn guest_nic(nginx: &Nginx) -> String {
-    require("busybox");
-    format!(
-        "user,restrict=on,model=virtio-net-pci,guestfwd=tcp:10.0.2.100:80-cmd:busybox nc 127.0.0.1 {}",
-        nginx.port
-    )
-}
-
 #[test]
 fn a_customized_iso_installs_unattended_and_the_disk_boots_with_the_cloud_config() {
     let rel = release();
@@ -530,7 +517,7 @@ fn a_customized_iso_installs_unattended_and_the_disk_boots_with_the_cloud_config
     let m = Machine::new(Firmware::Bios)
         .cdrom(&custom)
         .disk(&target, "qcow2", false)
-        .nic(&guest_nic(&nginx));
+        .nic(&nginx.guest_nic());
     install(m, "live-unattended-iso");
     drop(nginx);
     assert_installed(&target, Firmware::Uefi, &cc);
@@ -590,7 +577,7 @@ fn pxe_kernel_arguments_install_unattended_and_a_failure_never_powers_off() {
         let m = Machine::new(Firmware::Bios)
             .direct_boot(&rel.file(PXE_KERNEL), &rel.file(PXE_INITRD), &args)
             .disk(&target, "qcow2", false)
-            .nic(&guest_nic(&nginx));
+            .nic(&nginx.guest_nic());
         install(m, "live-unattended-pxe");
         failing.join().unwrap();
     });

@@ -25,11 +25,13 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 /// USR-A and USR-B in the base layout.
 const USR_A: u32 = 3;
 const USR_B: u32 = 4;
+const ROOT: u32 = 9;
 const ESP_OFFSET: u64 = 4096 * 512;
 const ESP_BYTES: u64 = 262144 * 512;
 
 struct Fixture {
     dir: PathBuf,
+    v1_usr: PathBuf,
     v1_image: PathBuf,
     v2_image: PathBuf,
     /// V2's USR-A as a payload.
@@ -45,32 +47,36 @@ fn fixture() -> &'static Fixture {
         let dir = e2e::cache().join("update");
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
-        // Version 2: the same OS plus a marker file.
-        let v2_usr = dir.join("usr-v2");
-        run(Command::new("cp")
-            .args(["-a", "--reflink=auto"])
-            .arg(sample.join("usr"))
-            .arg(&v2_usr));
-        fs::create_dir_all(v2_usr.join("share/update-test")).unwrap();
-        fs::write(v2_usr.join("share/update-test/marker"), V2).unwrap();
-        let v1_image = build_image(&sample.join("usr"), &dir.join("v1"), V1);
-        let v2_image = build_image(&v2_usr, &dir.join("v2"), V2);
         let signing_key = keys::PayloadSigningKey::generate().unwrap();
         let key_pub = dir.join("update-payload-key.pub.pem");
         fs::write(&key_pub, signing_key.public_key().to_pem().unwrap()).unwrap();
+        let copy_usr = |from: &Path, to: &Path| {
+            run(Command::new("cp")
+                .args(["-a", "--reflink=auto"])
+                .arg(from)
+                .arg(to));
+        };
+        // Version 1: the sample OS with the payload key where update_engine kept it.
+        let v1_usr = dir.join("usr-v1");
+        copy_usr(&sample.join("usr"), &v1_usr);
+        fs::create_dir_all(v1_usr.join("share/update_engine")).unwrap();
+        fs::copy(
+            &key_pub,
+            v1_usr.join("share/update_engine/update-payload-key.pub.pem"),
+        )
+        .unwrap();
+        // Version 2: the same plus a marker file.
+        let v2_usr = dir.join("usr-v2");
+        copy_usr(&v1_usr, &v2_usr);
+        fs::create_dir_all(v2_usr.join("share/update-test")).unwrap();
+        fs::write(v2_usr.join("share/update-test/marker"), V2).unwrap();
+        let v1_image = build_image(&v1_usr, &dir.join("v1"), V1);
+        let v2_image = build_image(&v2_usr, &dir.join("v2"), V2);
         let v2_payload = dir.join("v2_update.gz");
         make_payload(&v2_image, &v2_usr, V2, BOARD, &signing_key, &v2_payload);
-        let v1_payload = dir.join("v1_update.gz");
-        make_payload(
-            &v1_image,
-            &sample.join("usr"),
-            V1,
-            BOARD,
-            &signing_key,
-            &v1_payload,
-        );
         Fixture {
             dir,
+            v1_usr,
             v1_image,
             v2_image,
             v2_payload,
@@ -86,8 +92,7 @@ fn v1_payload() -> &'static Path {
     P.get_or_init(|| {
         let f = fixture();
         let p = f.dir.join("v1_update.gz");
-        let usr = e2e::sample_os().join("usr");
-        make_payload(&f.v1_image, &usr, V1, BOARD, &f.signing_key, &p);
+        make_payload(&f.v1_image, &f.v1_usr, V1, BOARD, &f.signing_key, &p);
         p
     })
 }
@@ -221,9 +226,19 @@ fn judge_tables(disk: &Path) {
 
 /// Boot `disk` (writable) and return the report.
 fn boot(disk: &Path, fw: Firmware, name: &str) -> BootReport {
-    let r = Machine::new(fw)
+    boot_machine(Machine::new(fw), disk, fw, name, BOOT_TIMEOUT)
+}
+
+fn boot_machine(
+    m: Machine,
+    disk: &Path,
+    fw: Firmware,
+    name: &str,
+    timeout: Duration,
+) -> BootReport {
+    let r = m
         .disk(disk, "raw", false)
-        .boot_report(&format!("update-{name}-{}", fw.name()), BOOT_TIMEOUT)
+        .boot_report(&format!("update-{name}-{}", fw.name()), timeout)
         .unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
         "{name} under {}: {} {} {} after {:.0} s",
@@ -446,18 +461,14 @@ fn part_bytes(image: &Path, n: u32) -> (u64, u64) {
     (first * 512, (last + 1 - first) * 512)
 }
 
-/// `apply -b URL -V current` from a mirror nginx serves: `current` resolves through
-/// version.txt, the payload downloads and lands in USR-B byte for byte; a version folder whose
-/// payload is another version is refused before a byte is written.
-#[test]
-fn apply_from_a_mirror_resolves_current_and_refuses_another_version() {
-    require("cgpt");
+/// A mirror's folder: `BOARD/V2` and each of `also` hold V2's payload and a version.txt
+/// naming that folder; `current` is V2.
+fn v2_mirror(also: &[&str]) -> tempfile::TempDir {
     let f = fixture();
     let root = tempfile::tempdir_in(&f.dir).unwrap();
     let board = root.path().join(BOARD);
-    for (dir, says) in [(V2, V2), ("1002.0.0", "1002.0.0")] {
+    for dir in std::iter::once(&V2).chain(also) {
         fs::create_dir_all(board.join(dir)).unwrap();
-        // 1002.0.0 serves V2's payload: what a mirror mix-up or a replayed payload looks like.
         fs::copy(
             &f.v2_payload,
             board.join(dir).join("coreos_production_update.gz"),
@@ -465,11 +476,24 @@ fn apply_from_a_mirror_resolves_current_and_refuses_another_version() {
         .unwrap();
         fs::write(
             board.join(dir).join("version.txt"),
-            format!("COREOS_BUILD=1\nCOREOS_VERSION={says}\n"),
+            format!("COREOS_BUILD=1\nCOREOS_VERSION={dir}\n"),
         )
         .unwrap();
     }
     std::os::unix::fs::symlink(V2, board.join("current")).unwrap();
+    root
+}
+
+/// `apply -b URL -V current` from a mirror nginx serves: `current` resolves through
+/// version.txt, the payload downloads and lands in USR-B byte for byte; a version folder whose
+/// payload is another version is refused before a byte is written; a disk that already runs
+/// the current version is left alone.
+#[test]
+fn apply_from_a_mirror_resolves_current_and_refuses_another_version() {
+    require("cgpt");
+    let f = fixture();
+    // 1002.0.0 serves V2's payload: what a mirror mix-up or a replayed payload looks like.
+    let root = v2_mirror(&["1002.0.0"]);
     let nginx = e2e::nginx::Nginx::start(root.path());
     let base = nginx.url(BOARD);
     let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
@@ -506,6 +530,118 @@ fn apply_from_a_mirror_resolves_current_and_refuses_another_version() {
         "USR-B does not hold version {V2}'s USR-A"
     );
     assert_status_agrees_with_cgpt(&disk);
+
+    // A disk that already runs the current version has nothing to apply: not a byte changes.
+    let (_d2, v2_disk) = copy_of(&f.v2_image, "v2.bin");
+    let before = image_hash(&v2_disk);
+    let out = run(update(&["apply"], &v2_disk)
+        .args(["-b", &base, "-V", "current", "-k"])
+        .arg(&f.key_pub));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("USR-A of {} already runs {V2}", v2_disk.display()))
+            && said.contains("nothing to apply"),
+        "{said}"
+    );
+    assert_eq!(
+        image_hash(&v2_disk),
+        before,
+        "an up-to-date disk was written"
+    );
+}
+
+/// Write `text` into ROOT's filesystem (partition 9) of `disk` at `path`, creating its folders.
+fn write_root_file(disk: &Path, path: &str, text: &str) {
+    require("debugfs");
+    let (at, _) = part_bytes(disk, ROOT);
+    let dir = tempfile::tempdir_in(&fixture().dir).unwrap();
+    let src = dir.path().join("file");
+    fs::write(&src, text).unwrap();
+    let mut cmds = String::new();
+    let mut parent = String::new();
+    for part in path
+        .trim_start_matches('/')
+        .split('/')
+        .collect::<Vec<_>>()
+        .split_last()
+        .unwrap()
+        .1
+    {
+        parent = format!("{parent}/{part}");
+        cmds += &format!("mkdir {parent}\n");
+    }
+    cmds += &format!("write {} {path}\n", src.display());
+    let script = dir.path().join("cmds");
+    fs::write(&script, cmds).unwrap();
+    run(Command::new("debugfs")
+        .arg("-w")
+        .arg("-f")
+        .arg(&script)
+        .arg(format!("{}?offset={at}", disk.display())));
+    let out = run(Command::new("debugfs")
+        .arg("-R")
+        .arg(format!("cat {path}"))
+        .arg(format!("{}?offset={at}", disk.display())));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        text,
+        "debugfs wrote {path}"
+    );
+}
+
+/// Update like an app: the running version 1 system itself (no `-d`: the disk it booted from)
+/// finds the mirror's current version, downloads it through qemu's forward to nginx, verifies
+/// it with the key its verified USR carries and writes USR-B while it runs from USR-A. The next
+/// start boots version 2 from USR-B, which marks itself good and finds nothing newer.
+#[test]
+fn the_running_system_applies_the_mirrors_update_and_boots_it_next() {
+    require("cgpt");
+    let f = fixture();
+    let root = v2_mirror(&[]);
+    let nginx = e2e::nginx::Nginx::start(root.path());
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    write_root_file(
+        &disk,
+        "/etc/coreos/update.conf",
+        &format!(
+            "GROUP=developer\nSERVER={}/{BOARD}\n",
+            e2e::nginx::GUEST_URL
+        ),
+    );
+    // Downloading, verifying and writing a 1 GiB slot under TCG takes minutes, not seconds.
+    let long = BOOT_TIMEOUT * 4;
+    let online = |fw| Machine::new(fw).nic(&nginx.guest_nic());
+
+    let r = boot_machine(
+        online(Firmware::Bios),
+        &disk,
+        Firmware::Bios,
+        "online-apply",
+        long,
+    );
+    assert_booted(&r, "USR-A", "ok", V1);
+    assert_eq!(r.update, "applied", "log {}", r.log.display());
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "USR-B boots next, once");
+    assert_eq!(cgpt(&disk, USR_A), (1, 0, 1), "USR-A is untouched");
+    judge_tables(&disk);
+    let status = assert_status_agrees_with_cgpt(&disk);
+    assert!(
+        status.contains(&format!("USR-B partition=4 version={V2}")),
+        "{status}"
+    );
+
+    let r = boot_machine(
+        online(Firmware::Uefi),
+        &disk,
+        Firmware::Uefi,
+        "online-next",
+        long,
+    );
+    assert_booted(&r, "USR-B", "ok", V2);
+    assert_eq!(r.update, "current", "log {}", r.log.display());
+    assert_eq!(cgpt(&disk, USR_B), (2, 0, 1), "marked good");
+    assert_eq!(cgpt(&disk, USR_A), (1, 0, 1));
+    judge_tables(&disk);
 }
 
 /// Offline (no booted slot to go by), a second apply before the first one ever booted replaces

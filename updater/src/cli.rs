@@ -54,8 +54,8 @@ pub struct ApplyArgs {
         requires = "version"
     )]
     pub base_url: Option<String>,
-    /// The version to install (`current`: resolved through version.txt); with -f, the
-    /// payload must be this version.
+    /// The version to install (`current`: resolved through version.txt, and nothing is
+    /// applied when the active slot already runs it); with -f, the payload must be this version.
     #[arg(short = 'V', long = "version", value_name = "VERSION")]
     pub version: Option<String>,
     /// The payload signing key (PEM RSA public key, update-payload-key.pub.pem).

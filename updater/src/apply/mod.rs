@@ -34,6 +34,7 @@ use crate::target::UpdateDisk;
 use anyhow::{anyhow, bail, Context, Result};
 use disk::slots::SlotAttrs;
 use fault::{Fault, FaultPlan};
+use payload_file::Obtained;
 use std::fs::File;
 
 pub fn run(args: &ApplyArgs) -> Result<()> {
@@ -57,8 +58,10 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         bail!("refusing to write {passive}: the running system booted from it");
     }
     let passive_part = disk.usr(&gpt, passive)?;
-    let board = crate::release_info::read(&disk.file, &disk.usr(&gpt, active)?)
-        .and_then(|r| r.board)
+    let running = crate::release_info::read(&disk.file, &disk.usr(&gpt, active)?);
+    let board = running
+        .as_ref()
+        .and_then(|r| r.board.clone())
         .ok_or_else(|| {
             anyhow!(
                 "cannot read the board of {active} on {} (its /share/coreos/release)",
@@ -69,7 +72,18 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     // Refused while mounted, before anything is written.
     let mut esp = Esp::open(&disk)?;
 
-    let payload = payload_file::obtain(args, &ui)?;
+    let running_version = running.and_then(|r| r.version);
+    let payload = match payload_file::obtain(args, running_version.as_deref(), &ui)? {
+        Obtained::Payload(p) => p,
+        Obtained::UpToDate(version) => {
+            println!(
+                "coreos-update: {active} of {} already runs {version}, the mirror's current \
+                 version: nothing to apply",
+                disk.name()
+            );
+            return Ok(());
+        }
+    };
     let verified = payload_file::verify(&payload, &key, &ui)?;
     let info = verified.info().clone();
     let what = payload.path.display().to_string();

@@ -22,16 +22,25 @@ pub struct PayloadFile {
     _dir: Option<tempfile::TempDir>,
 }
 
-pub fn obtain(args: &ApplyArgs, ui: &Ui) -> Result<PayloadFile> {
+/// What `obtain` found: a payload to apply, or (`-V current` only) that the active slot
+/// already runs the mirror's current version.
+pub enum Obtained {
+    Payload(PayloadFile),
+    UpToDate(String),
+}
+
+/// `running`: the active slot's version. Only `-V current` compares with it ("is there an
+/// update?", update_engine's question); an explicit version or `-f` is written as asked.
+pub fn obtain(args: &ApplyArgs, running: Option<&str>, ui: &Ui) -> Result<Obtained> {
     if let Some(path) = &args.payload {
         if !path.is_file() {
             bail!("the payload {} is not a file", path.display());
         }
-        return Ok(PayloadFile {
+        return Ok(Obtained::Payload(PayloadFile {
             path: path.clone(),
             expected_version: args.version.clone(),
             _dir: None,
-        });
+        }));
     }
     let base = args
         .base_url
@@ -47,6 +56,9 @@ pub fn obtain(args: &ApplyArgs, ui: &Ui) -> Result<PayloadFile> {
         },
     )?;
     let version = mirror::resolve_version(&http, base, wanted)?;
+    if wanted == "current" && running == Some(version.as_str()) {
+        return Ok(Obtained::UpToDate(version));
+    }
     let url = format!("{base}/{version}/{PAYLOAD_NAME}");
     let Some(mut reader) = ResumingReader::open(&http, &url)? else {
         bail!("update payload unavailable: {url}: HTTP 404 Not Found");
@@ -74,11 +86,11 @@ pub fn obtain(args: &ApplyArgs, ui: &Ui) -> Result<PayloadFile> {
     }
     bar.finish();
     tracing::info!("downloaded {url} ({got} bytes)");
-    Ok(PayloadFile {
+    Ok(Obtained::Payload(PayloadFile {
         path,
         expected_version: Some(version),
         _dir: Some(dir),
-    })
+    }))
 }
 
 /// Pass 1: the whole payload read and checked (header, manifest, every blob, signature).
