@@ -91,8 +91,15 @@ fn a_device_held_open_exclusively_is_refused_then_written_once_free() {
     let dir = tempfile::tempdir().unwrap();
     let lo = Loop::attach(&old_filesystem(dir.path()), false);
     let path = CString::new(lo.dev.as_os_str().as_bytes()).unwrap();
+    // O_CLOEXEC: the other tests of this binary spawn programs from their threads, and a
+    // child that inherited this descriptor would keep the claim after the close below.
     // SAFETY: a valid C string; the descriptor is closed below.
-    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_EXCL) };
+    let fd = unsafe {
+        libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_EXCL | libc::O_CLOEXEC,
+        )
+    };
     assert!(fd >= 0, "O_EXCL open: {}", std::io::Error::last_os_error());
     let msg = run_fail(&mut mkfs(&lo.dev));
     // SAFETY: closing the descriptor opened above.
