@@ -8,7 +8,10 @@ use libfuzzer_sys::fuzz_target;
 use payload::PayloadPublicKey;
 use std::sync::OnceLock;
 
-/// An RSA-2048 payload key (`coreos-build keygen`), committed with the seeds it signed.
+/// An RSA-2048 payload key (`PayloadSigningKey::generate`, as `coreos-build keygen` makes it),
+/// committed with the seeds it signed. Its private half was not kept: when the payload format
+/// changes, replace the key and the seeds together (a new key, and `payload::write_payload`
+/// of small partitions: 8 KiB of text, 4 KiB of zeros, 8 KiB of noise, 3 MiB mixed).
 const KEY: &str = include_str!("../keys/update-payload-key.pub.pem");
 
 fn key() -> &'static PayloadPublicKey {
