@@ -1,16 +1,13 @@
 //! The writer's compression stage, as `delta_generator`'s full update generator does it: the
-//! input cut into 1 MiB chunks (`kFullUpdateChunkSize`), each bzip2'd at level 9 and kept
+//! input cut into 1 MiB chunks (`kFullUpdateChunkSize`), each bzip2'd at level 9 (`bzip2enc`) and kept
 //! compressed (REPLACE_BZ) when that is smaller, else raw (REPLACE). Chunks are compressed on
 //! every core and handed on in input order, so the output does not depend on the thread count.
 //! Holes of a sparse image are never read, and every all-zero chunk reuses one encoding.
 
 use crate::plan::OpKind;
 use crate::PayloadError;
-use bzip2::write::BzEncoder;
-use bzip2::Compression;
 use sha2::{Digest, Sha256};
 use std::fs::File;
-use std::io::Write;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
@@ -100,15 +97,9 @@ impl Source<'_> {
     }
 }
 
-fn bzip2_9(data: &[u8]) -> Vec<u8> {
-    let mut enc = BzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::best());
-    enc.write_all(data).expect("writing to memory");
-    enc.finish().expect("writing to memory")
-}
-
 /// The blob of `data`: bzip2 when smaller, else the data itself.
 fn blob_of(data: &[u8]) -> Blob {
-    let z = bzip2_9(data);
+    let z = bzip2enc::compress(data);
     let (kind, bytes, larger_bzip2) = if z.len() < data.len() {
         (OpKind::ReplaceBz, z, None)
     } else {

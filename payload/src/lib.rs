@@ -23,6 +23,7 @@
 //!   `write_payload_and_partition_bz2(..)`, `write_partition_bz2(..)`
 
 mod apply;
+#[cfg(feature = "write")]
 mod chunks;
 mod error;
 pub mod header;
@@ -30,10 +31,12 @@ mod plan;
 mod stream;
 pub mod update_metadata;
 mod verify;
+#[cfg(feature = "write")]
 mod write;
 mod zeros;
 
 pub use apply::{apply, apply_with_threads, Applied};
+#[cfg(feature = "write")]
 pub use chunks::CHUNK;
 pub use error::{OpName, PayloadError, Target};
 pub use keys::{PayloadPublicKey, PayloadSigningKey};
@@ -41,10 +44,11 @@ pub use plan::{
     parse_header_and_manifest, OpKind, PayloadHead, Plan, PlannedOp, TargetInfo, BLOCK_SIZE,
 };
 pub use verify::{verify, verify_with_progress, PayloadInfo, Verified, SIGNATURE_VERSION};
+#[cfg(feature = "write")]
 pub use write::{
     write_partition_bz2, write_payload, write_payload_and_partition_bz2, PayloadSource, Release,
     WriteOptions, Written,
 };
 
-#[cfg(test)]
+#[cfg(all(test, feature = "write"))]
 mod tests;

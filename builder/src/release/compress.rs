@@ -1,5 +1,5 @@
 //! Parallel bzip2 of a sparse raw image: fixed-size chunks, each an independent standard
-//! bzip2 stream at level 9, concatenated in order. Any bunzip2 or lbzip2 reads the result,
+//! bzip2 stream at level 9 (`bzip2enc`), concatenated in order. Any bunzip2 or lbzip2 reads the result,
 //! and the installer can split it at chunk boundaries to decompress in parallel.
 //!
 //! Holes are never read (SEEK_DATA), every all-zero chunk is the same cached encoding, and a
@@ -12,12 +12,9 @@
 use super::sums::Sums;
 use crate::atomic_output::Pending;
 use anyhow::{Context, Result};
-use bzip2::write::BzEncoder;
-use bzip2::Compression;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::Write;
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -105,7 +102,7 @@ impl ChunkCache {
 
     fn zero_stream(&self) -> &[u8] {
         self.zero
-            .get_or_init(|| compress_chunk(&vec![0u8; CHUNK as usize]))
+            .get_or_init(|| bzip2enc::compress(&vec![0u8; CHUNK as usize]))
     }
 }
 
@@ -182,12 +179,6 @@ enum Done {
         hash: Option<[u8; 32]>,
         bytes: Vec<u8>,
     },
-}
-
-fn compress_chunk(data: &[u8]) -> Vec<u8> {
-    let mut enc = BzEncoder::new(Vec::with_capacity(data.len() / 4), Compression::best());
-    enc.write_all(data).expect("writing to memory");
-    enc.finish().expect("writing to memory")
 }
 
 /// Compress `image` into `out` (under a temporary name until complete), signing as it writes.
@@ -385,7 +376,7 @@ fn fresh_or_cached(buf: Vec<u8>, cache: &ChunkCache) -> Done {
         Some(stored) => Done::Cached(stored),
         None => Done::Fresh {
             hash: Some(hash),
-            bytes: compress_chunk(&buf),
+            bytes: bzip2enc::compress(&buf),
         },
     }
 }
@@ -547,7 +538,7 @@ mod tests {
         let mut pos = raw.start;
         while pos < raw.end {
             let end = (pos + piece).min(raw.end);
-            let z = compress_chunk(&data[pos as usize..end as usize]);
+            let z = bzip2enc::compress(&data[pos as usize..end as usize]);
             stream_lens.push(z.len() as u64);
             all.extend_from_slice(&z);
             pos = end;
