@@ -17,6 +17,8 @@ pub struct Pending {
     dest: PathBuf,
     committed: bool,
     writeback: Option<EarlyWriteback>,
+    /// fsync before the rename (not for a work file that is read back and deleted).
+    durable: bool,
 }
 
 impl Pending {
@@ -41,6 +43,7 @@ impl Pending {
             dest: dest.to_path_buf(),
             committed: false,
             writeback,
+            durable: true,
         })
     }
 
@@ -52,6 +55,16 @@ impl Pending {
             .write_all(text.as_bytes())
             .with_context(|| format!("writing {}", p.tmp.display()))?;
         Ok(p)
+    }
+
+    /// Commit without the fsync: for a work file that is read back at once and deleted (the
+    /// release's raw image), whose durability buys nothing. The rename still makes it appear
+    /// only when complete.
+    pub fn not_durable(mut self) -> Self {
+        self.durable = false;
+        // Nor any early write-back: nothing will wait for the disk.
+        drop(self.writeback.take());
+        self
     }
 
     pub fn dest(&self) -> &Path {
@@ -77,9 +90,11 @@ impl Pending {
     /// is whole under its name until the rename, so a failed build never loses it.
     pub fn commit_replacing(mut self) -> anyhow::Result<(PathBuf, FreePrevious)> {
         drop(self.writeback.take());
-        self.file
-            .sync_all()
-            .with_context(|| format!("syncing {}", self.tmp.display()))?;
+        if self.durable {
+            self.file
+                .sync_all()
+                .with_context(|| format!("syncing {}", self.tmp.display()))?;
+        }
         // A reference that outlives the rename: opening may fail (no previous file, or not
         // readable), and then the rename frees it inline as usual.
         let previous = File::open(&self.dest).ok();

@@ -99,6 +99,9 @@ pub struct ImageRequest {
     /// Make GRUB for BIOS and UEFI (an error when it cannot be made); false only for an image
     /// that is not meant to boot.
     pub bootloader: bool,
+    /// fsync the image before it takes its name; false for a work image that is compressed
+    /// at once and deleted (release).
+    pub durable: bool,
 }
 
 /// The files `build` wrote into the output folder (all complete, under their final names).
@@ -158,7 +161,10 @@ pub fn build(
         None => None,
     };
 
-    let image = Pending::create(&outdir.join(IMAGE_NAME))?;
+    let mut image = Pending::create(&outdir.join(IMAGE_NAME))?;
+    if !req.durable {
+        image = image.not_durable();
+    }
     image
         .file
         .set_len(layout.disk_bytes())
@@ -336,6 +342,7 @@ pub fn run(args: Args, ui: &Ui) -> anyhow::Result<()> {
         group: args.group,
         board: args.board,
         bootloader: !args.no_bootloader,
+        durable: true,
     };
     let built = build(&req, &args.usr_policy.policy()?, &args.output, ui)?;
     println!("{}", built.image.display());
@@ -368,6 +375,7 @@ mod tests {
             group: "stable".into(),
             board: "amd64-usr".into(),
             bootloader: true,
+            durable: true,
         };
         let ui = Ui::new(true);
         let built = build(&req, &UsrPolicy::default(), &d.path().join("out"), &ui).unwrap();
@@ -419,6 +427,7 @@ mod tests {
             group: "stable".into(),
             board: "amd64-usr".into(),
             bootloader: true,
+            durable: true,
         };
         let out = d.path().join("out");
         let e = format!(

@@ -172,6 +172,8 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
                 board: args.board.clone(),
                 // A release is signed: it must boot, so no GRUB is an error here.
                 bootloader: true,
+                // A work file: compressed at once, then deleted.
+                durable: false,
             };
             let b = image::build(&req, &usr_policy, &work, ui)
                 .context("building the production image")?;
@@ -196,25 +198,23 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
         version: built.version.clone(),
         channel: args.group.clone(),
     };
-    let cache = match &update_source {
-        Some(source) => ChunkCache::with_splice(
-            update::release(
-                source,
-                update_key.as_ref(),
-                &release,
-                &work,
-                &dir,
-                key.as_ref(),
-                ui,
-            )
-            .context("writing the update files")?,
-        ),
-        None => ChunkCache::default(),
+    let (cache, update_files) = match &update_source {
+        Some(source) => {
+            let (splice, files) = update::write(source, update_key.as_ref(), &release, &work, ui)
+                .context("writing the update files")?;
+            (ChunkCache::with_splice(splice), Some(files))
+        }
+        None => (ChunkCache::default(), None),
     };
 
-    // The bmap hashes the raw image while the compressor works on it (both read page cache).
-    let (main, bmap) = std::thread::scope(|s| {
+    // While the image compresses: the bmap hashes the raw image (both read page cache), and
+    // the update files are hashed and signed for publishing.
+    let (main, bmap, published) = std::thread::scope(|s| {
         let bmap = s.spawn(|| bmap::create(&built.image));
+        let published = s.spawn(|| match &update_files {
+            Some(w) => w.publish(&dir, key.as_ref()),
+            None => Ok(()),
+        });
         let main = release_image(
             &built.image,
             &dir.join(format!("{IMAGE}.bz2")),
@@ -223,8 +223,13 @@ pub fn run(args: Args, ui: &Ui) -> Result<()> {
             ui,
             &built.extras,
         );
-        (main, bmap.join().expect("bmap thread panicked"))
+        (
+            main,
+            bmap.join().expect("bmap thread panicked"),
+            published.join().expect("publishing thread panicked"),
+        )
     });
+    published.context("publishing the update files")?;
     let main = main?;
     atomic_output::write(
         &dir.join("coreos_production_image.bin.bmap"),

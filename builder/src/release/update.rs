@@ -5,7 +5,8 @@
 //! compression: the `.bin.bz2` is the payload's own 1 MiB bzip2 streams, concatenated.
 //! Each is published like every release file (`.sig`, `.DIGESTS`, `.DIGESTS.asc`).
 //! They are made before the images: the images' `.bz2` splice in the same streams for USR-A
-//! (a [`Splice`]) rather than compress the partition again.
+//! (a [`Splice`]) rather than compress the partition again; they are published while the
+//! first image compresses.
 
 use super::artifacts;
 use super::compress::Splice;
@@ -15,7 +16,7 @@ use anyhow::{Context, Result};
 use payload::{PayloadSigningKey, Release, WriteOptions};
 use std::fs::{File, OpenOptions};
 use std::io::BufWriter;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub const PAYLOAD: &str = "coreos_production_update.gz";
@@ -38,18 +39,33 @@ pub fn source(
     }
 }
 
-/// Write the update files of `source` into `work`, then publish them into `dir`. Without
-/// `payload_key` only the partition's `.bz2` is made. Returns that `.bz2`'s streams, to splice
-/// into the images' own.
-pub fn release(
+/// The update files, written and synced in the work folder, not yet published.
+pub struct Unpublished {
+    files: Vec<PathBuf>,
+}
+
+impl Unpublished {
+    /// Publish the files into `dir` (DIGESTS and signatures hash each file again, so the
+    /// release does this while the image compresses).
+    pub fn publish(&self, dir: &Path, pgp_key: Option<&keys::SecretKey>) -> Result<()> {
+        for p in &self.files {
+            artifacts::publish(p, dir, pgp_key)?;
+        }
+        tracing::debug!("update files published");
+        Ok(())
+    }
+}
+
+/// Write the update files of `source` into `work`. Without `payload_key` only the
+/// partition's `.bz2` is made. Returns that `.bz2`'s streams, to splice into the images'
+/// own, and the files to publish.
+pub fn write(
     source: &UpdateSource,
     payload_key: Option<&PayloadSigningKey>,
     release: &Release,
     work: &Path,
-    dir: &Path,
-    pgp_key: Option<&keys::SecretKey>,
     ui: &Ui,
-) -> Result<Splice> {
+) -> Result<(Splice, Unpublished)> {
     let create = |name: &str| {
         let p = work.join(name);
         // Readable too: the images read the partition's streams back from this handle.
@@ -100,11 +116,7 @@ pub fn release(
     }
     sync(bz2, &published[0])?;
     tracing::debug!("update files compressed");
-    for p in &published {
-        artifacts::publish(p, dir, pgp_key)?;
-    }
-    tracing::debug!("update files published");
-    Ok(Splice {
+    let splice = Splice {
         source: Arc::new(
             source
                 .image
@@ -115,7 +127,8 @@ pub fn release(
         piece: payload::CHUNK,
         file: streams_file,
         stream_lens,
-    })
+    };
+    Ok((splice, Unpublished { files: published }))
 }
 
 /// Flush and fsync a work file before it is published under its final name.
