@@ -6,10 +6,16 @@
 //!
 //! A run is bounded by a timeout. The whole console log is kept in `<repo>/.cache/boot-logs/`
 //! (its path is in the report, and in the error on failure, so a failed test shows why).
+//!
+//! At most `E2E_VMS` machines (default 2) run at once on the whole machine, whichever test
+//! binary starts them: `ci/test` runs two test binaries side by side, each on two threads, and
+//! a TCG guest keeps one core busy, so more boots than cores only slow every boot down.
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::fs::File;
 use std::io::Read;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -322,6 +328,7 @@ impl Machine {
     /// the guest has a few seconds to power off. `name` names the kept log.
     pub fn run(&self, name: &str, timeout: Duration, done: impl Fn(&[u8]) -> bool) -> Run {
         crate::require("qemu-system-x86_64");
+        let _slot = VmSlot::take();
         let work = tempfile::tempdir().expect("temporary folder for the firmware variables");
         let mut cmd = self.command(work.path());
         cmd.stdin(Stdio::null())
@@ -391,6 +398,33 @@ impl Machine {
             timed_out,
             elapsed,
             log,
+        }
+    }
+}
+
+/// One of the machine-wide VM slots: an exclusive `flock` on `<cache>/vm-slots/N.lock`, held
+/// while the guard lives (the kernel drops it if the test process dies).
+struct VmSlot(#[allow(dead_code)] File);
+
+impl VmSlot {
+    fn take() -> VmSlot {
+        let slots: usize = std::env::var("E2E_VMS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2)
+            .max(1);
+        let dir = crate::cache().join("vm-slots");
+        std::fs::create_dir_all(&dir).unwrap();
+        loop {
+            for i in 0..slots {
+                let path = dir.join(format!("{i}.lock"));
+                let f = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                // SAFETY: flock on a valid descriptor.
+                if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                    return VmSlot(f);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
 }

@@ -14,7 +14,7 @@ use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// A bound, not a goal: TCG on a loaded two-core machine takes minutes per boot.
@@ -85,32 +85,8 @@ fn release() -> &'static Release {
     })
 }
 
-/// At most two VMs at once in this test process.
-struct VmSlot;
-
-static SLOTS: (Mutex<usize>, Condvar) = (Mutex::new(0), Condvar::new());
-
-impl VmSlot {
-    fn take() -> VmSlot {
-        let mut n = SLOTS.0.lock().unwrap();
-        while *n >= 2 {
-            n = SLOTS.1.wait(n).unwrap();
-        }
-        *n += 1;
-        VmSlot
-    }
-}
-
-impl Drop for VmSlot {
-    fn drop(&mut self) {
-        *SLOTS.0.lock().unwrap() -= 1;
-        SLOTS.1.notify_one();
-    }
-}
-
 /// Run `m` until its report line, and parse it.
 fn live_boot(m: Machine, name: &str) -> BootReport {
-    let _slot = VmSlot::take();
     let r = m.run(name, TIMEOUT, |c| line_after(c, REPORT_MARKER).is_some());
     let report = qemu::report(&r, name, name, TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     eprintln!(
@@ -425,7 +401,6 @@ fn blank_disk(dir: &Path, rel: &Release) -> PathBuf {
 
 /// Run an unattended install to its end: qemu must power off after `rc=0`.
 fn install(m: Machine, name: &str) {
-    let _slot = VmSlot::take();
     let r = m.run(name, TIMEOUT, |_| false);
     let console = String::from_utf8_lossy(&r.console);
     let rc = line_after(&r.console, INSTALL_MARKER);
@@ -448,7 +423,6 @@ fn install(m: Machine, name: &str) {
 }
 
 fn assert_installed(disk: &Path, fw: Firmware, cloud_config: &Path) {
-    let _slot = VmSlot::take();
     let r = qemu::boot(disk, fw, "qcow2", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         (
@@ -544,7 +518,6 @@ fn pxe_kernel_arguments_install_unattended_and_a_failure_never_powers_off() {
     std::thread::scope(|s| {
         // A disk that does not exist: the installer's error on the console, no power-off.
         let failing = s.spawn(|| {
-            let _slot = VmSlot::take();
             let bad = cmdline(rel) + " coreos.inst.install_dev=/dev/vdz";
             let m = Machine::new(Firmware::Bios).direct_boot(
                 &rel.file(PXE_KERNEL),
