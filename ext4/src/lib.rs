@@ -21,6 +21,7 @@
 pub mod alloc;
 mod blockmap;
 mod dir;
+mod direct;
 pub mod edit;
 mod extent;
 pub mod extra;
@@ -179,7 +180,26 @@ pub fn write_tree_with_progress(
     params: &Ext4Params,
     progress: &(dyn Fn(u64, u64) + Sync),
 ) -> Result<WriteReport, Ext4Error> {
-    write_tree_inner(source, out, offset, params, progress, None)
+    write_tree_inner(
+        source,
+        out,
+        offset,
+        params,
+        progress,
+        None,
+        DataWrites::Cached,
+    )
+}
+
+/// How the file data of an observed write reaches the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataWrites {
+    /// Through the page cache: the output is read again soon (a work image compressed at
+    /// once).
+    Cached,
+    /// Around it (`O_DIRECT`, gathered into large writes), where the output allows it: the
+    /// output is synced once finished and not read soon (an image about to be published).
+    Direct,
 }
 
 /// `write_tree`, showing every non-zero write to `blocks(first_block, bytes)` as it happens
@@ -193,8 +213,9 @@ pub fn write_tree_observed(
     offset: u64,
     params: &Ext4Params,
     blocks: &(dyn Fn(u64, &[u8]) + Sync),
+    data: DataWrites,
 ) -> Result<WriteReport, Ext4Error> {
-    write_tree_inner(source, out, offset, params, &|_, _| {}, Some(blocks))
+    write_tree_inner(source, out, offset, params, &|_, _| {}, Some(blocks), data)
 }
 
 fn write_tree_inner(
@@ -204,6 +225,7 @@ fn write_tree_inner(
     params: &Ext4Params,
     progress: write::Progress,
     blocks: Option<write::Blocks>,
+    data: DataWrites,
 ) -> Result<WriteReport, Ext4Error> {
     if !offset.is_multiple_of(BLOCK_SIZE) {
         return Err(Ext4Error::Invalid(format!(
@@ -235,7 +257,7 @@ fn write_tree_inner(
     let planned = started.elapsed();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
-    write::write(plan, out, offset, 2, progress, blocks)?;
+    write::write(plan, out, offset, 2, progress, blocks, data)?;
     tracing::debug!(?report, ?scanned, ?planned, written = ?started.elapsed(), "ext4 written");
     Ok(report)
 }

@@ -2,10 +2,12 @@
 //! hole, or BLKZEROOUT on a block device), write metadata in large sequential chunks,
 //! skipping all-zero blocks, and copy file data kernel-side with copy_file_range on two
 //! threads while the metadata is written. With an observer (`Blocks`), data goes through
-//! user space instead (pread, observe, pwrite) so that it is seen while it is in the cache.
+//! user space instead (pread, observe, pwrite) so that it is seen while it is in the cache,
+//! and with `DataWrites::Direct` it is read into gathered `O_DIRECT` writes (`direct`).
 
+use super::direct::DirectWriter;
 use super::plan::{DataCopy, Plan};
-use super::{Ext4Error, BLOCK_SIZE};
+use super::{DataWrites, Ext4Error, BLOCK_SIZE};
 use std::fs::File;
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::os::unix::io::AsRawFd;
@@ -37,6 +39,7 @@ pub fn write(
     threads: usize,
     progress: Progress,
     blocks: Option<Blocks>,
+    data: DataWrites,
 ) -> Result<(), Ext4Error> {
     let len = plan.blocks_count * BLOCK_SIZE;
     zero_range(out, offset, len)?;
@@ -52,7 +55,7 @@ pub fn write(
         let workers: Vec<_> = shares
             .iter()
             .map(|share| {
-                s.spawn(move || copy_all(share, out, offset, &|n| progress(n, total), blocks))
+                s.spawn(move || copy_all(share, out, offset, &|n| progress(n, total), blocks, data))
             })
             .collect();
         let meta = write_metadata(&mut metadata, out, offset, blocks);
@@ -179,9 +182,22 @@ fn copy_all(
     offset: u64,
     copied: &dyn Fn(u64),
     blocks: Option<Blocks>,
+    data: DataWrites,
 ) -> Result<(), Ext4Error> {
     let mut fallback: Option<Vec<u8>> = None;
-    let mut observed = blocks.map(|seen| (seen, vec![0u8; OBSERVED_CHUNK]));
+    let mut observed = blocks.map(|seen| {
+        let sink = match data {
+            DataWrites::Direct => match DirectWriter::new(out) {
+                Ok(w) => Sink::Direct(w),
+                Err(e) => {
+                    tracing::debug!("no direct writer ({e}): data goes through the cache");
+                    Sink::Cached(vec![0u8; OBSERVED_CHUNK])
+                }
+            },
+            DataWrites::Cached => Sink::Cached(vec![0u8; OBSERVED_CHUNK]),
+        };
+        (seen, sink)
+    });
     for c in copies {
         let src = File::open(&c.source).map_err(|e| src_err(&c.source, e))?;
         for m in &c.maps {
@@ -192,23 +208,42 @@ fn copy_all(
             }
             let to = offset + m.physical * BLOCK_SIZE;
             match observed.as_mut() {
-                Some((seen, buf)) => copy_observed(
-                    &src,
-                    &c.source,
-                    from,
-                    end - from,
-                    out,
-                    m.physical,
-                    offset,
-                    buf,
-                    seen,
-                )?,
+                Some((seen, sink)) => {
+                    let piece = Piece {
+                        src: &src,
+                        path: &c.source,
+                        from,
+                        len: end - from,
+                        block: m.physical,
+                    };
+                    copy_observed(piece, out, offset, sink, *seen)?
+                }
                 None => copy_range(&src, &c.source, from, end - from, out, to, &mut fallback)?,
             }
         }
         copied(c.size);
     }
+    if let Some((_, Sink::Direct(w))) = observed {
+        w.finish().map_err(|e| out_err("data write", e))?;
+    }
     Ok(())
+}
+
+/// Where an observed copy puts the data it has read and shown.
+enum Sink {
+    /// A buffer for pread and pwrite through the page cache.
+    Cached(Vec<u8>),
+    /// Gathered direct writes, read straight into their buffer.
+    Direct(DirectWriter),
+}
+
+/// `len` bytes of a source file from byte `from`, bound for filesystem block `block`.
+struct Piece<'p> {
+    src: &'p File,
+    path: &'p Path,
+    from: u64,
+    len: u64,
+    block: u64,
 }
 
 fn src_err(path: &Path, source: std::io::Error) -> Ext4Error {
@@ -218,27 +253,46 @@ fn src_err(path: &Path, source: std::io::Error) -> Ext4Error {
     }
 }
 
-/// Copy `len` bytes through `buf` to filesystem block `block`, showing each piece to `seen`.
-#[allow(clippy::too_many_arguments)]
+/// Copy a piece through the sink, showing each part of it to `seen` as it is read.
 fn copy_observed(
-    src: &File,
-    path: &Path,
-    mut from: u64,
-    mut len: u64,
+    piece: Piece,
     out: &File,
-    mut block: u64,
     offset: u64,
-    buf: &mut [u8],
+    sink: &mut Sink,
     seen: Blocks,
 ) -> Result<(), Ext4Error> {
+    let Piece {
+        src,
+        path,
+        mut from,
+        mut len,
+        mut block,
+    } = piece;
     while len > 0 {
-        let n = (len as usize).min(buf.len());
-        let piece = &mut buf[..n];
-        src.read_exact_at(piece, from)
-            .map_err(|e| src_err(path, e))?;
-        out.write_all_at(piece, offset + block * BLOCK_SIZE)
-            .map_err(|e| out_err("data write", e))?;
-        seen(block, piece);
+        let at = offset + block * BLOCK_SIZE;
+        let n = match sink {
+            Sink::Cached(buf) => {
+                let n = (len as usize).min(buf.len());
+                let part = &mut buf[..n];
+                src.read_exact_at(part, from)
+                    .map_err(|e| src_err(path, e))?;
+                out.write_all_at(part, at)
+                    .map_err(|e| out_err("data write", e))?;
+                seen(block, part);
+                n
+            }
+            Sink::Direct(w) => {
+                let part = w
+                    .room(at, len as usize)
+                    .map_err(|e| out_err("data write", e))?;
+                let n = part.len();
+                src.read_exact_at(part, from)
+                    .map_err(|e| src_err(path, e))?;
+                seen(block, part);
+                w.fill(n);
+                n
+            }
+        };
         from += n as u64;
         len -= n as u64;
         block += (n as u64).div_ceil(BLOCK_SIZE);

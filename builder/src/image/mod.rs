@@ -189,11 +189,21 @@ pub fn build(
             partitions::write_usr(
                 &image.file,
                 usr_part,
-                &req.usr,
-                &stamped,
-                usr_policy,
+                partitions::UsrSource {
+                    tree: &req.usr,
+                    stamped: &stamped,
+                    policy: usr_policy,
+                },
                 epoch,
                 salt.clone(),
+                // An image that is synced before it takes its name gets USR-A's data around
+                // the page cache (the sync then has little left to wait for); a work image
+                // is compressed at once, from the cache.
+                if req.durable {
+                    ext4::DataWrites::Direct
+                } else {
+                    ext4::DataWrites::Cached
+                },
             )
         });
         let rest = s.spawn(|| -> anyhow::Result<String> {

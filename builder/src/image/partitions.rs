@@ -50,18 +50,30 @@ fn ext4_context(e: Ext4Error, p: &Partition, what: &str) -> anyhow::Error {
     }
 }
 
-/// USR-A: the tree with the stamped release files laid over it by the writer (the input
-/// tree stays untouched), owned and labelled per `policy`, and the read-only marker set,
-/// then the verity tree after `fs_blocks` when the partition has the `verity` feature.
+/// What goes into USR-A: the tree, the stamped release files the writer lays over it (the
+/// input tree stays untouched), and the ownership and xattr policy.
+pub struct UsrSource<'a> {
+    pub tree: &'a Path,
+    pub stamped: &'a [(PathBuf, Vec<u8>)],
+    pub policy: &'a UsrPolicy,
+}
+
+/// USR-A: the source with the read-only marker set, then the verity tree after `fs_blocks`
+/// when the partition has the `verity` feature. `data` says whether the file data goes
+/// through the page cache.
 pub fn write_usr(
     out: &File,
     p: &Partition,
-    usr: &Path,
-    stamped: &[(PathBuf, Vec<u8>)],
-    policy: &UsrPolicy,
+    src: UsrSource,
     epoch: i64,
     salt: Vec<u8>,
+    data: ext4::DataWrites,
 ) -> anyhow::Result<Option<VerityTree>> {
+    let UsrSource {
+        tree: usr,
+        stamped,
+        policy,
+    } = src;
     let mut prm = params(p, flavor(p), epoch);
     prm.read_only_marker = true;
     policy.apply(&mut prm);
@@ -96,9 +108,14 @@ pub fn write_usr(
     // Level 0 of the hash tree is computed from the blocks as the writer writes them, so
     // the filesystem is not read back.
     let digests = verity::DataDigests::new(&vp.salt, vp.data_blocks);
-    let report = ext4::write_tree_observed(Some(usr), out, p.offset(), &prm, &|first, data| {
-        digests.record(first, data)
-    })
+    let report = ext4::write_tree_observed(
+        Some(usr),
+        out,
+        p.offset(),
+        &prm,
+        &|first, bytes| digests.record(first, bytes),
+        data,
+    )
     .map_err(|e| ext4_context(e, p, &what()))?;
     policy.check(&report);
     tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written and hashed");
