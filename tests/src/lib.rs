@@ -213,8 +213,32 @@ impl Mount {
 }
 
 impl Drop for Mount {
+    /// `umount` can fail with EBUSY for a moment after the last file in the mount is closed:
+    /// a child that another thread of this process has forked holds copies of its descriptors
+    /// until it execs (seen with suites side by side: a mount and its loop device left behind).
+    /// So retry, and at last detach lazily, which frees the loop device once nothing holds it.
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+        let umount = |lazy: bool| {
+            let mut c = Command::new("umount");
+            if lazy {
+                c.arg("--lazy");
+            }
+            c.arg(self.dir.path())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        for _ in 0..50 {
+            if umount(false) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        eprintln!(
+            "{} stayed busy for 5 s: detached lazily",
+            self.dir.path().display()
+        );
+        umount(true);
     }
 }
 
