@@ -179,21 +179,24 @@ impl DirectWriter {
         if self.len > 0 {
             self.send()?;
         }
+        self.stop()
+    }
+
+    /// Why the writer stopped early: its error (it stops only on one).
+    fn writer_error(&mut self) -> io::Error {
+        match self.stop() {
+            Err(e) => e,
+            Ok(()) => io::Error::other("the direct writer thread stopped"),
+        }
+    }
+
+    /// Close the writer's channel and wait for it: its result, once.
+    fn stop(&mut self) -> io::Result<()> {
         self.to_writer = None;
         match self.writer.take().map(|w| w.join()) {
             Some(Ok(result)) => result,
             Some(Err(_)) => Err(io::Error::other("the direct writer thread panicked")),
             None => Ok(()),
-        }
-    }
-
-    /// Why the writer stopped: its error (it stops only on one).
-    fn writer_error(&mut self) -> io::Error {
-        self.to_writer = None;
-        match self.writer.take().map(|w| w.join()) {
-            Some(Ok(Err(e))) => e,
-            Some(Err(_)) => io::Error::other("the direct writer thread panicked"),
-            _ => io::Error::other("the direct writer thread stopped"),
         }
     }
 }
@@ -202,10 +205,7 @@ impl Drop for DirectWriter {
     fn drop(&mut self) {
         // On an early return the writer ends when its channel closes; wait so that no write
         // lands after the caller has moved on.
-        self.to_writer = None;
-        if let Some(w) = self.writer.take() {
-            let _ = w.join();
-        }
+        let _ = self.stop();
     }
 }
 

@@ -185,19 +185,7 @@ fn copy_all(
     data: DataWrites,
 ) -> Result<(), Ext4Error> {
     let mut fallback: Option<Vec<u8>> = None;
-    let mut observed = blocks.map(|seen| {
-        let sink = match data {
-            DataWrites::Direct => match DirectWriter::new(out) {
-                Ok(w) => Sink::Direct(w),
-                Err(e) => {
-                    tracing::debug!("no direct writer ({e}): data goes through the cache");
-                    Sink::Cached(vec![0u8; OBSERVED_CHUNK])
-                }
-            },
-            DataWrites::Cached => Sink::Cached(vec![0u8; OBSERVED_CHUNK]),
-        };
-        (seen, sink)
-    });
+    let mut observed = blocks.map(|seen| (seen, Sink::new(data, out)));
     for c in copies {
         let src = File::open(&c.source).map_err(|e| src_err(&c.source, e))?;
         for m in &c.maps {
@@ -235,6 +223,18 @@ enum Sink {
     Cached(Vec<u8>),
     /// Gathered direct writes, read straight into their buffer.
     Direct(DirectWriter),
+}
+
+impl Sink {
+    fn new(data: DataWrites, out: &File) -> Sink {
+        if data == DataWrites::Direct {
+            match DirectWriter::new(out) {
+                Ok(w) => return Sink::Direct(w),
+                Err(e) => tracing::debug!("no direct writer ({e}): data goes through the cache"),
+            }
+        }
+        Sink::Cached(vec![0u8; OBSERVED_CHUNK])
+    }
 }
 
 /// `len` bytes of a source file from byte `from`, bound for filesystem block `block`.

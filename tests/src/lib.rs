@@ -105,11 +105,23 @@ pub fn require(tool: &str) {
 pub struct CacheLock(#[allow(dead_code)] File);
 
 pub fn lock(name: &str) -> CacheLock {
-    let f = File::create(cache().join(format!("{name}.lock"))).unwrap();
+    flock(name, libc::LOCK_EX).unwrap_or_else(|| panic!("flock {name}"))
+}
+
+/// `lock` if no other holds it now, else None.
+pub fn try_lock(name: &str) -> Option<CacheLock> {
+    flock(name, libc::LOCK_EX | libc::LOCK_NB)
+}
+
+fn flock(name: &str, op: libc::c_int) -> Option<CacheLock> {
+    let path = cache().join(format!("{name}.lock"));
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).unwrap();
+    }
+    let f = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     // SAFETY: flock on a valid descriptor.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(rc, 0, "flock {name}");
-    CacheLock(f)
+    let rc = unsafe { libc::flock(f.as_raw_fd(), op) };
+    (rc == 0).then_some(CacheLock(f))
 }
 
 /// A Debian bookworm minbase tree (debootstrap, made once). Returns the tree root; its `usr/`

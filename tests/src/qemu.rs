@@ -13,9 +13,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -402,9 +400,9 @@ impl Machine {
     }
 }
 
-/// One of the machine-wide VM slots: an exclusive `flock` on `<cache>/vm-slots/N.lock`, held
-/// while the guard lives (the kernel drops it if the test process dies).
-struct VmSlot(#[allow(dead_code)] File);
+/// One of the machine-wide VM slots: the lock `<cache>/vm-slots/N.lock`, held while the guard
+/// lives (the kernel drops it if the test process dies).
+struct VmSlot(#[allow(dead_code)] crate::CacheLock);
 
 impl VmSlot {
     fn take() -> VmSlot {
@@ -413,16 +411,9 @@ impl VmSlot {
             .and_then(|v| v.parse().ok())
             .unwrap_or(2)
             .max(1);
-        let dir = crate::cache().join("vm-slots");
-        std::fs::create_dir_all(&dir).unwrap();
         loop {
-            for i in 0..slots {
-                let path = dir.join(format!("{i}.lock"));
-                let f = File::create(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                // SAFETY: flock on a valid descriptor.
-                if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-                    return VmSlot(f);
-                }
+            if let Some(l) = (0..slots).find_map(|i| crate::try_lock(&format!("vm-slots/{i}"))) {
+                return VmSlot(l);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -607,5 +598,21 @@ mod tests {
                 .unwrap_err()
                 .contains("root")
         );
+    }
+
+    #[test]
+    fn vm_slots_are_held_until_dropped() {
+        // Two slots (the default). Holding both leaves none for anyone (another descriptor
+        // conflicts even in this process), and dropping one frees it.
+        if std::env::var_os("E2E_VMS").is_some() {
+            eprintln!("E2E_VMS is set: the default's test does not apply");
+            return;
+        }
+        let a = VmSlot::take();
+        let b = VmSlot::take();
+        assert!((0..2).all(|i| crate::try_lock(&format!("vm-slots/{i}")).is_none()));
+        drop(a);
+        assert!((0..2).any(|i| crate::try_lock(&format!("vm-slots/{i}")).is_some()));
+        drop(b);
     }
 }
