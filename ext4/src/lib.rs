@@ -26,6 +26,7 @@ pub mod edit;
 mod extent;
 pub mod extra;
 pub mod geometry;
+pub mod inventory;
 pub mod manifest;
 #[cfg(test)]
 mod mke2fs_vectors;
@@ -131,6 +132,8 @@ pub struct WriteReport {
     pub not_root_example: Option<(PathBuf, u32, u32)>,
     /// Extended attributes of the tree left out by `Ext4Params::xattrs`.
     pub xattrs_dropped: u64,
+    /// Every name in the filesystem as written (lost+found included), in path order.
+    pub entries: Vec<inventory::Entry>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -246,18 +249,25 @@ fn write_tree_inner(
     };
     extra::apply(&mut tree, &params.extra_files)?;
     let scanned = started.elapsed();
-    let plan = plan::plan(&tree, params)?;
+    let mut plan = plan::plan(&tree, params)?;
     let report = WriteReport {
         not_root_owned: tree.not_root_owned,
         not_root_example: tree.not_root_example.take(),
         xattrs_dropped: tree.xattrs_dropped,
-        ..plan.report.clone()
+        ..std::mem::take(&mut plan.report)
     };
     drop(tree);
     let planned = started.elapsed();
     // Two copy threads: the metadata writer shares the machine's two cores with them, and
     // two streams keep the page cache busy while one waits on a read.
     write::write(plan, out, offset, 2, progress, blocks, data)?;
-    tracing::debug!(?report, ?scanned, ?planned, written = ?started.elapsed(), "ext4 written");
+    tracing::debug!(
+        blocks_used = report.blocks_used,
+        inodes_used = report.inodes_used,
+        ?scanned,
+        ?planned,
+        written = ?started.elapsed(),
+        "ext4 written"
+    );
     Ok(report)
 }

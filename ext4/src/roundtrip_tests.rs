@@ -4,7 +4,7 @@
 use super::*;
 use proptest::prelude::*;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileExt;
 use std::process::Command;
 
@@ -148,15 +148,62 @@ fn same_tree(a: &Path, b: &Path, top: bool) {
     }
 }
 
+/// The report's entries name every path of the source once, in path order, with its kind,
+/// size, permissions and link count inside the tree; plus lost+found.
+fn same_inventory(src: &Path, entries: &[inventory::Entry]) {
+    use std::os::unix::fs::MetadataExt;
+    let mut want: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        want.push(rel.clone());
+        let full = src.join(&rel);
+        if fs::symlink_metadata(&full).unwrap().is_dir() {
+            for e in fs::read_dir(&full).unwrap() {
+                stack.push(rel.join(e.unwrap().file_name()));
+            }
+        }
+    }
+    want.push("lost+found".into());
+    want.sort();
+    let got: Vec<PathBuf> = entries.iter().map(|e| e.path.clone()).collect();
+    assert_eq!(got, want, "paths, in order");
+    for e in entries.iter().filter(|e| e.path != Path::new("lost+found")) {
+        let m = fs::symlink_metadata(src.join(&e.path)).unwrap();
+        assert_eq!(e.mode as u32, m.mode(), "{}", e.path.display());
+        if m.is_dir() {
+            assert!(
+                e.size > 0 && e.size % BLOCK_SIZE == 0,
+                "{}",
+                e.path.display()
+            );
+        } else {
+            assert_eq!(
+                (e.size, e.links as u64),
+                (m.len(), m.nlink()),
+                "{}",
+                e.path.display()
+            );
+        }
+        let target = m.file_type().is_symlink().then(|| {
+            fs::read_link(src.join(&e.path))
+                .unwrap()
+                .into_os_string()
+                .into_vec()
+        });
+        assert_eq!(e.target, target, "{}", e.path.display());
+    }
+}
+
 fn check(items: &[(Vec<u8>, Item)], flavor: Flavor) {
     let src = tempfile::tempdir().unwrap();
     make(src.path(), items);
     let work = tempfile::tempdir().unwrap();
     let img = work.path().join("fs.img");
     let f = fs::File::create(&img).unwrap();
-    write_tree(Some(src.path()), &f, 0, &params(flavor)).unwrap();
+    let report = write_tree(Some(src.path()), &f, 0, &params(flavor)).unwrap();
     drop(f);
     fsck(&img);
+    same_inventory(src.path(), &report.entries);
     let out = work.path().join("out");
     fs::create_dir(&out).unwrap();
     let r = Command::new("debugfs")

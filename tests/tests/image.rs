@@ -182,6 +182,66 @@ fn assert_usr_content(image: &Path, usr: &Path) {
     assert!(os_release.contains("ID=coreos\n"), "{os_release}");
 }
 
+/// `_contents.txt` lists exactly what the kernel shows in the mounted USR-A: CoreOS's
+/// `find -printf` run there (owners as numbers, since the host's passwd names them otherwise;
+/// the listing prints 0 as root), compared line by line in path order.
+fn assert_contents_as_mounted(image: &Path, out: &Path) {
+    let lo = Loop::attach_range(image, USR_A_OFFSET, USR_A_FS_BYTES);
+    let m = Mount::ro(&lo.dev, "ext4");
+    let find = run(Command::new("find")
+        .arg(".")
+        .args([
+            "-printf",
+            "%M %2n %U %G %7s %TY-%Tm-%Td %TH:%TM ./usr/%P -> %l\\n",
+        ])
+        .current_dir(m.path())
+        .env("TZ", "UTC"));
+    let tokens = |line: &str, numeric: bool| -> Vec<String> {
+        let line = line.trim_end();
+        let line = line.strip_suffix(" ->").unwrap_or(line);
+        let mut t: Vec<String> = line.split_whitespace().map(String::from).collect();
+        if numeric {
+            for owner in &mut t[2..4] {
+                if owner == "0" {
+                    *owner = "root".into();
+                }
+            }
+            if t[7] == "./usr/" {
+                t[7] = "./usr".into();
+            }
+        }
+        t
+    };
+    let mut kernel: Vec<Vec<String>> = String::from_utf8_lossy(&find.stdout)
+        .lines()
+        .map(|l| tokens(l, true))
+        .collect();
+    let listed = fs::read_to_string(out.join("coreos_production_image_contents.txt")).unwrap();
+    let mut ours: Vec<Vec<String>> = listed.lines().map(|l| tokens(l, false)).collect();
+    // Component by component, as a path sorts ("a/b" before "a-c").
+    let by_path = |a: &Vec<String>, b: &Vec<String>| {
+        (Path::new(&a[7]), &a[8..]).cmp(&(Path::new(&b[7]), &b[8..]))
+    };
+    kernel.sort_by(by_path);
+    let in_order = ours.windows(2).all(|w| by_path(&w[0], &w[1]).is_lt());
+    ours.sort_by(by_path);
+    let diff: Vec<String> = kernel
+        .iter()
+        .zip(&ours)
+        .filter(|(k, o)| k != o)
+        .map(|(k, o)| format!("kernel: {}\nlisted: {}", k.join(" "), o.join(" ")))
+        .take(10)
+        .collect();
+    assert!(
+        diff.is_empty() && kernel.len() == ours.len(),
+        "{} entries mounted, {} listed; first differences:\n{}",
+        kernel.len(),
+        ours.len(),
+        diff.join("\n")
+    );
+    assert!(in_order, "the listing is not sorted by path");
+}
+
 fn assert_e2fsck_clean(part: &Path, what: &str) {
     let out = Command::new("e2fsck")
         .args(["-fn"])
@@ -518,6 +578,47 @@ fn debian_minbase_usr_image() {
     let contents = fs::read_to_string(out.join("coreos_production_image_contents.txt")).unwrap();
     let lines = contents.lines().count();
     assert!(lines > 5000, "contents listing has only {lines} lines");
+    assert_contents_as_mounted(&image, &out);
+}
+
+/// The listing describes the filesystem as written, not the input tree: owners set by
+/// `--all-root` and `--owners`, times clamped to SOURCE_DATE_EPOCH, a folder of several
+/// blocks, hard links counted inside the tree, lost+found.
+#[test]
+fn contents_listing_is_what_the_kernel_shows() {
+    let work = tempfile::tempdir_in(e2e::cache()).unwrap();
+    let usr = small_usr(work.path());
+    let many = usr.join("share/many");
+    fs::create_dir_all(&many).unwrap();
+    for i in 0..300 {
+        fs::write(many.join(format!("a-file-with-a-long-name-{i:04}")), b"x").unwrap();
+    }
+    fs::write(usr.join("share/future"), b"later").unwrap();
+    run(Command::new("touch")
+        .args(["-d", "2030-01-01 00:00:00 UTC"])
+        .arg(usr.join("share/future")));
+    fs::write(usr.join("share/foreign"), b"owned by someone").unwrap();
+    run(Command::new("chown")
+        .arg("4242:4243")
+        .arg(usr.join("share/foreign")));
+    run(Command::new("chown")
+        .arg("4242:4243")
+        .arg(usr.join("bin/su")));
+    let owners = work.path().join("owners");
+    fs::write(&owners, "bin/su 0 0 4755\nshare/doc/x/empty 7 8 0600\n").unwrap();
+    let out = work.path().join("out");
+    build(&usr, &out, &["--owners", owners.to_str().unwrap()]);
+    assert_contents_as_mounted(&out.join(IMAGE), &out);
+    let listed = fs::read_to_string(out.join("coreos_production_image_contents.txt")).unwrap();
+    for line in [
+        "-rwsr-xr-x  1 root    root         10 ",
+        "-rw-------  1 7       8             0 ",
+        "-rw-r--r--  1 4242    4243         16 ",
+        "2023-11-14 22:13 ./usr/share/future\n",
+        "drwx------  2 root    root      16384 2023-11-14 22:13 ./usr/lost+found\n",
+    ] {
+        assert!(listed.contains(line), "no {line:?} in\n{listed}");
+    }
 }
 
 #[test]

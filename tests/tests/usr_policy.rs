@@ -135,6 +135,21 @@ fn unprivileged_build_with_all_root_keeps_setuid_bits() {
     assert_eq!(stat(&out, "/bin/wall"), ("02755".into(), 0, 0));
     assert_eq!(stat(&out, "/share/doc/README"), ("0644".into(), 0, 0));
     assert_eq!(stat(&out, "/"), ("0755".into(), 0, 0));
+    // The published listing says what the image holds, not who unpacked the tree.
+    assert_eq!(listed(&out, "./usr/bin/su"), "-rwsr-xr-x 1 root root");
+}
+
+/// Mode, links and owners of `path` in the image's `_contents.txt`.
+fn listed(out: &Path, path: &str) -> String {
+    let text = fs::read_to_string(out.join("coreos_production_image_contents.txt")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(7) == Some(path))
+        .unwrap_or_else(|| panic!("{path} is not listed:\n{text}"));
+    line.split_whitespace()
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -150,6 +165,7 @@ fn unprivileged_build_without_an_option_warns_and_owners_file_sets_owners() {
         "{warn}"
     );
     assert_eq!(stat(&out, "/bin/su"), ("04755".into(), 65534, 65534));
+    assert_eq!(listed(&out, "./usr/bin/su"), "-rwsr-xr-x 1 65534 65534");
 
     let owners = work.path().join("owners");
     fs::write(
@@ -166,6 +182,7 @@ fn unprivileged_build_without_an_option_warns_and_owners_file_sets_owners() {
     assert_eq!(stat(&out, "/bin/su"), ("04755".into(), 0, 0));
     assert_eq!(stat(&out, "/bin/wall"), ("02755".into(), 0, 5));
     assert_eq!(stat(&out, "/boot/vmlinuz").1, 65534, "not in the manifest");
+    assert_eq!(listed(&out, "./usr/bin/wall"), "-rwxr-sr-x 1 root 5");
 }
 
 /// `release` builds its image with the same options: unprivileged, `--all-root` and

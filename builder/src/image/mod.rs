@@ -3,9 +3,9 @@
 //! CONTRACT (release and vm call these): `ImageRequest`, `BuiltImage`, `OemSource`, `build`,
 //! `replace_oem`; `UsrArgs`/`UsrPolicy` for USR owners and attributes (an argument of `build`).
 //!
-//! One sparse file, written in place: USR-A (ext4 writer + dm-verity) in one thread while
-//! OEM, ROOT and the contents listing go in another and the GRUB images are made in a third;
-//! then the ESP (whose USR-A slot config needs the verity root hash), the GPT, and the BIOS
+//! One sparse file, written in place: USR-A (ext4 writer + dm-verity, and the contents
+//! listing from what it wrote) in one thread while OEM and ROOT go in another and the GRUB
+//! images are made in a third; then the ESP (whose USR-A slot config needs the verity root hash), the GPT, and the BIOS
 //! boot code. The new image gets the final name only when complete, replacing an earlier
 //! build's in one rename: a failed build (a tree too large, a broken GRUB) leaves the previous
 //! image and its companion files as they were. The replaced image is freed in the background.
@@ -206,7 +206,7 @@ pub fn build(
                 },
             )
         });
-        let rest = s.spawn(|| -> anyhow::Result<String> {
+        let rest = s.spawn(|| -> anyhow::Result<()> {
             for p in &layout.partitions {
                 let ext = matches!(p.fs_type.as_deref(), Some("ext2" | "ext4"));
                 if p.label == USR_LABEL || !ext {
@@ -224,10 +224,7 @@ pub fn build(
                 }
             }
             tracing::debug!(at = ?t0.elapsed(), "OEM and ROOT written");
-            let listing = contents::listing(&req.usr, &stamped, epoch)
-                .with_context(|| format!("listing {}", req.usr.display()));
-            tracing::debug!(at = ?t0.elapsed(), "contents listed");
-            listing
+            Ok(())
         });
         (
             usr.join().expect("USR-A thread panicked"),
@@ -235,8 +232,10 @@ pub fn build(
             boot.join().expect("GRUB thread panicked"),
         )
     });
-    let verity = usr_result?;
-    let listing = rest_result?;
+    let usr = usr_result?;
+    rest_result?;
+    let verity = usr.verity;
+    let listing = contents::listing(&usr.entries);
     let mut boot = boot_result?;
     step.finish_with_message("done");
     tracing::debug!(at = ?t0.elapsed(), "filesystems and GRUB images done");

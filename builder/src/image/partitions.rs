@@ -58,6 +58,13 @@ pub struct UsrSource<'a> {
     pub policy: &'a UsrPolicy,
 }
 
+/// What `write_usr` made: the verity tree (None without the `verity` feature) and every
+/// entry of the filesystem as written.
+pub struct UsrWritten {
+    pub verity: Option<VerityTree>,
+    pub entries: Vec<ext4::inventory::Entry>,
+}
+
 /// USR-A: the source with the read-only marker set, then the verity tree after `fs_blocks`
 /// when the partition has the `verity` feature. `data` says whether the file data goes
 /// through the page cache.
@@ -68,7 +75,7 @@ pub fn write_usr(
     epoch: i64,
     salt: Vec<u8>,
     data: ext4::DataWrites,
-) -> anyhow::Result<Option<VerityTree>> {
+) -> anyhow::Result<UsrWritten> {
     let UsrSource {
         tree: usr,
         stamped,
@@ -95,7 +102,10 @@ pub fn write_usr(
             .map_err(|e| ext4_context(e, p, &what()))?;
         policy.check(&report);
         tracing::debug!(elapsed = ?t.elapsed(), "USR-A filesystem written");
-        return Ok(None);
+        return Ok(UsrWritten {
+            verity: None,
+            entries: report.entries,
+        });
     }
     let vp = VerityParams {
         data_offset: p.offset(),
@@ -128,7 +138,10 @@ pub fn write_usr(
         verity::format(out, &vp).with_context(verity_err)?
     };
     tracing::debug!(elapsed = ?t.elapsed(), "verity tree written");
-    Ok(Some(tree))
+    Ok(UsrWritten {
+        verity: Some(tree),
+        entries: report.entries,
+    })
 }
 
 /// An ext4 filesystem from a folder (OEM), root-owned per `overrides`.

@@ -18,6 +18,7 @@ mod xattrs;
 
 use super::alloc::{zip, Allocator, Mapping};
 use super::geometry::Geometry;
+use super::inventory;
 use super::ondisk::csum::fs_seed;
 use super::ondisk::inode::Timestamp;
 use super::ondisk::inode::{
@@ -249,10 +250,14 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
     }
     let mut used_dirs =
         inodes::tree_inodes(tree, &numbers, placed, xattrs, &fmt, &geo, &mut inodes)?;
+    let made_lost_found = lost_found.is_some();
     if let Some((ino, inode)) = lost_found {
         used_dirs[geo.inode_location(ino).0 as usize] += 1;
         inodes.insert(ino, (inode, Vec::new()));
     }
+    let entries = inventory::list(tree, &numbers.ino_of, made_lost_found, |ino| {
+        &inodes[&ino].0
+    });
 
     let Space {
         alloc,
@@ -292,6 +297,7 @@ pub fn plan(tree: &Tree, p: &Ext4Params) -> Result<Plan, Ext4Error> {
         blocks_used: geo.blocks_count - groups.free_blocks,
         inodes_total: geo.inodes_count(),
         inodes_used: numbers.max_ino as u64,
+        entries,
         ..Default::default()
     };
     Ok(Plan {
