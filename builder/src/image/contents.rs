@@ -11,12 +11,9 @@
 //! carries no passwd of its own).
 
 use ext4::inventory::Entry;
+use ext4::ondisk::inode::{S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFMT};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
-
-const S_IFMT: u32 = 0o170000;
-const S_IFDIR: u32 = 0o040000;
-const S_IFLNK: u32 = 0o120000;
 
 /// The listing of USR-A (mounted at `/usr`) from the writer's inventory of it.
 pub fn listing(entries: &[Entry]) -> String {
@@ -27,7 +24,7 @@ pub fn listing(entries: &[Entry]) -> String {
         let _ = write!(
             out,
             "{} {:>2} {:<7} {:<7} {:>7} {y:04}-{mo:02}-{d:02} {:02}:{:02} ./usr",
-            mode_string(e.mode as u32),
+            mode_string(e.mode),
             e.links,
             owner(e.uid),
             owner(e.gid),
@@ -56,21 +53,20 @@ fn owner(id: u32) -> String {
 }
 
 /// `ls -l`-style mode, as find's `%M`.
-fn mode_string(mode: u32) -> String {
+fn mode_string(mode: u16) -> String {
     let t = match mode & S_IFMT {
         S_IFDIR => 'd',
         S_IFLNK => 'l',
-        0o020000 => 'c',
-        0o060000 => 'b',
-        0o010000 => 'p',
-        0o140000 => 's',
+        S_IFCHR => 'c',
+        S_IFBLK => 'b',
+        S_IFIFO => 'p',
         _ => '-',
     };
     let mut s = String::with_capacity(10);
     s.push(t);
-    let bit = |b: u32, c: char| if mode & b != 0 { c } else { '-' };
+    let bit = |b: u16, c: char| if mode & b != 0 { c } else { '-' };
     let special =
-        |x: u32, special: u32, on: char, off: char| match (mode & x != 0, mode & special != 0) {
+        |x: u16, special: u16, on: char, off: char| match (mode & x != 0, mode & special != 0) {
             (true, true) => on,
             (false, true) => off,
             (true, false) => 'x',

@@ -5,10 +5,11 @@
 //!
 //! One sparse file, written in place: USR-A (ext4 writer + dm-verity, and the contents
 //! listing from what it wrote) in one thread while OEM and ROOT go in another and the GRUB
-//! images are made in a third; then the ESP (whose USR-A slot config needs the verity root hash), the GPT, and the BIOS
-//! boot code. The new image gets the final name only when complete, replacing an earlier
-//! build's in one rename: a failed build (a tree too large, a broken GRUB) leaves the previous
-//! image and its companion files as they were. The replaced image is freed in the background.
+//! images are made in a third; then the ESP (whose USR-A slot config needs the verity root
+//! hash), the GPT, and the BIOS boot code. The new image gets the final name only when
+//! complete, replacing an earlier build's in one rename: a failed build (a tree too large, a
+//! broken GRUB) leaves the previous image and its companion files as they were. The replaced
+//! image is freed in the background.
 
 mod contents;
 mod esp;
