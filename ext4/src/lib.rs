@@ -12,7 +12,8 @@
 //! `plan` numbers inodes breadth-first and allocates blocks with one sequential cursor
 //! (`alloc`), building every metadata block in memory (`dir`, `extent` or `blockmap`,
 //! `tables`), one phase per module; `write` punches the target range to zeros and writes
-//! the metadata while two threads copy file data with copy_file_range. The same tree and
+//! the metadata while two threads copy file data with copy_file_range, each file followed
+//! by its map blocks (so a thread's share is one run of blocks). The same tree and
 //! parameters always give the same bytes.
 //!
 //! Layout choice: both flavours keep each group's bitmaps and inode table inside the group

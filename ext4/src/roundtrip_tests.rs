@@ -337,6 +337,40 @@ fn inode_exhaustion_is_reported() {
 use scan::Tree;
 
 #[test]
+fn map_blocks_travel_with_their_file_so_the_data_is_one_run() {
+    // One block past the 12 direct ones: an indirect block. 5 MiB: an indirect block, the
+    // double-indirect one and one more indirect block. One block: none.
+    let src = tempfile::tempdir().unwrap();
+    for (name, size) in [
+        ("a", 13 * 4096),
+        ("b", 5 << 20),
+        ("c", 4096),
+        ("d", 13 * 4096),
+    ] {
+        fs::write(src.path().join(name), vec![7u8; size]).unwrap();
+    }
+    let tree = scan::Tree::scan(src.path(), &scan::Rules::default()).unwrap();
+    let plan = plan::plan(&tree, &params(Flavor::Ext2Compat)).unwrap();
+    let counts: Vec<usize> = plan.copies.iter().map(|c| c.map_blocks.len()).collect();
+    assert_eq!(counts, [1, 3, 0, 1]);
+    let metadata: std::collections::HashSet<u64> = plan.metadata.iter().map(|m| m.0).collect();
+    let mut next = None;
+    for c in &plan.copies {
+        let first = c.maps.iter().map(|m| m.physical).min().unwrap();
+        let end = c.maps.iter().map(|m| m.physical + m.len).max().unwrap();
+        let blocks: Vec<u64> = c.map_blocks.iter().map(|m| m.0).collect();
+        // Right after the file's data, then the next file: the copy threads write whole
+        // runs, not one run per file cut by a block the metadata writer fills.
+        assert_eq!(blocks, (end..end + blocks.len() as u64).collect::<Vec<_>>());
+        assert!(blocks.iter().all(|b| !metadata.contains(b)), "{blocks:?}");
+        if let Some(n) = next {
+            assert_eq!(first, n, "{}", c.source.display());
+        }
+        next = Some(end + blocks.len() as u64);
+    }
+}
+
+#[test]
 fn fragmented_sparse_file_gets_a_deep_extent_tree() {
     // 2000 islands of data: 2000 extents, more than one level of leaves holds.
     let src = tempfile::tempdir().unwrap();

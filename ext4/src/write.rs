@@ -1,7 +1,7 @@
 //! Putting a plan on disk: make the byte range read as zeros without writing zeros (punch a
 //! hole, or BLKZEROOUT on a block device), write metadata in large sequential chunks,
 //! skipping all-zero blocks, and copy file data kernel-side with copy_file_range on two
-//! threads while the metadata is written. With an observer (`Blocks`), data goes through
+//! threads while the metadata is written (each file's map blocks go with its data). With an observer (`Blocks`), data goes through
 //! user space instead (pread, observe, pwrite) so that it is seen while it is in the cache,
 //! and with `DataWrites::Direct` it is read into gathered `O_DIRECT` writes (`direct`).
 
@@ -198,15 +198,36 @@ fn copy_all(
             match observed.as_mut() {
                 Some((seen, sink)) => {
                     let piece = Piece {
-                        src: &src,
-                        path: &c.source,
-                        from,
+                        read: &mut |buf, at| {
+                            src.read_exact_at(buf, from + at)
+                                .map_err(|e| src_err(&c.source, e))
+                        },
                         len: end - from,
                         block: m.physical,
                     };
                     copy_observed(piece, out, offset, sink, *seen)?
                 }
                 None => copy_range(&src, &c.source, from, end - from, out, to, &mut fallback)?,
+            }
+        }
+        // The map blocks follow the data: written here, they continue the same run.
+        for (block, bytes) in &c.map_blocks {
+            match observed.as_mut() {
+                Some((seen, sink)) => {
+                    let piece = Piece {
+                        read: &mut |buf, at| {
+                            let at = at as usize;
+                            buf.copy_from_slice(&bytes[at..at + buf.len()]);
+                            Ok(())
+                        },
+                        len: bytes.len() as u64,
+                        block: *block,
+                    };
+                    copy_observed(piece, out, offset, sink, *seen)?
+                }
+                None => out
+                    .write_all_at(bytes, offset + block * BLOCK_SIZE)
+                    .map_err(|e| out_err("map block write", e))?,
             }
         }
         copied(c.size);
@@ -237,11 +258,12 @@ impl Sink {
     }
 }
 
-/// `len` bytes of a source file from byte `from`, bound for filesystem block `block`.
+/// Fills the buffer with a piece's bytes from the given offset in the piece on.
+type ReadAt<'p> = dyn FnMut(&mut [u8], u64) -> Result<(), Ext4Error> + 'p;
+
+/// `len` bytes bound for filesystem block `block`, from a source file or from memory.
 struct Piece<'p> {
-    src: &'p File,
-    path: &'p Path,
-    from: u64,
+    read: &'p mut ReadAt<'p>,
     len: u64,
     block: u64,
 }
@@ -262,20 +284,18 @@ fn copy_observed(
     seen: Blocks,
 ) -> Result<(), Ext4Error> {
     let Piece {
-        src,
-        path,
-        mut from,
+        read,
         mut len,
         mut block,
     } = piece;
+    let mut from = 0u64;
     while len > 0 {
         let at = offset + block * BLOCK_SIZE;
         let n = match sink {
             Sink::Cached(buf) => {
                 let n = (len as usize).min(buf.len());
                 let part = &mut buf[..n];
-                src.read_exact_at(part, from)
-                    .map_err(|e| src_err(path, e))?;
+                read(part, from)?;
                 out.write_all_at(part, at)
                     .map_err(|e| out_err("data write", e))?;
                 seen(block, part);
@@ -286,8 +306,7 @@ fn copy_observed(
                     .room(at, len as usize)
                     .map_err(|e| out_err("data write", e))?;
                 let n = part.len();
-                src.read_exact_at(part, from)
-                    .map_err(|e| src_err(path, e))?;
+                read(part, from)?;
                 seen(block, part);
                 w.fill(n);
                 n

@@ -1,6 +1,6 @@
 //! File contents, in inode order, each file's blocks followed by its map blocks (extent
-//! leaves or indirect blocks). Contents read from the tree become copies for `write`;
-//! files given in memory become metadata blocks.
+//! leaves or indirect blocks). Contents read from the tree become copies for `write`, which
+//! carry their map blocks; files given in memory become metadata blocks.
 
 use super::numbering::Numbering;
 use super::{DataCopy, Placed, Space};
@@ -24,15 +24,21 @@ pub(super) fn place(
         let runs = space.alloc.alloc(total);
         let maps = zip(data, &runs);
         let iseed = space.csum_seed.map(|s| inode_seed(s, numbers.ino_of[i], 0));
-        placed[i] = Some(space.map_blocks(&maps, iseed)?);
+        let (p, map_blocks) = space.build_map(&maps, iseed)?;
+        placed[i] = Some(p);
         match &n.in_memory {
-            Some(bytes) => space.metadata.extend(memory_blocks(bytes, &maps)),
             None if total > 0 => copies.push(DataCopy {
                 source: n.source.clone(),
                 size: *size,
                 maps,
+                map_blocks,
             }),
-            None => {}
+            in_memory => {
+                if let Some(bytes) = in_memory {
+                    space.metadata.extend(memory_blocks(bytes, &maps));
+                }
+                space.metadata.extend(map_blocks);
+            }
         }
     }
     Ok(copies)
