@@ -1,9 +1,10 @@
 //! Putting a plan on disk: make the byte range read as zeros without writing zeros (punch a
 //! hole, or BLKZEROOUT on a block device), write metadata in large sequential chunks,
 //! skipping all-zero blocks, and copy file data kernel-side with copy_file_range on two
-//! threads while the metadata is written (each file's map blocks go with its data). With an observer (`Blocks`), data goes through
-//! user space instead (pread, observe, pwrite) so that it is seen while it is in the cache,
-//! and with `DataWrites::Direct` it is read into gathered `O_DIRECT` writes (`direct`).
+//! threads while the metadata is written (each file's map blocks go with its data). With an
+//! observer (`Blocks`), data goes through user space instead (pread, observe, pwrite) so
+//! that it is seen while it is in the cache, and with `DataWrites::Direct` it is read into
+//! gathered `O_DIRECT` writes (`direct`).
 
 use super::direct::DirectWriter;
 use super::plan::{DataCopy, Plan};

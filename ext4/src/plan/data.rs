@@ -33,6 +33,7 @@ pub(super) fn place(
                 maps,
                 map_blocks,
             }),
+            // Contents given in memory, and their map blocks, go with the metadata.
             in_memory => {
                 if let Some(bytes) = in_memory {
                     space.metadata.extend(memory_blocks(bytes, &maps));
