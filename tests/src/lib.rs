@@ -101,6 +101,33 @@ pub fn require(tool: &str) {
     );
 }
 
+/// The unprivileged user the tests run builds as.
+pub const NOBODY: &str = "nobody";
+
+/// `cmd` run as nobody (setpriv: nobody's uid, nogroup, no supplementary groups), with its
+/// environment.
+pub fn as_nobody(cmd: &mut Command) -> Command {
+    require("setpriv");
+    let mut c = Command::new("setpriv");
+    c.args([
+        "--reuid",
+        NOBODY,
+        "--regid",
+        "nogroup",
+        "--clear-groups",
+        "--",
+    ])
+    .arg(cmd.get_program())
+    .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    c
+}
+
 /// An exclusive lock on `<cache>/<name>.lock`, held while the guard lives.
 pub struct CacheLock(#[allow(dead_code)] File);
 

@@ -1,11 +1,13 @@
 //! `coreos-build mkfs ext4 --output /dev/X` refuses a device that is mounted (itself or a
 //! partition of it) or held open exclusively by another program, naming it, exits non-zero
-//! and leaves the device as it was; a free device gets its filesystem.
+//! and leaves the device as it was; a free device gets its filesystem. A source file the
+//! build cannot read fails it before the device is written.
 
-use e2e::{bin, require, run, run_fail, Loop};
+use e2e::{as_nobody, bin, require, run, run_fail, Loop, NOBODY};
 use std::ffi::CString;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
@@ -121,4 +123,74 @@ fn a_device_held_open_exclusively_is_refused_then_written_once_free() {
         "{}",
         String::from_utf8_lossy(&fsck.stdout)
     );
+}
+
+/// As nobody, onto a device nobody may write: a file whose mode refuses nobody but whose ACL
+/// grants read is built; a file nobody cannot read fails the build, named, before the first
+/// write to the device. (The scan reads each file's mode and opens only the files the mode
+/// refuses; were it to miss one, the copy would fail on it after writing the files before it.)
+#[test]
+fn an_unreadable_file_fails_before_the_device_is_written_and_an_acl_grant_is_honoured() {
+    require("setfacl");
+    require("debugfs");
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let lo = Loop::attach(&old_filesystem(dir.path()), false);
+    let _lent = LentTo::nobody(&lo.dev);
+    let tree = dir.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    // Files that sort before the unreadable one, with data a late failure would have written.
+    for name in ["a", "b"] {
+        let data: Vec<u8> = (0..1u32 << 20).map(|i| (i % 251) as u8 + 1).collect();
+        fs::write(tree.join(name), data).unwrap();
+    }
+    let granted = tree.join("granted");
+    fs::write(&granted, b"read through the ACL").unwrap();
+    fs::set_permissions(&granted, fs::Permissions::from_mode(0o600)).unwrap();
+    run(Command::new("setfacl")
+        .args(["-m", &format!("u:{NOBODY}:r")])
+        .arg(&granted));
+    let secret = tree.join("secret");
+    fs::write(&secret, b"root's").unwrap();
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+
+    let mut build = mkfs(&lo.dev);
+    build.arg("--source").arg(&tree);
+    let before = fs::read(&lo.dev).unwrap();
+    let msg = run_fail(&mut as_nobody(&mut build));
+    assert!(
+        msg.contains(&format!("{}: Permission denied", secret.display())),
+        "the error does not name the file and the reason: {msg}"
+    );
+    assert!(
+        fs::read(&lo.dev).unwrap() == before,
+        "the device was written before the unreadable file was found"
+    );
+
+    fs::remove_file(&secret).unwrap();
+    run(&mut as_nobody(&mut build));
+    assert_eq!(label(&lo.dev), "NEW");
+    let o = run(Command::new("debugfs")
+        .args(["-R", "cat /granted"])
+        .arg(&lo.dev));
+    assert_eq!(o.stdout, b"read through the ACL");
+}
+
+/// A device node owned by nobody until dropped, then by its owner before (the node outlives
+/// the loop device's detach, and the next test to attach it must not find it lent out).
+struct LentTo(std::path::PathBuf, u32);
+
+impl LentTo {
+    fn nobody(dev: &Path) -> LentTo {
+        use std::os::unix::fs::MetadataExt;
+        let owner = fs::metadata(dev).unwrap().uid();
+        run(Command::new("chown").arg(NOBODY).arg(dev));
+        LentTo(dev.to_path_buf(), owner)
+    }
+}
+
+impl Drop for LentTo {
+    fn drop(&mut self) {
+        let _ = std::os::unix::fs::chown(&self.0, Some(self.1), None);
+    }
 }

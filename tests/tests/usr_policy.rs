@@ -6,7 +6,7 @@
 //! - the build host's security.selinux and user.* attributes are left out by default,
 //!   security.capability stays; `--keep-xattrs` keeps them all.
 
-use e2e::{bin, require, run, Loop, Mount};
+use e2e::{as_nobody, bin, require, run, Loop, Mount};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,36 +14,12 @@ use std::process::{Command, Output};
 
 const USR_A_OFFSET: u64 = 270336 * 512;
 const USR_A_FS_BYTES: u64 = 260094 * 4096;
-const NOBODY: &str = "nobody";
 
 /// A folder every user may write (tests run as root; the builds as nobody).
 fn shared_dir() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o777)).unwrap();
     d
-}
-
-/// `cmd` run as nobody (setpriv, no supplementary groups).
-fn as_nobody(cmd: &mut Command) -> Command {
-    require("setpriv");
-    let mut c = Command::new("setpriv");
-    c.args([
-        "--reuid",
-        NOBODY,
-        "--regid",
-        "nogroup",
-        "--clear-groups",
-        "--",
-    ])
-    .arg(cmd.get_program())
-    .args(cmd.get_args());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    c
 }
 
 /// A root-owned tree with a setuid binary, packed by root and unpacked by nobody with
