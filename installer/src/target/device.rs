@@ -230,3 +230,76 @@ fn display(given: &Path, path: &Path) -> String {
         format!("{} (-> {})", given.display(), path.display())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// A block device node for `major:minor` at `path` (needs CAP_MKNOD).
+    fn mknod(path: &Path, major: u32, minor: u32) -> std::io::Result<()> {
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a valid C string; mknod only creates the node.
+        let rc = unsafe {
+            libc::mknod(
+                c.as_ptr(),
+                libc::S_IFBLK | 0o600,
+                libc::makedev(major, minor),
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    /// The node at the checked path is replaced by another disk's between `resolve` and the
+    /// open (a udev rename, a hostile script): the opened descriptor is refused by its
+    /// `st_rdev`, naming both devices, and so is a regular file put there.
+    #[test]
+    fn a_node_replaced_between_check_and_open_is_refused() {
+        // SAFETY: no arguments.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("mknod needs root: skipped (ci/test runs as root)");
+            return;
+        }
+        // loop0 and loop1: whole disks once the loop driver is loaded (`losetup -f` loads it).
+        // The opens below are plain reads (not O_EXCL), so a test using those loops meanwhile
+        // does not matter.
+        let sys = |d: &str| Path::new("/sys/dev/block").join(d).exists();
+        if !sys("7:1") {
+            let _ = std::process::Command::new("losetup").arg("-f").output();
+        }
+        assert!(sys("7:0") && sys("7:1"), "no /dev/loop0 and /dev/loop1");
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join("disk");
+        mknod(&node, 7, 0).expect("mknod (is the temporary folder mounted nodev?)");
+        let target = TargetDisk::resolve(&node).unwrap();
+        assert_eq!(
+            (target.major, target.minor, target.name.as_str()),
+            (7, 0, "loop0")
+        );
+        target.check_opened(&File::open(&node).unwrap()).unwrap();
+
+        std::fs::remove_file(&node).unwrap();
+        mknod(&node, 7, 1).unwrap();
+        let e = target
+            .check_opened(&File::open(&node).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("changed while it was checked: it was block device 7:0, the opened file is block device 7:1"),
+            "{e}"
+        );
+
+        std::fs::remove_file(&node).unwrap();
+        std::fs::write(&node, b"not a disk").unwrap();
+        let e = target
+            .check_opened(&File::open(&node).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("the opened file is not a block device"), "{e}");
+    }
+}
