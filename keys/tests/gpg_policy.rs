@@ -1,7 +1,8 @@
 //! The signature policy against keys and signatures real gpg made: revoked (hard and soft,
-//! primary and subkey), expired, signatures older than their key, weak digests. gpg's own
-//! `--verify` says "Good signature" (exit 0) to several of these; we refuse them. Times are
-//! set with gpg's --faked-system-time, so the cases do not depend on today's date.
+//! primary and subkey), expired (primary and subkey), signatures older than their key, weak
+//! digests. gpg's own `--verify` says "Good signature" (exit 0) to several of these; we refuse
+//! them. Times are set with gpg's --faked-system-time, so the cases do not depend on today's
+//! date.
 
 use keys::{KeyRing, StreamVerifier};
 use std::io::Write;
@@ -289,4 +290,74 @@ fn weak_digests_are_refused_and_strong_ones_verify() {
         g.verify(&ring, &sig)
             .unwrap_or_else(|e| panic!("{alg}: {e}"));
     }
+}
+
+/// A key with a signing subkey, both made at `at`: (primary, subkey) fingerprints.
+fn key_with_signing_subkey(g: &Gpg, at: u64) -> (String, String) {
+    let fpr = g.gen_key(Some(at), "Rel <rel@example.com>", "ed25519");
+    g.run(
+        Some(at),
+        &[
+            "--batch",
+            "--quick-add-key",
+            &fpr,
+            "ed25519",
+            "sign",
+            "never",
+        ],
+    );
+    let out = g.run(None, &["--with-colons", "--list-keys", &fpr]);
+    let text = String::from_utf8_lossy(&out);
+    let fprs: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("fpr:"))
+        .filter_map(|l| l.split(':').nth(9))
+        .collect();
+    assert_eq!(fprs.len(), 2, "a primary and one subkey:\n{text}");
+    (fpr.clone(), fprs[1].to_string())
+}
+
+#[test]
+fn a_soft_revoked_subkey_keeps_signatures_made_before_it() {
+    for (menu, reason) in [(2, "key superseded"), (3, "key retired")] {
+        let g = Gpg::new();
+        let t0 = now() - 30 * DAY;
+        let (fpr, sub) = key_with_signing_subkey(&g, t0);
+        let by_sub = format!("{sub}!");
+        let before = g.sign(Some(t0 + DAY), &by_sub, &[]);
+        let after = g.sign(Some(t0 + 20 * DAY), &by_sub, &[]);
+        // key 1, revkey, confirm, the reason, no description, confirm, save.
+        g.run_with(
+            Some(t0 + 10 * DAY),
+            &["--command-fd", "0", "--edit-key", &fpr],
+            Some(&format!("key 1\nrevkey\ny\n{menu}\n\ny\nsave\n")),
+        );
+        let ring = g.ring("rel@example.com");
+        let v = g
+            .verify(&ring, &before)
+            .unwrap_or_else(|e| panic!("{reason}: a signature older than the revocation: {e}"));
+        assert_eq!(v.fingerprint, sub);
+        refused(g.verify(&ring, &after), reason);
+    }
+}
+
+#[test]
+fn a_subkey_expired_when_it_signed_is_refused() {
+    let g = Gpg::new();
+    let t0 = now() - 3 * 365 * DAY;
+    let (fpr, sub) = key_with_signing_subkey(&g, t0);
+    let by_sub = format!("{sub}!");
+    let while_valid = g.sign(Some(t0 + 10 * DAY), &by_sub, &[]);
+    let today = g.sign(None, &by_sub, &[]);
+    // A day after creation the owner gave the subkey, not the primary, a one-year expiry.
+    g.run(
+        Some(t0 + DAY),
+        &["--batch", "--quick-set-expire", &fpr, "1y", &sub],
+    );
+    let ring = g.ring("rel@example.com");
+    assert_eq!(g.verify(&ring, &while_valid).unwrap().fingerprint, sub);
+    refused(g.verify(&ring, &today), "expired");
+    // The primary itself never expires: its own signatures of today still verify.
+    let by_primary = g.sign(None, &format!("{fpr}!"), &[]);
+    assert_eq!(g.verify(&ring, &by_primary).unwrap().fingerprint, fpr);
 }
