@@ -18,7 +18,12 @@ use std::process::Command;
 fn vendor_installer(key: &Path, base: &str) -> PathBuf {
     let _lock = lock("trusted-keys-target");
     let target = cache().join("trusted-keys-target");
+    // The rustc beside this cargo, named outright: through rustup's proxy, rustc would obey
+    // the rust-toolchain.toml some crates ship (ff pins 1.56.0) when cargo builds them in
+    // their own folder.
+    let rustc = Path::new(env!("CARGO")).with_file_name("rustc");
     run(Command::new(env!("CARGO"))
+        .env("RUSTC", &rustc)
         .args(["build", "--quiet", "-p", "coreos-install", "--target-dir"])
         .arg(&target)
         .env("COREOS_TRUSTED_KEYS", key)
