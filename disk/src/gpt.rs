@@ -64,12 +64,7 @@ pub fn write_table(file: &File, layout: &Layout) -> Result<(), GptError> {
         )));
     }
     let sectors = bytes / crate::SECTOR;
-    let primary = HeaderBuilder::new()
-        .num_parts(GPT_ENTRIES)
-        .part_size(GPT_ENTRY_SIZE)
-        .backup_lba(sectors - 1)
-        .disk_guid(layout.disk_guid)
-        .primary(true)
+    let primary = header_builder(layout.disk_guid, GPT_ENTRIES, GPT_ENTRY_SIZE, sectors - 1)
         .build(LB)
         .map_err(|e| gpt_err("GPT header", e))?;
     for p in &layout.partitions {
@@ -92,6 +87,40 @@ pub fn write_table(file: &File, layout: &Layout) -> Result<(), GptError> {
         .collect();
     write_headers_and_entries(file, primary, &entries)?;
     write_mbr(file, layout.partitions.iter().find(|p| p.hybrid), sectors)
+}
+
+/// A builder for a primary header of `disk_guid` with its backup at `backup_lba`, the usable
+/// range computed from them. Never `HeaderBuilder::new()`: it draws a random disk GUID (uuid v4)
+/// that would only be overwritten, and in our statically linked binaries that draw waits on
+/// `/dev/random`, which in an entropy-starved live system (a VM without an RNG device, an
+/// early-boot PXE install) never becomes readable: the unattended install hung forever moving
+/// the backup GPT to the end of a larger disk (issue 30). Nothing here needs randomness.
+fn header_builder(
+    disk_guid: uuid::Uuid,
+    num_parts: u32,
+    part_size: u32,
+    backup_lba: u64,
+) -> HeaderBuilder {
+    let seed = Header {
+        signature: "EFI PART".into(),
+        revision: (1, 0),
+        header_size_le: 92,
+        crc32: 0,
+        reserved: 0,
+        current_lba: 1,
+        backup_lba,
+        // 0: computed by `build` from the entry array and the backup's position.
+        first_usable: 0,
+        last_usable: 0,
+        disk_guid,
+        part_start: 2,
+        num_parts,
+        part_size,
+        crc32_parts: 0,
+    };
+    let mut b = HeaderBuilder::from_header(&seed);
+    b.primary(true);
+    b
 }
 
 fn entry(p: &Partition) -> gpt::partition::Partition {
@@ -320,13 +349,8 @@ pub fn relocate_backup(file: &File, new_disk_bytes: u64) -> Result<(), GptError>
     if old.backup_lba != new_sectors - 1 && old.backup_lba > last_end {
         file.write_all_at(&[0u8; 512], old.backup_lba * crate::SECTOR)?;
     }
-    let primary = HeaderBuilder::new()
-        .num_parts(old.num_parts)
-        .part_size(old.part_size)
+    let primary = header_builder(old.disk_guid, old.num_parts, old.part_size, new_sectors - 1)
         .first_usable(old.first_usable)
-        .backup_lba(new_sectors - 1)
-        .disk_guid(old.disk_guid)
-        .primary(true)
         .build(LB)
         .map_err(|e| gpt_err("GPT header", e))?;
     write_headers_and_entries(file, primary, &entries)?;

@@ -70,6 +70,63 @@ fn image_only_through_a_symlinked_device_path() {
     );
 }
 
+/// Issue 30: an unattended install onto a disk larger than the image hung for good in an
+/// entropy-starved live system, waiting for /dev/random while it moved the backup GPT. Nothing
+/// in an install needs randomness, so under strace the installer opens neither random device
+/// and makes no getrandom(2) call that could block (std's hash seeds use GRND_INSECURE), on a
+/// disk larger than the image (the backup GPT moved) and with a cloud-config injected.
+#[test]
+fn an_install_onto_a_larger_disk_never_waits_for_entropy() {
+    e2e::require("strace");
+    let m = mirror();
+    let web = Nginx::start(&m.dir);
+    let d = disk(400);
+    let (_t, cloud) = write_tmp("cloud.yml", CLOUD);
+    let trace_dir = tempfile::tempdir().unwrap();
+    let trace = trace_dir.path().join("strace.log");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=getrandom,open,openat", "-o"])
+        .arg(&trace)
+        .arg(e2e::bin("coreos-install"))
+        .args(["-d", &dev(&d), "-b", &web.base(), "-k"])
+        .arg(&m.key)
+        .arg("-c")
+        .arg(&cloud)
+        .env_remove("http_proxy")
+        .env_remove("HTTP_PROXY")
+        .env("NO_PROXY", "127.0.0.1");
+    let out = run(&mut cmd);
+    assert_success(&out, &d);
+    let log = fs::read_to_string(&trace).unwrap();
+    assert!(
+        log.contains("openat(") && log.contains("getrandom("),
+        "strace saw no calls at all:\n{log}"
+    );
+    let waits: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"/dev/random\"")
+                || l.contains("\"/dev/urandom\"")
+                || (l.contains("getrandom(")
+                    && !l.contains("GRND_NONBLOCK")
+                    && !l.contains("GRND_INSECURE"))
+        })
+        .collect();
+    assert!(
+        waits.is_empty(),
+        "the installer asked for randomness that can block:\n{}",
+        waits.join("\n")
+    );
+    // And it moved the backup GPT to the end of the larger disk.
+    let v = Command::new("sgdisk")
+        .arg("-v")
+        .arg(&d.lo.dev)
+        .output()
+        .unwrap();
+    let v = String::from_utf8_lossy(&v.stdout);
+    assert!(v.contains("No problems found"), "{v}");
+}
+
 #[test]
 fn oem_image_is_chosen() {
     let m = mirror();
