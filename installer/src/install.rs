@@ -11,9 +11,10 @@
 //!    byte are checked; then the held-back MiBs are staged (written without the three sectors
 //!    that make a table valid), the cloud-config/Ignition/OEM choice injected into the written
 //!    filesystems, and only then the table committed (backup header, then MBR + primary header
-//!    in one write), the backup GPT moved to the end of a larger disk;
-//! 4. the kernel is told (reread, BLKPG; skipped for device-mapper) and udev settles, after the
-//!    flock is released. A failure here is a warning: the install is complete.
+//!    in one write);
+//! 4. `finish`: the backup GPT moved to the end of a larger disk, the kernel told (reread,
+//!    BLKPG; skipped for device-mapper) and udev settled after the flock is released, each
+//!    step with a time bound. A failure or hang here is a warning: the install is complete.
 //!
 //! So a disk is either without a partition table (any failure or kill before the commit; the
 //! message says so) or a complete, verified and configured install. A failure after the commit
@@ -23,11 +24,12 @@
 
 use crate::cli::Args;
 use crate::configure::{self, UserConfig};
+use crate::finish;
 use crate::image::HoldBackWriter;
 use crate::installed_version;
 use crate::pipeline::{self, ImageSource};
 use crate::signature::KeyRing;
-use crate::target::{in_use, partitions, TargetDisk};
+use crate::target::{in_use, TargetDisk};
 use anyhow::{bail, Context, Result};
 use disk::layout::Partition;
 use fetch::mirror;
@@ -189,17 +191,9 @@ pub fn run(args: &Args) -> Result<()> {
     ));
 
     let mut writer = HoldBackWriter::new(&dev, true, disk_size, &choice.image);
-    let installed = pipeline::write_image(choice.source, &mut writer, &ui).and_then(|()| {
-        complete(
-            &dev,
-            &mut writer,
-            disk_size,
-            &config,
-            choice.oem_id.as_deref(),
-            &ui,
-        )
-    });
-    let (parts, installed) = match installed {
+    let installed = pipeline::write_image(choice.source, &mut writer, &ui)
+        .and_then(|()| complete(&dev, &mut writer, &config, choice.oem_id.as_deref(), &ui));
+    let (parts, installed, image_size) = match installed {
         Ok(v) => v,
         Err(e) => {
             let cleanup = if args.preserve_on_error {
@@ -213,12 +207,9 @@ pub fn run(args: &Args) -> Result<()> {
             );
         }
     };
-    // The install is complete: what follows only tells the kernel and udev about it.
-    for problem in partitions::tell_kernel(&dev, &disk, &parts) {
-        tracing::warn!("{problem}");
-    }
-    TargetDisk::unlock(&dev);
-    partitions::udev_settle();
+    // The install is complete: what follows tidies the disk and tells the system about it,
+    // each step bounded, so a failure or a hang there is a warning, not a lost "Success!".
+    finish::run(&dev, &disk, &parts, image_size, disk_size)?;
     let version = match installed {
         Some(v) if args.image_file.is_some() => v,
         Some(v) => {
@@ -241,16 +232,15 @@ pub fn run(args: &Args) -> Result<()> {
 }
 
 /// After the verified image body is on the disk: stage the held-back MiBs, configure the
-/// written filesystems, commit the partition table, move the backup GPT to the end of a larger
-/// disk. Returns the partitions and the version USR-A holds.
+/// written filesystems, commit the partition table. Returns the partitions, the version USR-A
+/// holds and the image's size.
 fn complete(
     dev: &File,
     writer: &mut HoldBackWriter<'_>,
-    disk_size: u64,
     config: &UserConfig,
     oem_id: Option<&str>,
     ui: &Ui,
-) -> Result<(Vec<Partition>, Option<String>)> {
+) -> Result<(Vec<Partition>, Option<String>, u64)> {
     let parts = writer.stage()?;
     let mtime = u32::try_from(disk::epoch::build_time()?)
         .context("SOURCE_DATE_EPOCH is past 2106, beyond a 32-bit ext4 timestamp")?;
@@ -262,21 +252,10 @@ fn complete(
         .iter()
         .find(|p| p.number == installed_version::USR_A_PARTITION)
         .and_then(|p| installed_version::read(dev, p.offset(), p.bytes()));
-    let image_size = writer.commit()?;
     // From here the install is complete and verified: the primary table is valid whatever
-    // happens to the backup, so a failure to move it is a warning with the repair, not a wipe.
-    if image_size < disk_size {
-        let moved = disk::gpt::relocate_backup(dev, disk_size)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| dev.sync_all().context("fsync"));
-        if let Err(e) = moved {
-            tracing::warn!(
-                "the install is complete, but moving the backup GPT to the end of the disk \
-                 failed ({e:#}); `sgdisk -e` on the disk moves it"
-            );
-        }
-    }
-    Ok((parts, installed))
+    // happens to the backup, which `finish` moves to the end of a larger disk.
+    let image_size = writer.commit()?;
+    Ok((parts, installed, image_size))
 }
 
 fn print_settings(args: &Args, disk: &TargetDisk, size: u64, c: &Choice) {

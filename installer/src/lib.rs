@@ -6,6 +6,7 @@ pub mod cli;
 pub mod configure;
 pub mod decompress;
 pub mod download;
+mod finish;
 pub mod image;
 pub mod install;
 mod installed_version;
