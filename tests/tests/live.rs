@@ -1,9 +1,11 @@
 //! The live media end to end (issue 11): `coreos-build release --formats iso,pxe` from the
 //! sample OS, judged by xorriso and isoinfo, booted in qemu from a CD and a USB stick under
 //! BIOS and UEFI, by direct kernel boot and through qemu's iPXE ROM over TFTP, tampered with
-//! (dm-verity must refuse), and installing unattended, from a customized ISO and from PXE
-//! kernel arguments, onto a blank disk from the nginx-served mirror, after which that disk boots
-//! on its own with the cloud-config.
+//! (dm-verity must refuse), and installing unattended, from a customized ISO (under BIOS and
+//! UEFI) and from PXE kernel arguments, onto a blank 8 GiB disk (larger than the image, as every
+//! real disk is) from the nginx-served mirror: the live system powers off, `sgdisk -v` finds the
+//! backup GPT at the disk's end, and the disk boots on its own with the cloud-config and grows
+//! ROOT to the end.
 //!
 //! The release is built once per test process; at most two VMs run at a time.
 
@@ -27,6 +29,8 @@ const PXE_KERNEL: &str = "coreos_production_pxe.vmlinuz";
 const PXE_INITRD: &str = "coreos_production_pxe_image.cpio.gz";
 const PXE_CMDLINE: &str = "coreos_production_pxe.txt";
 const INSTALL_MARKER: &str = "COREOS-LIVE-INSTALL rc=";
+/// The unattended installs' target: larger than the image (4.5 GiB), as a real disk is.
+const TARGET_DISK_BYTES: u64 = 8 << 30;
 const CLOUD_CONFIG: &str = "#cloud-config\nhostname: live-installed\n";
 
 /// What every test shares: the release (mirror with the live artifacts) and its key.
@@ -391,12 +395,18 @@ fn a_tampered_usr_fails_verity_on_the_iso_and_in_the_pxe_initramfs() {
     });
 }
 
-/// A blank target disk the size of the released image.
+/// A blank target disk larger than the released image, as every real machine's is: the
+/// installer moves the backup GPT to its end.
 fn blank_disk(dir: &Path, rel: &Release) -> PathBuf {
     let len = fs::metadata(rel.file("coreos_production_image.bin"))
         .unwrap()
         .len();
-    qemu::blank_qcow2(&dir.join("target.qcow2"), len)
+    assert!(
+        len < TARGET_DISK_BYTES,
+        "the image outgrew the 8 GiB target"
+    );
+    fs::create_dir_all(dir).unwrap();
+    qemu::blank_qcow2(&dir.join("target.qcow2"), TARGET_DISK_BYTES)
 }
 
 /// Run an unattended install to its end: qemu must power off after `rc=0`.
@@ -422,8 +432,45 @@ fn install(m: Machine, name: &str) {
     );
 }
 
+/// The installed disk's GPT is clean for `sgdisk -v`, with the backup GPT at the end of the
+/// larger disk (read from a sparse raw copy of the qcow2).
+fn assert_table_fills_the_disk(target: &Path) {
+    let raw = target.with_extension("check.raw");
+    run(Command::new("qemu-img")
+        .args(["convert", "-q", "-f", "qcow2", "-O", "raw"])
+        .arg(target)
+        .arg(&raw));
+    let verify = run(Command::new("sgdisk").arg("-v").arg(&raw));
+    let print = run(Command::new("sgdisk").arg("-p").arg(&raw));
+    let _ = fs::remove_file(&raw);
+    let verify = String::from_utf8_lossy(&verify.stdout);
+    assert!(
+        verify.contains("No problems found"),
+        "{}: sgdisk -v:\n{verify}",
+        target.display()
+    );
+    let print = String::from_utf8_lossy(&print.stdout);
+    let last_usable = TARGET_DISK_BYTES / 512 - 34;
+    assert!(
+        print.contains(&format!("last usable sector is {last_usable}")),
+        "{}: the backup GPT is not at the end of the disk:\n{print}",
+        target.display()
+    );
+}
+
+/// The installed disk boots with the cloud-config, and its first boot grows ROOT to the end of
+/// the larger disk.
 fn assert_installed(disk: &Path, fw: Firmware, cloud_config: &Path) {
     let r = qemu::boot(disk, fw, "qcow2", TIMEOUT).unwrap_or_else(|e| panic!("{e}"));
+    let grown: u64 = r
+        .root_grown
+        .parse()
+        .unwrap_or_else(|_| panic!("root_grown={} (log {})", r.root_grown, r.log.display()));
+    assert!(
+        grown > TARGET_DISK_BYTES / 2,
+        "ROOT grew to only {grown} bytes of the {TARGET_DISK_BYTES}-byte disk (log {})",
+        r.log.display()
+    );
     assert_eq!(
         (
             r.usr.as_str(),
@@ -486,15 +533,26 @@ fn a_customized_iso_installs_unattended_and_the_disk_boots_with_the_cloud_config
     );
     assert!(again.contains("--force"), "{again}");
 
+    // Installed under each firmware, each disk then booted under the other one.
     let nginx = Nginx::start(&rel.mirror);
-    let target = blank_disk(&dir, rel);
-    let m = Machine::new(Firmware::Bios)
-        .cdrom(&custom)
-        .disk(&target, "qcow2", false)
-        .nic(&nginx.guest_nic());
-    install(m, "live-unattended-iso");
-    drop(nginx);
-    assert_installed(&target, Firmware::Uefi, &cc);
+    std::thread::scope(|s| {
+        for (fw, boot_fw) in [
+            (Firmware::Bios, Firmware::Uefi),
+            (Firmware::Uefi, Firmware::Bios),
+        ] {
+            let (dir, custom, cc, nginx) = (&dir, &custom, &cc, &nginx);
+            s.spawn(move || {
+                let target = blank_disk(&dir.join(fw.name()), rel);
+                let m = Machine::new(fw)
+                    .cdrom(custom)
+                    .disk(&target, "qcow2", false)
+                    .nic(&nginx.guest_nic());
+                install(m, &format!("live-unattended-iso-{}", fw.name()));
+                assert_table_fills_the_disk(&target);
+                assert_installed(&target, boot_fw, cc);
+            });
+        }
+    });
 }
 
 #[test]
@@ -555,5 +613,6 @@ fn pxe_kernel_arguments_install_unattended_and_a_failure_never_powers_off() {
         failing.join().unwrap();
     });
     drop(nginx);
+    assert_table_fills_the_disk(&target);
     assert_installed(&target, Firmware::Bios, &cc);
 }
