@@ -5,12 +5,14 @@
 //! `locksmithctl` and our tools see one lock.
 //!
 //! - `semaphore`: the value and its rules;
-//! - `store`: a key with a revision; `etcd_v2`: etcd's v2 keys API, locksmith's;
+//! - `store`: a key with a revision; `etcd_v2`: etcd's v2 keys API, locksmith's; `etcd_v3`: the
+//!   v3 API (etcd 3.6+ has no v2), the same key and JSON;
 //! - `RebootLock`: read, change, compare-and-swap, again when another machine came first.
 
 #![forbid(unsafe_code)]
 
 pub mod etcd_v2;
+pub mod etcd_v3;
 pub mod semaphore;
 pub mod store;
 

@@ -1,10 +1,14 @@
 //! The reboot lock against a real etcd (Debian's `etcd-server` 3.4, started here on
-//! 127.0.0.1 with `--enable-v2=true`, as locksmith needs it): many machines at once never hold
-//! more slots than `max`, the value is locksmith's JSON where `etcdctl` reads it, a dead
-//! holder keeps its slot until unlocked by id, and an etcd without the v2 API is named.
+//! 127.0.0.1 with `--enable-v2=true`, as locksmith needs it), over the v2 keys API and the v3
+//! API: many machines at once never hold more slots than `max`, the value is locksmith's JSON
+//! where `etcdctl` reads it, a dead holder keeps its slot until unlocked by id, v2 and v3 are
+//! separate stores, and an etcd without the v2 API is named.
 
 use rebootlock::etcd_v2::EtcdV2;
-use rebootlock::{key_for_group, LockError, RebootLock, Semaphore, SemaphoreError, DEFAULT_KEY};
+use rebootlock::etcd_v3::EtcdV3;
+use rebootlock::{
+    key_for_group, LockError, RebootLock, Semaphore, SemaphoreError, Store, DEFAULT_KEY,
+};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -83,6 +87,10 @@ impl Etcd {
     fn lock(&self, key: &str) -> RebootLock<EtcdV2> {
         RebootLock::new(EtcdV2::new(std::slice::from_ref(&self.url), key).unwrap())
     }
+
+    fn lock_v3(&self, key: &str) -> RebootLock<EtcdV3> {
+        RebootLock::new(EtcdV3::new(std::slice::from_ref(&self.url), key).unwrap())
+    }
 }
 
 impl Drop for Etcd {
@@ -96,16 +104,26 @@ impl Drop for Etcd {
 /// it back; a watcher reading the key all along never sees more than two holders, and the
 /// free count always agrees with them.
 #[test]
-fn twenty_machines_with_max_two_never_hold_more_than_two() {
+fn twenty_machines_with_max_two_never_hold_more_than_two_v2() {
     let etcd = Etcd::start(true);
-    let admin = etcd.lock(DEFAULT_KEY);
+    twenty_machines(|| etcd.lock(DEFAULT_KEY));
+}
+
+#[test]
+fn twenty_machines_with_max_two_never_hold_more_than_two_v3() {
+    let etcd = Etcd::start(false);
+    twenty_machines(|| etcd.lock_v3(DEFAULT_KEY));
+}
+
+fn twenty_machines<S: Store + Send + 'static>(new: impl Fn() -> RebootLock<S>) {
+    let admin = new();
     assert_eq!(admin.status().unwrap(), Semaphore::default());
     assert_eq!(admin.set_max(2).unwrap().0, 1);
 
     let done = Arc::new(AtomicBool::new(false));
     let most = Arc::new(AtomicUsize::new(0));
     let watcher = {
-        let (done, most, w) = (done.clone(), most.clone(), etcd.lock(DEFAULT_KEY));
+        let (done, most, w) = (done.clone(), most.clone(), new());
         std::thread::spawn(move || {
             let mut reads = 0;
             while !done.load(Ordering::SeqCst) {
@@ -121,7 +139,7 @@ fn twenty_machines_with_max_two_never_hold_more_than_two() {
     };
     let machines: Vec<_> = (0..20)
         .map(|i| {
-            let l = etcd.lock(DEFAULT_KEY);
+            let l = new();
             std::thread::spawn(move || {
                 let id = format!("{i:032x}");
                 let start = Instant::now();
@@ -229,4 +247,38 @@ fn no_etcd_is_unreachable_naming_the_endpoints() {
         e.contains("no etcd endpoint answered") && e.contains(&url),
         "{e}"
     );
+}
+
+/// The v3 store keeps locksmith's JSON under the same key (`etcdctl get` reads it), and it is
+/// not the v2 store: a slot taken through one API is not seen through the other, which is why
+/// the API is chosen and never guessed.
+#[test]
+fn v3_keeps_the_same_json_in_a_separate_store() {
+    let etcd = Etcd::start(true);
+    let v3 = etcd.lock_v3(DEFAULT_KEY);
+    v3.lock("machine-a").unwrap();
+    let out = Command::new("etcdctl")
+        .env("ETCDCTL_API", "3")
+        .args([
+            "--endpoints",
+            &etcd.url,
+            "get",
+            "--print-value-only",
+            DEFAULT_KEY,
+        ])
+        .output()
+        .expect("etcdctl (Debian's etcd-client)");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        r#"{"semaphore":0,"max":1,"holders":["machine-a"]}"#
+    );
+    let v2 = etcd.lock(DEFAULT_KEY);
+    assert_eq!(
+        v2.status().unwrap(),
+        Semaphore::default(),
+        "v2 sees its own store"
+    );
+    v2.lock("machine-b").unwrap();
+    assert_eq!(v3.status().unwrap().holders(), ["machine-a"]);
 }
