@@ -9,6 +9,7 @@ mod mkfs;
 mod mounts;
 mod progress;
 mod release;
+mod serve;
 mod update_payload;
 mod vm;
 
@@ -56,6 +57,8 @@ enum Command {
     /// Convert a production image into a platform artifact (VirtualBox, Vagrant, GCE, EC2, qemu,
     /// Azure, Hyper-V, VMware, OpenStack, DigitalOcean, Packet, live ISO, PXE).
     Vm(vm::Args),
+    /// Serve the Omaha update protocol (and the mirror's files) from a mirror of channels.
+    Serve(serve::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -71,5 +74,6 @@ fn main() -> anyhow::Result<()> {
         Command::Release(a) => release::run(a, &ui),
         Command::Payload(a) => update_payload::run(a, &ui),
         Command::Vm(a) => vm::run(a, &ui),
+        Command::Serve(a) => serve::run(a),
     }
 }
