@@ -44,7 +44,24 @@ pub fn run(args: &DiskArgs) -> Result<()> {
         );
     }
     let gpt_view: std::collections::BTreeMap<_, _> = slot_attrs(&gpt).into_iter().collect();
-    match esp.grub_view()? {
+    let view = esp.grub_view()?;
+    // What GRUB does with today's grubenv (its rule; a missing or unusable view boots the
+    // fallback slot), and what the GPT, rendered by the next sync, will make it do.
+    let name = |s: Option<disk::slots::Slot>| s.map_or("no slot".to_string(), |s| s.to_string());
+    let grub_next = match &view {
+        GrubView::Slots(v) => {
+            let slots: Vec<_> = v.iter().map(|(s, a)| (*s, *a)).collect();
+            let attrs: Vec<_> = slots.iter().map(|s| s.1).collect();
+            disk::slots::select::next_boot(&attrs).map(|i| slots[i].0)
+        }
+        GrubView::Missing | GrubView::Malformed(_) => esp.fallback()?,
+    };
+    println!(
+        "GRUB boots next: {} (from today's grubenv); after the next sync: {}",
+        name(grub_next),
+        name(next)
+    );
+    match view {
         GrubView::Slots(v) if v == gpt_view => println!("GRUB's view: same as the GPT"),
         GrubView::Slots(v) => {
             let text: Vec<String> = v.iter().map(|(s, a)| format!("{s} {a}")).collect();

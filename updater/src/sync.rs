@@ -14,7 +14,7 @@ pub fn run(args: &DiskArgs) -> Result<()> {
     let mut esp = Esp::open(&disk)?;
     let mut gpt = disk.slots()?;
     let view = esp.grub_view()?;
-    let changes = fold_spent_tries(&mut gpt, &view)?;
+    let changes = fold_spent_tries(&mut gpt, &view, &esp.written_tries()?)?;
     for d in &gpt.damaged {
         tracing::warn!("{}: {d}; rewriting both GPT copies", disk.name());
     }
