@@ -363,7 +363,8 @@ fn apply_boots_usr_b_once_marks_it_good_and_the_slots_alternate() {
     judge_tables(&disk);
 
     // 6. From USR-B the next apply writes USR-A; status agrees with cgpt throughout.
-    let out = apply(&disk, v1_payload());
+    // V1 is older than the running V2: a downgrade, written only when asked.
+    let out = run(apply_cmd(&disk, v1_payload()).arg("--allow-downgrade"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("USR-A"));
     assert_eq!(cgpt(&disk, USR_A), (2, 1, 0));
     assert_eq!(cgpt(&disk, USR_B), (1, 0, 1));
