@@ -1365,3 +1365,34 @@ fn a_cgpt_rollback_boots_the_other_slot_and_it_stays() {
     assert_eq!(boots_next(&disk), "USR-A");
     judge_tables(&disk);
 }
+
+/// Issue 25 item 9: on a disk cloned with `sgdisk -G` (new disk and partition GUIDs) the slots
+/// are still found by their labels; `status` says USR-A's boot config names the old PARTUUID,
+/// and `sync` rewrites it with the new one (GRUB passes it to the kernel as `verity.usr=`).
+#[test]
+fn after_sgdisk_g_the_slots_are_found_and_sync_renews_their_partuuid() {
+    require("cgpt");
+    let f = fixture();
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    run(Command::new("sgdisk").arg("-G").arg(&disk));
+    let status = assert_status_agrees_with_cgpt(&disk);
+    assert!(status.contains("boot-files=stale"), "{status}");
+    let out = run(&mut update(&["sync"], &disk));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("USR-A: its boot config named PARTUUID"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let guid = e2e::partitions::sgdisk_info(&disk, USR_A)["Partition unique GUID"].to_lowercase();
+    let file = File::open(&disk).unwrap();
+    let esp = disk::fat_edit::FatEditor::open(&file, ESP_OFFSET, ESP_BYTES, 0).unwrap();
+    let cfg = String::from_utf8(esp.read("coreos/usr-a.cfg").unwrap().unwrap()).unwrap();
+    assert!(cfg.contains(&guid), "{guid} not in {cfg}");
+    drop(esp);
+    let status = assert_status_agrees_with_cgpt(&disk);
+    assert!(
+        status.contains("boot-files=yes") && !status.contains("stale"),
+        "{status}"
+    );
+    judge_tables(&disk);
+}

@@ -153,6 +153,15 @@ impl<'a> Esp<'a> {
             .with_context(|| format!("writing {path} on {}", self.what))
     }
 
+    /// Rewrite a slot's config alone (its kernel and initrd stay).
+    pub fn write_config(&mut self, config: &SlotConfig) -> Result<()> {
+        let text = config.render()?;
+        let path = esp_files::config_path(config.slot);
+        self.fat
+            .replace(&path, text.as_bytes())
+            .with_context(|| format!("writing {path} on {}", self.what))
+    }
+
     pub fn fallback(&self) -> Result<Option<Slot>> {
         Ok(self
             .read(esp_files::FALLBACK_PATH)?

@@ -24,7 +24,9 @@ pub fn run(args: &DiskArgs) -> Result<()> {
         let version = crate::release_info::read(&disk.file, &p)
             .and_then(|r| r.version)
             .unwrap_or_else(|| "unknown".into());
-        let bootable = esp.slot_config(slot)?.is_some() && esp.has_kernel(slot)?;
+        let config = esp.slot_config(slot)?;
+        let stale = config.as_ref().is_some_and(|c| c.partuuid != p.part_guid);
+        let bootable = config.is_some() && esp.has_kernel(slot)?;
         let mut notes = Vec::new();
         if next == Some(slot) {
             notes.push("boots next");
@@ -38,7 +40,11 @@ pub fn run(args: &DiskArgs) -> Result<()> {
             p.attrs.priority,
             p.attrs.tries,
             p.attrs.successful as u8,
-            if bootable { "yes" } else { "no" },
+            match (bootable, stale) {
+                (true, false) => "yes",
+                (true, true) => "stale (its config names another PARTUUID: a cloned disk? sync rewrites it)",
+                _ => "no",
+            },
             if notes.is_empty() { "" } else { "  " },
             notes.join(", ")
         );
