@@ -1396,3 +1396,18 @@ fn after_sgdisk_g_the_slots_are_found_and_sync_renews_their_partuuid() {
     );
     judge_tables(&disk);
 }
+
+/// Issue 25 item 3 in a VM: apply killed between its GPT write and its grubenv write. The
+/// first boot is V1 from USR-A (GRUB's view did not say USR-B yet); the one after tries V2
+/// from USR-B, which marks itself good.
+#[test]
+fn a_cut_between_the_gpt_and_grubenv_boots_the_update_on_the_boot_after() {
+    require("cgpt");
+    let (_d, disk) = killed_at("between-gpt-and-grubenv");
+    let r = boot(&disk, Firmware::Uefi, "cut-1");
+    assert_booted(&r, "USR-A", "ok", V1);
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "the update is still pending");
+    let r = boot(&disk, Firmware::Bios, "cut-2");
+    assert_booted(&r, "USR-B", "ok", V2);
+    assert_eq!(cgpt(&disk, USR_B), (2, 0, 1), "marked good");
+}
