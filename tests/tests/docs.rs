@@ -41,7 +41,14 @@ const CASES: &[Case] = &[
     (
         "coreos-update",
         "coreos-update-apply.1",
-        &["--payload", "--key", "--base-url"],
+        &[
+            "--payload",
+            "--key",
+            "--base-url",
+            "--force",
+            "--allow-downgrade",
+            "--retry-failed",
+        ],
         &["apply", "--pay"],
         "--payload",
     ),

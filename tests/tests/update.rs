@@ -97,6 +97,27 @@ fn v1_payload() -> &'static Path {
     })
 }
 
+const V3: &str = "1002.0.0";
+
+/// A version 3 payload (V2's tree plus another marker), built when first needed.
+fn v3_payload() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    P.get_or_init(|| {
+        let f = fixture();
+        let usr = f.dir.join("usr-v3");
+        run(Command::new("cp")
+            .args(["-a", "--reflink=auto"])
+            .arg(&f.v1_usr)
+            .arg(&usr));
+        fs::create_dir_all(usr.join("share/update-test")).unwrap();
+        fs::write(usr.join("share/update-test/marker"), V3).unwrap();
+        let image = build_image(&usr, &f.dir.join("v3"), V3);
+        let p = f.dir.join("v3_update.gz");
+        make_payload(&image, &usr, V3, BOARD, &f.signing_key, &p);
+        p
+    })
+}
+
 fn build_image(usr: &Path, out: &Path, version: &str) -> PathBuf {
     run(Command::new(bin("coreos-build"))
         .args(["-q", "image", "--usr"])
@@ -144,6 +165,29 @@ fn write_payload(
     key: &keys::PayloadSigningKey,
     out: &Path,
 ) {
+    write_channel_payload(
+        img,
+        partition,
+        kernel,
+        version,
+        board,
+        "developer",
+        key,
+        out,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_channel_payload(
+    img: &File,
+    partition: std::ops::Range<u64>,
+    kernel: &[u8],
+    version: &str,
+    board: &str,
+    channel: &str,
+    key: &keys::PayloadSigningKey,
+    out: &Path,
+) {
     let source = payload::PayloadSource {
         image: img,
         partition,
@@ -152,7 +196,7 @@ fn write_payload(
     let release = payload::Release {
         board: board.into(),
         version: version.into(),
-        channel: "developer".into(),
+        channel: channel.into(),
     };
     let mut f = std::io::BufWriter::new(File::create(out).unwrap());
     payload::write_payload(
@@ -319,7 +363,8 @@ fn apply_boots_usr_b_once_marks_it_good_and_the_slots_alternate() {
     judge_tables(&disk);
 
     // 6. From USR-B the next apply writes USR-A; status agrees with cgpt throughout.
-    let out = apply(&disk, v1_payload());
+    // V1 is older than the running V2: a downgrade, written only when asked.
+    let out = run(apply_cmd(&disk, v1_payload()).arg("--allow-downgrade"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("USR-A"));
     assert_eq!(cgpt(&disk, USR_A), (2, 1, 0));
     assert_eq!(cgpt(&disk, USR_B), (1, 0, 1));
@@ -842,4 +887,527 @@ fn the_disk_grub_started_from_wins_over_a_second_coreos_disk() {
             }
         }
     }
+}
+
+/// Run `cmd`, which must exit with `code`; its stdout and stderr.
+fn exits_with(cmd: &mut Command, code: i32) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(code), "{cmd:?}:\n{text}");
+    text
+}
+
+fn apply_cmd(disk: &Path, payload: &Path) -> Command {
+    let mut c = update(&["apply"], disk);
+    c.arg("-f").arg(payload).arg("-k").arg(&fixture().key_pub);
+    c
+}
+
+/// The failed trial of USR-B as a boot leaves it: GRUB spent its one try (folded into the GPT
+/// by that boot's sync), the boot never marked it good, and the next boot (USR-A) did.
+fn fail_trial_of_usr_b(disk: &Path) {
+    run(Command::new("cgpt")
+        .args(["add", "-i", &USR_B.to_string(), "-T", "0"])
+        .arg(disk));
+    run(&mut update(&["mark-good", "--slot", "a"], disk));
+    let (p, t, s) = cgpt(disk, USR_B);
+    assert!(
+        p > 0 && t == 0 && s == 0,
+        "USR-B failed its trial: {p} {t} {s}"
+    );
+}
+
+/// Issue 25 item 5: from a boot on trial (USR-B booted, its try spent, not marked good yet),
+/// `apply` would overwrite USR-A, the only slot known to boot: refused (exit 3), not a byte
+/// written; `--force` writes it and says what it destroyed.
+#[test]
+fn apply_from_a_boot_on_trial_is_refused_unless_forced() {
+    require("cgpt");
+    let f = fixture();
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    apply(&disk, &f.v2_payload);
+    // The trial boot of USR-B: GRUB spent the try, sync folded it.
+    run(Command::new("cgpt")
+        .args(["add", "-i", &USR_B.to_string(), "-T", "0"])
+        .arg(&disk));
+    let before = image_hash(&disk);
+    let text = exits_with(
+        apply_cmd(&disk, &f.v2_payload).env("COREOS_UPDATE_PRETEND_BOOTED", "b"),
+        3,
+    );
+    assert!(
+        text.contains("refusing to write USR-A")
+            && text.contains("USR-B is on trial")
+            && text.contains(&format!(
+                "USR-A (version {V1}) is the only slot known to boot"
+            ))
+            && text.contains("--force"),
+        "{text}"
+    );
+    assert_eq!(image_hash(&disk), before, "the refusal changed the disk");
+
+    let out = run(apply_cmd(&disk, &f.v2_payload)
+        .env("COREOS_UPDATE_PRETEND_BOOTED", "b")
+        .arg("--force"));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!(
+            "USR-A (version {V1}, the only slot marked good) is overwritten"
+        )),
+        "{text}"
+    );
+    assert_eq!(cgpt(&disk, USR_A).1, 1, "USR-A is the pending slot now");
+    judge_tables(&disk);
+}
+
+/// Issue 25 item 8: on a disk running V2, a mirror whose unsigned version.txt names the older
+/// (validly signed) V1 as `current` is refused (exit 4) before the download, a local V1 payload
+/// after verification, and a payload signed for another channel (exit 5) — each leaving the
+/// disk byte-identical; `--allow-downgrade` writes V1.
+#[test]
+fn an_older_or_other_channel_release_is_refused_leaving_the_disk_unchanged() {
+    require("cgpt");
+    let f = fixture();
+    let v1 = v1_payload();
+    let root = tempfile::tempdir_in(&f.dir).unwrap();
+    let dir = root.path().join(BOARD).join(V1);
+    fs::create_dir_all(&dir).unwrap();
+    fs::copy(v1, dir.join("coreos_production_update.gz")).unwrap();
+    fs::write(
+        dir.join("version.txt"),
+        format!("COREOS_BUILD=1\nCOREOS_VERSION={V1}\n"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(V1, root.path().join(BOARD).join("current")).unwrap();
+    let nginx = e2e::nginx::Nginx::start(root.path());
+    let (d, disk) = copy_of(&f.v2_image, "disk.bin");
+    let before = image_hash(&disk);
+
+    let text = exits_with(
+        update(&["apply"], &disk)
+            .args(["-b", &nginx.url(BOARD), "-V", "current", "-k"])
+            .arg(&f.key_pub),
+        4,
+    );
+    assert!(
+        text.contains(&format!("version {V1} (from its version.txt)"))
+            && text.contains(&format!("older than the running {V2}"))
+            && text.contains("--allow-downgrade"),
+        "{text}"
+    );
+    assert_eq!(
+        image_hash(&disk),
+        before,
+        "the mirror's downgrade changed the disk"
+    );
+    let text = exits_with(&mut apply_cmd(&disk, v1), 4);
+    assert!(text.contains(&format!("signed as version {V1}")), "{text}");
+    assert_eq!(
+        image_hash(&disk),
+        before,
+        "a local downgrade changed the disk"
+    );
+
+    // Signed for channel beta; this machine follows developer (USR's update.conf).
+    let beta = d.path().join("beta.gz");
+    let small = tempfile::tempfile_in(d.path()).unwrap();
+    small.write_all_at(&[7u8; 1 << 20], 0).unwrap();
+    write_channel_payload(
+        &small,
+        0..1 << 20,
+        b"a kernel",
+        V2,
+        BOARD,
+        "beta",
+        &f.signing_key,
+        &beta,
+    );
+    let text = exits_with(&mut apply_cmd(&disk, &beta), 5);
+    assert!(
+        text.contains("channel beta") && text.contains("follows developer"),
+        "{text}"
+    );
+    assert_eq!(
+        image_hash(&disk),
+        before,
+        "another channel's payload changed the disk"
+    );
+    // ROOT's /etc/coreos/update.conf overrides USR's: now the developer payload is foreign.
+    write_root_file(&disk, "/etc/coreos/update.conf", "GROUP=beta\n");
+    let before = image_hash(&disk);
+    let text = exits_with(&mut apply_cmd(&disk, &f.v2_payload), 5);
+    assert!(
+        text.contains("channel developer") && text.contains("follows beta"),
+        "{text}"
+    );
+    assert_eq!(image_hash(&disk), before);
+
+    let (_d2, disk) = copy_of(&f.v2_image, "disk.bin");
+    run(apply_cmd(&disk, v1).arg("--allow-downgrade"));
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "V1 pending in USR-B");
+    judge_tables(&disk);
+}
+
+/// Issue 25 item 6: V2 failed its trial boot; `apply` of V2 (a local payload, or the mirror's
+/// `current`) is skipped with exit 6 and not a byte written; `--retry-failed` writes it, the
+/// failure stays remembered on the ESP after the slot is rewritten; V3 is written.
+#[test]
+fn a_release_that_failed_its_trial_is_not_written_again_until_a_newer_one() {
+    require("cgpt");
+    let f = fixture();
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    apply(&disk, &f.v2_payload);
+    fail_trial_of_usr_b(&disk);
+    let before = image_hash(&disk);
+    let text = exits_with(&mut apply_cmd(&disk, &f.v2_payload), 6);
+    assert!(
+        text.contains(&format!("not writing {V2}: it failed its trial boot"))
+            && text.contains("--retry-failed"),
+        "{text}"
+    );
+    assert_eq!(
+        image_hash(&disk),
+        before,
+        "a failed release was written again"
+    );
+    let root = v2_mirror(&[]);
+    let nginx = e2e::nginx::Nginx::start(root.path());
+    let text = exits_with(
+        update(&["apply"], &disk)
+            .args(["-b", &nginx.url(BOARD), "-V", "current", "-k"])
+            .arg(&f.key_pub),
+        6,
+    );
+    assert!(text.contains("failed its trial boot"), "{text}");
+    assert_eq!(
+        image_hash(&disk),
+        before,
+        "the mirror's failed release was written"
+    );
+
+    // Retried on request; the slot is pending again, yet the failure is remembered.
+    run(apply_cmd(&disk, &f.v2_payload).arg("--retry-failed"));
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0));
+    let file = File::open(&disk).unwrap();
+    let esp = disk::fat_edit::FatEditor::open(&file, ESP_OFFSET, ESP_BYTES, 0).unwrap();
+    let failed = esp
+        .read("coreos/update/failed")
+        .unwrap()
+        .expect("remembered");
+    assert!(String::from_utf8_lossy(&failed).lines().any(|l| l == V2));
+    drop(esp);
+    run(&mut update(&["mark-good", "--slot", "a"], &disk));
+    let before = image_hash(&disk);
+    exits_with(&mut apply_cmd(&disk, &f.v2_payload), 6);
+    assert_eq!(image_hash(&disk), before);
+
+    // A newer release is written.
+    let out = run(&mut apply_cmd(&disk, v3_payload()));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(V3));
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0));
+    judge_tables(&disk);
+}
+
+/// `coreos-update status` of `disk`: the slot whose line says "boots next".
+fn boots_next(disk: &Path) -> String {
+    let status = assert_status_agrees_with_cgpt(disk);
+    assert!(
+        status.contains("GRUB's view: same as the GPT"),
+        "GRUB's view was not rendered: {status}"
+    );
+    let line = status
+        .lines()
+        .find(|l| l.contains("boots next"))
+        .unwrap_or_else(|| panic!("nothing boots next: {status}"));
+    line[..5].to_string()
+}
+
+/// V2 running from USR-B and marked good, V1 good in USR-A: the state a manual rollback
+/// starts from.
+fn v2_good_in_usr_b() -> (tempfile::TempDir, PathBuf) {
+    let f = fixture();
+    let (d, disk) = copy_of(&f.v1_image, "disk.bin");
+    apply(&disk, &f.v2_payload);
+    run(&mut update(&["mark-good", "--slot", "b"], &disk));
+    assert_eq!(cgpt(&disk, USR_B), (2, 0, 1));
+    assert_eq!(cgpt(&disk, USR_A), (1, 0, 1));
+    (d, disk)
+}
+
+/// Issue 25 item 1: CoreOS's manual rollback (`cgpt add -P` of the passive partition, or
+/// `cgpt add -P0` of the running one) is not undone by the running slot's `mark-good`, and the
+/// shutdown `sync` renders it for GRUB; `mark-good` then writes nothing at all (item 9).
+#[test]
+fn mark_good_leaves_an_operators_cgpt_rollback_in_place() {
+    require("cgpt");
+    for edit in [["-i", "3", "-P", "3"], ["-i", "4", "-P", "0"]] {
+        let (_d, disk) = v2_good_in_usr_b();
+        run(Command::new("cgpt").arg("add").args(edit).arg(&disk));
+        let gpt_after_edit = (cgpt(&disk, USR_A), cgpt(&disk, USR_B));
+        // The running V2 (USR-B) comes to mark itself good, as at every boot.
+        let out = run(update(&["mark-good"], &disk).env("COREOS_UPDATE_PRETEND_BOOTED", "b"));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("USR-B is not raised"),
+            "{edit:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            (cgpt(&disk, USR_A), cgpt(&disk, USR_B)),
+            gpt_after_edit,
+            "{edit:?}: mark-good undid the operator's edit"
+        );
+        // Shutdown.
+        run(update(&["sync"], &disk).env("COREOS_UPDATE_PRETEND_BOOTED", "b"));
+        assert_eq!(boots_next(&disk), "USR-A", "{edit:?}");
+        // The next boot (USR-A) marks itself good; nothing changes, nothing is written.
+        run(update(&["mark-good"], &disk).env("COREOS_UPDATE_PRETEND_BOOTED", "a"));
+        assert_eq!(boots_next(&disk), "USR-A", "{edit:?}: USR-A stays");
+        let before = image_hash(&disk);
+        run(update(&["mark-good"], &disk).env("COREOS_UPDATE_PRETEND_BOOTED", "a"));
+        assert_eq!(
+            image_hash(&disk),
+            before,
+            "{edit:?}: a mark-good with nothing to do wrote"
+        );
+    }
+}
+
+/// Issue 25 item 1: `coreos-update prioritize --slot a` is `cgpt prioritize` of USR-A with
+/// GRUB's view rendered at once; the running USR-B's mark-good leaves it so.
+#[test]
+fn prioritize_makes_the_other_slot_boot_next_and_mark_good_keeps_it() {
+    require("cgpt");
+    let (_d, disk) = v2_good_in_usr_b();
+    let out = run(&mut update(&["prioritize", "--slot", "a"], &disk));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("USR-A prioritized"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(cgpt(&disk, USR_A), (2, 0, 1), "cgpt prioritize's numbering");
+    assert_eq!(cgpt(&disk, USR_B), (1, 0, 1));
+    assert_eq!(boots_next(&disk), "USR-A");
+    let before = image_hash(&disk);
+    run(update(&["mark-good"], &disk).env("COREOS_UPDATE_PRETEND_BOOTED", "b"));
+    assert_eq!(
+        image_hash(&disk),
+        before,
+        "mark-good of USR-B changed the disk"
+    );
+    judge_tables(&disk);
+}
+
+/// Rewrite `var=old` as `var=new` (same length) in the ESP's grubenv, as GRUB's save_env does.
+fn grub_sets(disk: &Path, from: &str, to: &str) {
+    assert_eq!(from.len(), to.len());
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(disk)
+        .unwrap();
+    let esp = disk::fat_edit::FatEditor::open(&file, ESP_OFFSET, ESP_BYTES, 0).unwrap();
+    let env = esp.read("coreos/grub/grubenv").unwrap().unwrap();
+    let text = String::from_utf8(env).unwrap();
+    assert!(text.contains(&format!("\n{from}\n")), "{text}");
+    let text = text.replacen(&format!("\n{from}\n"), &format!("\n{to}\n"), 1);
+    esp.overwrite("coreos/grub/grubenv", text.as_bytes())
+        .unwrap();
+    esp.close().unwrap();
+}
+
+/// Issue 25 item 2: `cgpt add -T 3` on the pending slot survives `sync` (its grubenv still
+/// says the 1 try rendered, which is not a try GRUB spent); a try GRUB does spend is folded.
+#[test]
+fn tries_an_operator_adds_survive_sync_and_spent_ones_are_folded() {
+    require("cgpt");
+    let f = fixture();
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    apply(&disk, &f.v2_payload);
+    run(Command::new("cgpt")
+        .args(["add", "-i", &USR_B.to_string(), "-T", "3"])
+        .arg(&disk));
+    run(&mut update(&["sync"], &disk));
+    assert_eq!(
+        cgpt(&disk, USR_B),
+        (2, 3, 0),
+        "sync took back the operator's tries"
+    );
+    assert_eq!(boots_next(&disk), "USR-B");
+    // GRUB boots USR-B and spends one of the 3.
+    grub_sets(&disk, "b_tries=3", "b_tries=2");
+    run(&mut update(&["sync"], &disk));
+    assert_eq!(
+        cgpt(&disk, USR_B),
+        (2, 2, 0),
+        "the spent try was not folded"
+    );
+    judge_tables(&disk);
+}
+
+/// Issue 25 item 3: a power cut between apply's GPT write and its grubenv write. The next
+/// boot is USR-A (GRUB's view still says USR-B cannot boot); its sync and mark-good leave the
+/// update pending, so the boot after that tries it.
+#[test]
+fn a_cut_between_the_gpt_and_grubenv_is_tried_on_the_boot_after() {
+    require("cgpt");
+    let (_d, disk) = killed_at("between-gpt-and-grubenv");
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0));
+    let status = String::from_utf8_lossy(&run(&mut update(&["status"], &disk)).stdout).into_owned();
+    assert!(status.contains("differs"), "{status}");
+    assert!(
+        status
+            .contains("GRUB boots next: USR-A (from today's grubenv); after the next sync: USR-B"),
+        "{status}"
+    );
+    for verb in ["sync", "mark-good"] {
+        run(update(&[verb], &disk).env("COREOS_UPDATE_PRETEND_BOOTED", "a"));
+    }
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "the update is still pending");
+    assert_eq!(cgpt(&disk, USR_A), (1, 0, 1));
+    assert_eq!(boots_next(&disk), "USR-B");
+    // Not fsck.vfat: the killed apply left the FAT's dirty bit set, as any cut does.
+    let v = run(Command::new("sgdisk").arg("-v").arg(&disk));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"));
+}
+
+/// Issue 25 item 7: `coreos-update` holds the disk's flock for the whole command. With another
+/// program holding it, `apply` and `mark-good` wait `--wait` seconds, then fail naming the lock,
+/// not a byte written; two runs started together (`apply` and `mark-good`) take turns and
+/// leave GPT and FAT consistent.
+#[test]
+fn runs_take_turns_on_the_disk_lock() {
+    use std::os::unix::io::AsRawFd;
+    require("cgpt");
+    let f = fixture();
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    let before = image_hash(&disk);
+    {
+        let holder = File::open(&disk).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+        let t = Instant::now();
+        let text = exits_with(apply_cmd(&disk, &f.v2_payload).args(["--wait", "2"]), 1);
+        assert!(t.elapsed() >= Duration::from_secs(2), "it did not wait");
+        assert!(
+            text.contains(&format!("locking {}", disk.display()))
+                && text.contains("is locked by another program"),
+            "{text}"
+        );
+        let text = exits_with(
+            &mut update(&["mark-good", "--slot", "a", "--wait", "0"], &disk),
+            1,
+        );
+        assert!(text.contains("is locked by another program"), "{text}");
+        // `status` reads under a shared lock: it waits too.
+        exits_with(&mut update(&["status", "--wait", "0"], &disk), 1);
+    }
+    assert_eq!(image_hash(&disk), before, "a run without the lock wrote");
+
+    let first = apply_cmd(&disk, &f.v2_payload)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Start the second run once the first holds the lock.
+    let probe = File::open(&disk).unwrap();
+    let t = Instant::now();
+    // SAFETY: flock on a descriptor this test owns.
+    while unsafe { libc::flock(probe.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        // SAFETY: as above.
+        unsafe { libc::flock(probe.as_raw_fd(), libc::LOCK_UN) };
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "apply never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = update(&["mark-good", "--slot", "a"], &disk)
+        .output()
+        .unwrap();
+    let first = first.wait_with_output().unwrap();
+    assert!(first.status.success(), "{first:?}");
+    assert!(second.status.success(), "{second:?}");
+    // mark-good waited for apply: it ran on the finished update, so USR-A went back on top.
+    assert_eq!(cgpt(&disk, USR_A), (2, 0, 1));
+    assert_eq!(cgpt(&disk, USR_B), (1, 1, 0));
+    assert_status_agrees_with_cgpt(&disk);
+    judge_tables(&disk);
+}
+
+/// Issue 25 item 1 in a VM: V2 running from USR-B and marked good, V1 good in USR-A. An
+/// operator's `cgpt add -P 3` of USR-A (GPT only; grubenv still says USR-B) is CoreOS's manual
+/// rollback: this boot still comes up from USR-B as GRUB's view said, but its `mark-good` no
+/// longer puts USR-B back on top, so the next boot is V1 from USR-A, and the one after too.
+#[test]
+fn a_cgpt_rollback_boots_the_other_slot_and_it_stays() {
+    require("cgpt");
+    let (_d, disk) = v2_good_in_usr_b();
+    run(Command::new("cgpt")
+        .args(["add", "-i", &USR_A.to_string(), "-P", "3"])
+        .arg(&disk));
+    let r = boot(&disk, Firmware::Uefi, "cgpt-rollback-1");
+    assert_booted(&r, "USR-B", "ok", V2);
+    assert_eq!(
+        cgpt(&disk, USR_A).0,
+        3,
+        "the operator's priority was undone"
+    );
+    let r = boot(&disk, Firmware::Bios, "cgpt-rollback-2");
+    assert_booted(&r, "USR-A", "ok", V1);
+    let r = boot(&disk, Firmware::Uefi, "cgpt-rollback-3");
+    assert_booted(&r, "USR-A", "ok", V1);
+    assert_eq!(boots_next(&disk), "USR-A");
+    judge_tables(&disk);
+}
+
+/// Issue 25 item 9: on a disk cloned with `sgdisk -G` (new disk and partition GUIDs) the slots
+/// are still found by their labels; `status` says USR-A's boot config names the old PARTUUID,
+/// and `sync` rewrites it with the new one (GRUB passes it to the kernel as `verity.usr=`).
+#[test]
+fn after_sgdisk_g_the_slots_are_found_and_sync_renews_their_partuuid() {
+    require("cgpt");
+    let f = fixture();
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    run(Command::new("sgdisk").arg("-G").arg(&disk));
+    let status = assert_status_agrees_with_cgpt(&disk);
+    assert!(status.contains("boot-files=stale"), "{status}");
+    let out = run(&mut update(&["sync"], &disk));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("USR-A: its boot config named PARTUUID"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let guid = e2e::partitions::sgdisk_info(&disk, USR_A)["Partition unique GUID"].to_lowercase();
+    let file = File::open(&disk).unwrap();
+    let esp = disk::fat_edit::FatEditor::open(&file, ESP_OFFSET, ESP_BYTES, 0).unwrap();
+    let cfg = String::from_utf8(esp.read("coreos/usr-a.cfg").unwrap().unwrap()).unwrap();
+    assert!(cfg.contains(&guid), "{guid} not in {cfg}");
+    drop(esp);
+    let status = assert_status_agrees_with_cgpt(&disk);
+    assert!(
+        status.contains("boot-files=yes") && !status.contains("stale"),
+        "{status}"
+    );
+    judge_tables(&disk);
+}
+
+/// Issue 25 item 3 in a VM: apply killed between its GPT write and its grubenv write. The
+/// first boot is V1 from USR-A (GRUB's view did not say USR-B yet); the one after tries V2
+/// from USR-B, which marks itself good.
+#[test]
+fn a_cut_between_the_gpt_and_grubenv_boots_the_update_on_the_boot_after() {
+    require("cgpt");
+    let (_d, disk) = killed_at("between-gpt-and-grubenv");
+    let r = boot(&disk, Firmware::Uefi, "cut-1");
+    assert_booted(&r, "USR-A", "ok", V1);
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "the update is still pending");
+    let r = boot(&disk, Firmware::Bios, "cut-2");
+    assert_booted(&r, "USR-B", "ok", V2);
+    assert_eq!(cgpt(&disk, USR_B), (2, 0, 1), "marked good");
 }

@@ -9,12 +9,29 @@ use std::path::PathBuf;
     name = "coreos-update",
     version,
     about = "Update the passive USR slot from a signed payload; keep the A/B boot state",
-    after_help = "Examples:\n  coreos-update apply -b https://mirror.example/amd64-usr -V current -k update-payload-key.pub.pem\n  coreos-update apply -d disk.img -f coreos_production_update.gz -k update-payload-key.pub.pem\n  coreos-update status\n  coreos-update mark-good -d disk.img --slot b"
+    after_help = "Examples:\n  coreos-update apply -b https://mirror.example/amd64-usr -V current -k update-payload-key.pub.pem\n  coreos-update apply -d disk.img -f coreos_production_update.gz -k update-payload-key.pub.pem\n  coreos-update status\n  coreos-update mark-good -d disk.img --slot b\n\n\
+Exit status:\n  0  done (for apply: written, or nothing to apply: the running version is the mirror's current)\n  \
+1  error (nothing of the current step is left half-done; see the message)\n  \
+2  the command line is wrong\n  \
+3  apply refused: the running slot is on trial, not marked good yet (--force)\n  \
+4  apply refused: the version is older than the running one (--allow-downgrade)\n  \
+5  apply refused: the payload is for another channel or board\n  \
+6  apply skipped: the version failed its trial boot on this disk before (--retry-failed)\n\
+Nothing is written to the disk when apply refuses (3-6)."
 )]
 pub struct Args {
     /// Verbose logging.
     #[arg(short = 'v', long, global = true)]
     pub verbose: bool,
+    /// How long to wait for another program's lock on the disk (a BSD flock: another
+    /// coreos-update or coreos-install, a partitioning tool) before failing.
+    #[arg(
+        long = "wait",
+        value_name = "SECONDS",
+        global = true,
+        default_value_t = 300
+    )]
+    pub wait: u64,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -25,6 +42,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Mark a slot good (successful, no tries, highest priority), as coreos-setgoodroot did.
     MarkGood(MarkGoodArgs),
+    /// Make a slot boot next, as `cgpt prioritize` of its partition did (manual rollback), and
+    /// render GRUB's view at once.
+    Prioritize(PrioritizeArgs),
     /// Take the try GRUB spent into the GPT, then render GRUB's view from the GPT.
     Sync(DiskArgs),
     /// Both slots: version, priority, tries, successful, and which one boots next.
@@ -64,6 +84,16 @@ pub struct ApplyArgs {
     /// How many times to retry a failed or interrupted download.
     #[arg(long = "retries", value_name = "N", default_value_t = 5)]
     pub retries: u32,
+    /// Write the passive slot even though the running slot is on trial (not marked good):
+    /// this destroys the passive slot, which may be the only one known to boot.
+    #[arg(long = "force")]
+    pub force: bool,
+    /// Write a version older than the running one.
+    #[arg(long = "allow-downgrade")]
+    pub allow_downgrade: bool,
+    /// Write a version that failed its trial boot on this disk before.
+    #[arg(long = "retry-failed")]
+    pub retry_failed: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +103,15 @@ pub struct MarkGoodArgs {
     /// The slot to mark (default: the one the running system booted).
     #[arg(long = "slot", value_name = "a|b", value_parser = parse_slot)]
     pub slot: Option<disk::slots::Slot>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrioritizeArgs {
+    #[command(flatten)]
+    pub disk: DiskArgs,
+    /// The slot to boot next.
+    #[arg(long = "slot", value_name = "a|b", value_parser = parse_slot, required = true)]
+    pub slot: disk::slots::Slot,
 }
 
 fn parse_slot(s: &str) -> Result<disk::slots::Slot, String> {

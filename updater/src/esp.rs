@@ -22,17 +22,22 @@ pub enum GrubView {
 pub struct Esp<'a> {
     fat: FatEditor<'a>,
     what: String,
+    /// The `O_EXCL` hold on the ESP's block device while it is edited (none for an image).
+    _hold: Option<blockdev::PartitionHold>,
 }
 
 impl<'a> Esp<'a> {
     /// Open the ESP of `disk` for editing; refused while it is mounted.
     pub fn open(disk: &'a UpdateDisk) -> Result<Esp<'a>> {
         let what = format!("the ESP (partition {} of {})", disk.esp.number, disk.name());
-        disk.check_unused(disk.esp.number, disk.esp.offset(), "the ESP")
+        let hold = disk
+            .check_unused(disk.esp.number, disk.esp.offset(), "the ESP")
             .context(
                 "refusing to edit a FAT filesystem the kernel has mounted; unmount it first",
             )?;
-        Self::open_unchecked(disk, what)
+        let mut esp = Self::open_unchecked(disk, what)?;
+        esp._hold = hold;
+        Ok(esp)
     }
 
     /// Open the ESP for reading only (`status`), mounted or not.
@@ -48,7 +53,11 @@ impl<'a> Esp<'a> {
             .unwrap_or(0);
         let fat = FatEditor::open(&disk.file, disk.esp.offset(), disk.esp.bytes(), now)
             .with_context(|| format!("opening the FAT filesystem of {what}"))?;
-        Ok(Esp { fat, what })
+        Ok(Esp {
+            fat,
+            what,
+            _hold: None,
+        })
     }
 
     fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
@@ -65,6 +74,14 @@ impl<'a> Esp<'a> {
                 Err(e) => GrubView::Malformed(e.to_string()),
             },
         })
+    }
+
+    /// The tries userland last wrote into GRUB's view, per slot (see `grub_view`).
+    pub fn written_tries(&self) -> Result<BTreeMap<Slot, u8>> {
+        Ok(self
+            .read(GRUBENV_PATH)?
+            .map(|b| grub_view::parse_written_tries(&b))
+            .unwrap_or_default())
     }
 
     /// Render GRUB's view of `slots`. The file keeps its size and sectors when it has a usable
@@ -136,6 +153,15 @@ impl<'a> Esp<'a> {
             .with_context(|| format!("writing {path} on {}", self.what))
     }
 
+    /// Rewrite a slot's config alone (its kernel and initrd stay).
+    pub fn write_config(&mut self, config: &SlotConfig) -> Result<()> {
+        let text = config.render()?;
+        let path = esp_files::config_path(config.slot);
+        self.fat
+            .replace(&path, text.as_bytes())
+            .with_context(|| format!("writing {path} on {}", self.what))
+    }
+
     pub fn fallback(&self) -> Result<Option<Slot>> {
         Ok(self
             .read(esp_files::FALLBACK_PATH)?
@@ -149,6 +175,27 @@ impl<'a> Esp<'a> {
         let path = esp_files::FALLBACK_PATH;
         self.fat
             .replace(path, esp_files::fallback_cfg(slot).as_bytes())
+            .with_context(|| format!("writing {path} on {}", self.what))
+    }
+
+    /// Versions that failed their trial boot on this disk (see `FAILED_VERSIONS_PATH`).
+    pub fn failed_versions(&self) -> Result<Vec<String>> {
+        Ok(self
+            .read(esp_files::FAILED_VERSIONS_PATH)?
+            .map(|b| esp_files::parse_failed_versions(&String::from_utf8_lossy(&b)))
+            .unwrap_or_default())
+    }
+
+    /// Add `version` to the failed versions (nothing is written when it is listed already).
+    pub fn remember_failed(&mut self, version: &str) -> Result<()> {
+        let mut all = self.failed_versions()?;
+        if all.iter().any(|v| v == version) {
+            return Ok(());
+        }
+        all.push(version.to_string());
+        let path = esp_files::FAILED_VERSIONS_PATH;
+        self.fat
+            .replace(path, esp_files::render_failed_versions(&all).as_bytes())
             .with_context(|| format!("writing {path} on {}", self.what))
     }
 

@@ -6,8 +6,9 @@ mod apply;
 mod boot_disk;
 mod cli;
 mod esp;
-mod in_use;
 mod mark_good;
+mod policy;
+mod prioritize;
 mod release_info;
 mod slot_state;
 mod status;
@@ -31,14 +32,19 @@ fn main() {
         .with_target(false)
         .without_time()
         .init();
+    target::set_lock_wait(std::time::Duration::from_secs(args.wait));
     let result = match &args.command {
         Command::Apply(a) => apply::run(a),
         Command::MarkGood(a) => mark_good::run(a),
+        Command::Prioritize(a) => prioritize::run(a),
         Command::Sync(a) => sync::run(a),
         Command::Status(a) => status::run(a),
     };
     if let Err(e) = result {
+        let code = e
+            .downcast_ref::<policy::Refused>()
+            .map_or(1, policy::Refused::exit_code);
         eprintln!("coreos-update: error: {e:#}");
-        std::process::exit(1);
+        std::process::exit(code);
     }
 }

@@ -24,7 +24,9 @@ pub fn run(args: &DiskArgs) -> Result<()> {
         let version = crate::release_info::read(&disk.file, &p)
             .and_then(|r| r.version)
             .unwrap_or_else(|| "unknown".into());
-        let bootable = esp.slot_config(slot)?.is_some() && esp.has_kernel(slot)?;
+        let config = esp.slot_config(slot)?;
+        let stale = config.as_ref().is_some_and(|c| c.partuuid != p.part_guid);
+        let bootable = config.is_some() && esp.has_kernel(slot)?;
         let mut notes = Vec::new();
         if next == Some(slot) {
             notes.push("boots next");
@@ -38,13 +40,34 @@ pub fn run(args: &DiskArgs) -> Result<()> {
             p.attrs.priority,
             p.attrs.tries,
             p.attrs.successful as u8,
-            if bootable { "yes" } else { "no" },
+            match (bootable, stale) {
+                (true, false) => "yes",
+                (true, true) => "stale (its config names another PARTUUID: a cloned disk? sync rewrites it)",
+                _ => "no",
+            },
             if notes.is_empty() { "" } else { "  " },
             notes.join(", ")
         );
     }
     let gpt_view: std::collections::BTreeMap<_, _> = slot_attrs(&gpt).into_iter().collect();
-    match esp.grub_view()? {
+    let view = esp.grub_view()?;
+    // What GRUB does with today's grubenv (its rule; a missing or unusable view boots the
+    // fallback slot), and what the GPT, rendered by the next sync, will make it do.
+    let name = |s: Option<disk::slots::Slot>| s.map_or("no slot".to_string(), |s| s.to_string());
+    let grub_next = match &view {
+        GrubView::Slots(v) => {
+            let slots: Vec<_> = v.iter().map(|(s, a)| (*s, *a)).collect();
+            let attrs: Vec<_> = slots.iter().map(|s| s.1).collect();
+            disk::slots::select::next_boot(&attrs).map(|i| slots[i].0)
+        }
+        GrubView::Missing | GrubView::Malformed(_) => esp.fallback()?,
+    };
+    println!(
+        "GRUB boots next: {} (from today's grubenv); after the next sync: {}",
+        name(grub_next),
+        name(next)
+    );
+    match view {
         GrubView::Slots(v) if v == gpt_view => println!("GRUB's view: same as the GPT"),
         GrubView::Slots(v) => {
             let text: Vec<String> = v.iter().map(|(s, a)| format!("{s} {a}")).collect();

@@ -9,13 +9,49 @@ use std::fs::File;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+/// For tests: `COREOS_UPDATE_PRETEND_BOOTED=a|b` makes a disk **image file** behave as the
+/// disk the running system booted from that slot, so the rules for a running system (the
+/// trial boot, the slot never to write) can be tested without a VM. Ignored for block
+/// devices: a real disk's booted slot is only ever the one the kernel reports.
+pub const PRETEND_BOOTED_ENV: &str = "COREOS_UPDATE_PRETEND_BOOTED";
+
+fn pretend_booted(file: &File) -> Result<Option<Slot>> {
+    let Ok(v) = std::env::var(PRETEND_BOOTED_ENV) else {
+        return Ok(None);
+    };
+    if v.is_empty() || !file.metadata()?.file_type().is_file() {
+        return Ok(None);
+    }
+    Slot::parse(&v)
+        .map(Some)
+        .ok_or_else(|| anyhow!("{PRETEND_BOOTED_ENV}={v:?} is not a slot: a or b"))
+}
+
+static LOCK_WAIT: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+
+/// How long `open` waits for another holder of the disk's lock (`--wait`).
+pub fn set_lock_wait(wait: std::time::Duration) {
+    let _ = LOCK_WAIT.set(wait);
+}
+
+fn lock_wait() -> std::time::Duration {
+    LOCK_WAIT
+        .get()
+        .copied()
+        .unwrap_or(std::time::Duration::from_secs(300))
+}
+
 /// The EFI system partition's type (UEFI 2.10 §5.3.3).
 const ESP_TYPE: uuid::Uuid = uuid::uuid!("c12a7328-f81f-11d2-ba4b-00a0c93ec93b");
 
 pub struct UpdateDisk {
+    /// The disk's flock, held for the whole command (see `blockdev::lock`).
+    _lock: blockdev::DiskLock,
     pub path: PathBuf,
     pub file: File,
     pub esp: Partition,
+    /// The ROOT partition (label ROOT), when the disk has one.
+    pub root: Option<Partition>,
     /// The slot the running system booted from, when it is on this disk.
     pub booted: Option<Slot>,
 }
@@ -32,6 +68,13 @@ impl UpdateDisk {
                  \"usr\", nothing on /proc/cmdline): give the disk with -d DISK"
             ),
         };
+        let kind = if writable {
+            blockdev::LockKind::Exclusive
+        } else {
+            blockdev::LockKind::Shared
+        };
+        let lock = blockdev::lock(&path, kind, lock_wait())
+            .with_context(|| format!("locking {}", path.display()))?;
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(writable)
@@ -45,10 +88,13 @@ impl UpdateDisk {
             .find(|p| p.type_guid == ESP_TYPE)
             .cloned()
             .ok_or_else(|| anyhow!("{} has no EFI system partition", path.display()))?;
+        let root = table.partitions.iter().find(|p| p.label == "ROOT").cloned();
         let mut d = UpdateDisk {
+            _lock: lock,
             path,
             file,
             esp,
+            root,
             booted: None,
         };
         if let Some(b) = running.filter(|b| d.is_device(b)) {
@@ -66,6 +112,7 @@ impl UpdateDisk {
                 );
             }
         }
+        d.booted = d.booted.or(pretend_booted(&d.file)?);
         Ok(d)
     }
 
@@ -91,9 +138,16 @@ impl UpdateDisk {
             .with_context(|| format!("{} is not a CoreOS disk", self.name()))
     }
 
-    /// Refuse when anything uses partition `number` (mounted, held by device-mapper).
-    pub fn check_unused(&self, number: u32, offset: u64, what: &str) -> Result<()> {
-        let users = crate::in_use::users(&self.path, number, offset);
+    /// Refuse when anything uses partition `number` (mounted, held by device-mapper); on a
+    /// block device, hold it with `O_EXCL` so nothing mounts or claims it until the hold is
+    /// dropped.
+    pub fn check_unused(
+        &self,
+        number: u32,
+        offset: u64,
+        what: &str,
+    ) -> Result<Option<blockdev::PartitionHold>> {
+        let users = blockdev::users(&self.path, number, offset);
         if !users.is_empty() {
             bail!(
                 "{what} (partition {number} of {}) is in use: {}",
@@ -101,6 +155,7 @@ impl UpdateDisk {
                 users.join("; ")
             );
         }
-        Ok(())
+        blockdev::hold_partition(&self.path, number)
+            .with_context(|| format!("{what} (partition {number} of {})", self.name()))
     }
 }

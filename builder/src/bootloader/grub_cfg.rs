@@ -80,9 +80,9 @@ pub fn main_cfg() -> String {
         .flat_map(|&s| {
             let [p, t, ok] = var_names(s);
             [
-                format!("    set {p}=1\n"),
+                format!("    set {p}=0\n"),
                 format!("    set {t}=0\n"),
-                format!("    set {ok}=1\n"),
+                format!("    set {ok}=0\n"),
             ]
         })
         .collect();
@@ -236,8 +236,9 @@ if [ "$view" = none ]; then
     fi
     if [ "$fallback_slot" != b ]; then set fallback_slot=a; fi
     echo "coreos: $slot_env is missing or malformed: booting the last slot marked good ($fallback_slot)"
-    # Proven slots only, no try spent: the fallback first, the other if it cannot boot.
-@@FALLBACK_VIEW@@    if [ "$fallback_slot" = b ]; then set b_prio=2; else set a_prio=2; fi
+    # Only the last slot marked good is trusted, and no try is spent: the other slot may be an
+    # update that never proved itself (or failed its trial), which grubenv can no longer say.
+@@FALLBACK_VIEW@@    if [ "$fallback_slot" = b ]; then set b_prio=1; set b_ok=1; else set a_prio=1; set a_ok=1; fi
 fi
 @@SLOT_FUNCTIONS@@
 # The highest priority among the slots that may boot; ties to USR-A.

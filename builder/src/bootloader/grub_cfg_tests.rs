@@ -57,6 +57,20 @@ fn main_cfg_is_static_and_complete() {
         assert!(cfg.contains(&format!("-f \"($esp)/coreos/vmlinuz-{l}\"")));
     }
     assert!(cfg.contains("source \"($esp)/coreos/grub/fallback.cfg\""));
+    // Without a usable view only the fallback slot may boot: every slot starts unbootable.
+    let fallback = &cfg[cfg.find("if [ \"$view\" = none ]").unwrap()..];
+    let fallback = &fallback[..fallback.find("\nfi\n").unwrap()];
+    for l in ["a", "b"] {
+        assert!(
+            fallback.contains(&format!("set {l}_prio=0\n")),
+            "{fallback}"
+        );
+        assert!(fallback.contains(&format!("set {l}_ok=0\n")), "{fallback}");
+        assert!(!fallback.contains(&format!("set {l}_ok=1\n")), "{fallback}");
+    }
+    assert!(fallback.contains(
+        "if [ \"$fallback_slot\" = b ]; then set b_prio=1; set b_ok=1; else set a_prio=1; set a_ok=1; fi"
+    ));
     assert!(cfg.contains("verity.usr=PARTUUID=$usr_uuid verity.usrhash=$usr_hash"));
 }
 

@@ -12,6 +12,30 @@ use uuid::Uuid;
 
 pub const GRUBENV_PATH: &str = "coreos/grub/grubenv";
 pub const FALLBACK_PATH: &str = "coreos/grub/fallback.cfg";
+/// Versions that failed their trial boot on this disk, one a line: the updater does not write
+/// them again (until asked). On the ESP because it belongs to the slots it describes (a disk
+/// moved or cloned carries it), survives reboots and a wiped ROOT, and the updater already
+/// edits the ESP in place, with no mount, in every command.
+pub const FAILED_VERSIONS_PATH: &str = "coreos/update/failed";
+
+/// The versions listed in a failed-versions file (blank lines and `#` comments skipped).
+pub fn parse_failed_versions(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The failed-versions file for `versions`.
+pub fn render_failed_versions(versions: &[String]) -> String {
+    let mut s = String::from("# versions that failed their trial boot (coreos-update)\n");
+    for v in versions {
+        s.push_str(v);
+        s.push('\n');
+    }
+    s
+}
 
 pub fn kernel_path(slot: Slot) -> String {
     format!("coreos/vmlinuz-{}", slot.letter())

@@ -6,7 +6,9 @@
 //!   (`coreos/usr-X.cfg`) is on the ESP with its kernel; the config is removed first and written
 //!   last. The GPT attributes are the truth that `sync` renders grubenv from.
 //! 1. Nothing is written until the whole payload is verified (signature, every blob, board,
-//!    version, size); any refusal leaves the disk byte for byte as it was.
+//!    channel, version, size) and allowed (`policy`: not from a boot on trial, no downgrade,
+//!    not a version that failed its trial here); any refusal leaves the disk byte for byte as
+//!    it was.
 //! 2. The passive slot is made unbootable: its config (then kernel, initrd) removed from the
 //!    ESP, synced; GPT attributes 0 (both copies); grubenv rendered from the GPT.
 //! 3. The partition is written (payload pass 2: every blob checked again, the result's SHA-256
@@ -18,8 +20,8 @@
 //! 6. grubenv rendered from the GPT: from now on GRUB tries the new slot once.
 //!
 //! A cut between 5 and 6 boots the active slot once more (grubenv still says priority 0); its
-//! `sync` renders the new view, and its `mark-good` then puts the active slot back on top, as
-//! coreos-setgoodroot would: the update is superseded and `apply` must run again.
+//! `sync` renders the new view, and its `mark-good` leaves the pending slot on top (it raises
+//! the booted slot only while the GPT prefers it), so the boot after that tries the update.
 //!
 //! `COREOS_UPDATE_FAULT` stops the process dead at a named point, for tests (see `fault`).
 
@@ -29,10 +31,11 @@ mod slot_boot;
 
 use crate::cli::ApplyArgs;
 use crate::esp::Esp;
+use crate::policy::{self, Refused};
 use crate::slot_state::{kept_by_update, slot_attrs};
 use crate::target::UpdateDisk;
 use anyhow::{anyhow, bail, Context, Result};
-use disk::slots::SlotAttrs;
+use disk::slots::{GptSlots, Slot, SlotAttrs, UsrPartition};
 use fault::{Fault, FaultPlan};
 use payload_file::Obtained;
 use std::fs::File;
@@ -58,7 +61,9 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         bail!("refusing to write {passive}: the running system booted from it");
     }
     let passive_part = disk.usr(&gpt, passive)?;
-    let running = crate::release_info::read(&disk.file, &disk.usr(&gpt, active)?);
+    check_trial(&disk, &gpt, &passive_part, args.force)?;
+    let active_part = disk.usr(&gpt, active)?;
+    let running = crate::release_info::read(&disk.file, &active_part);
     let board = running
         .as_ref()
         .and_then(|r| r.board.clone())
@@ -68,12 +73,34 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
                 disk.name()
             )
         })?;
-    disk.check_unused(passive_part.number, passive_part.offset(), passive.label())?;
+    let channel = crate::release_info::machine_channel(
+        &disk.file,
+        &active_part,
+        disk.root.as_ref(),
+        disk.booted.is_some(),
+    );
+    let _passive_hold =
+        disk.check_unused(passive_part.number, passive_part.offset(), passive.label())?;
     // Refused while mounted, before anything is written.
     let mut esp = Esp::open(&disk)?;
 
+    // A release that failed its trial here is not written again (see `failed_trial`).
+    let passive_failed = failed_trial(&esp, passive, passive_part.attrs)?;
+    let mut failed = esp.failed_versions()?;
+    failed.extend(passive_failed.clone());
     let running_version = running.and_then(|r| r.version);
-    let payload = match payload_file::obtain(args, running_version.as_deref(), &ui)? {
+    // The version a payload claims (unsigned version.txt) and then the one it is signed as.
+    let check_version = |version: &str| -> Result<(), Refused> {
+        policy::check_not_downgrade(running_version.as_deref(), version, args.allow_downgrade)?;
+        if !args.retry_failed && failed.iter().any(|f| f == version) {
+            return Err(Refused::FailedBefore {
+                version: version.to_string(),
+            });
+        }
+        Ok(())
+    };
+    let payload = match payload_file::obtain(args, running_version.as_deref(), &check_version, &ui)?
+    {
         Obtained::Payload(p) => p,
         Obtained::UpToDate(version) => {
             println!(
@@ -89,12 +116,20 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     let what = payload.path.display().to_string();
     match info.board.as_deref() {
         Some(b) if b == board => {}
-        Some(b) => bail!(
-            "{what} is an update for board {b}, but {active} of {} runs {board}",
-            disk.name()
-        ),
+        Some(b) => {
+            return Err(anyhow::Error::new(Refused::OtherBoard {
+                machine: board.clone(),
+                payload: b.to_string(),
+            })
+            .context(format!(
+                "{what} is an update for board {b}, but {active} of {} runs {board}",
+                disk.name()
+            )))
+        }
         None => bail!("{what} names no board: refusing it for {board}"),
     }
+    policy::check_channel(channel.as_deref(), info.channel.as_deref())
+        .with_context(|| format!("{what} (signed release channel)"))?;
     let version = info
         .version
         .clone()
@@ -104,6 +139,7 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
             bail!("{what} is version {version}, not the requested {want}");
         }
     }
+    check_version(&version).with_context(|| format!("{what} is signed as version {version}"))?;
     if info.partition_size > passive_part.bytes() || info.partition_size % 4096 != 0 {
         bail!(
             "{what} writes {} bytes; {passive} (partition {}) holds {}",
@@ -114,7 +150,12 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
     }
     tracing::info!("{what}: version {version} for {board}, verified; writing {passive}");
 
-    // Step 2: the passive slot cannot boot.
+    // Step 2: the passive slot cannot boot. What it held failed its trial: remembered first,
+    // as the slot's own evidence (attributes, config) goes now.
+    if let Some(v) = &passive_failed {
+        tracing::info!("{passive} held {v}, which failed its trial boot: remembered on the ESP");
+        esp.remember_failed(v)?;
+    }
     esp.remove_slot(passive)?;
     esp.sync()?;
     let mut gpt = disk.slots()?;
@@ -179,4 +220,60 @@ pub fn run(args: &ApplyArgs) -> Result<()> {
         disk.name()
     );
     Ok(())
+}
+
+/// From a boot that is itself on trial (the running slot not marked good), writing the other
+/// slot would destroy the last one known to boot: refused unless `force`, which says what goes.
+fn check_trial(
+    disk: &UpdateDisk,
+    gpt: &GptSlots,
+    passive_part: &UsrPartition,
+    force: bool,
+) -> Result<()> {
+    let Some(booted) = disk.booted else {
+        return Ok(());
+    };
+    if disk.usr(gpt, booted)?.attrs.successful {
+        return Ok(());
+    }
+    let refusal = Refused::UnprovenTrial {
+        running: booted.to_string(),
+        passive: booted.other().to_string(),
+        passive_version: crate::release_info::read(&disk.file, passive_part)
+            .and_then(|r| r.version),
+        passive_good: passive_part.attrs.successful,
+    };
+    if !force {
+        return Err(refusal.into());
+    }
+    let Refused::UnprovenTrial {
+        passive,
+        passive_version,
+        passive_good,
+        ..
+    } = refusal
+    else {
+        unreachable!()
+    };
+    tracing::warn!(
+        "--force: {booted} is on trial, yet {passive} (version {}{}) is overwritten now",
+        passive_version.as_deref().unwrap_or("unknown"),
+        if passive_good {
+            ", the only slot marked good"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+/// The version in `slot` when that slot failed its trial boot: it was fully written (its
+/// config is on the ESP) and made to boot (priority above 0), GRUB spent its try, and no boot
+/// marked it good. A slot whose apply stopped before the attributes has priority 0; a
+/// pending one still has its try.
+fn failed_trial(esp: &Esp, slot: Slot, attrs: SlotAttrs) -> Result<Option<String>> {
+    if attrs.priority == 0 || attrs.tries > 0 || attrs.successful {
+        return Ok(None);
+    }
+    Ok(esp.slot_config(slot)?.map(|c| c.version))
 }

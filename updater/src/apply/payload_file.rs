@@ -31,7 +31,14 @@ pub enum Obtained {
 
 /// `running`: the active slot's version. Only `-V current` compares with it ("is there an
 /// update?", update_engine's question); an explicit version or `-f` is written as asked.
-pub fn obtain(args: &ApplyArgs, running: Option<&str>, ui: &Ui) -> Result<Obtained> {
+/// `check` refuses a version before it is downloaded (the signed version is checked again after
+/// verification).
+pub fn obtain(
+    args: &ApplyArgs,
+    running: Option<&str>,
+    check: &dyn Fn(&str) -> Result<(), crate::policy::Refused>,
+    ui: &Ui,
+) -> Result<Obtained> {
     if let Some(path) = &args.payload {
         if !path.is_file() {
             bail!("the payload {} is not a file", path.display());
@@ -59,6 +66,7 @@ pub fn obtain(args: &ApplyArgs, running: Option<&str>, ui: &Ui) -> Result<Obtain
     if wanted == "current" && running == Some(version.as_str()) {
         return Ok(Obtained::UpToDate(version));
     }
+    check(&version).with_context(|| format!("{base}: version {version} (from its version.txt)"))?;
     let url = format!("{base}/{version}/{PAYLOAD_NAME}");
     let Some(mut reader) = ResumingReader::open(&http, &url)? else {
         bail!("update payload unavailable: {url}: HTTP 404 Not Found");

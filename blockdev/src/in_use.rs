@@ -7,7 +7,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
 /// "major:minor" of every block device that is partition `number` (at byte `offset`) of `disk`.
-fn devices_of(disk: &Path, number: u32, offset: u64) -> Vec<(String, String)> {
+pub fn devices_of(disk: &Path, number: u32, offset: u64) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let Ok(md) = std::fs::metadata(disk) else {
         return out;
