@@ -3,6 +3,7 @@
 //! release on a mirror through its `version.txt` (`mirror`), and progress for the person at the
 //! console (`progress`). Errors (`FetchError`) name the URL and what failed.
 
+pub mod content_range;
 pub mod error;
 pub mod http;
 pub mod mirror;
