@@ -1,6 +1,8 @@
 //! `coreos-build`: a USR tree in, CoreOS disk images, release files and VM artifacts out.
 //! This file is only the dispatch table; each subcommand lives in its own module.
 
+#![forbid(unsafe_code)]
+
 mod atomic_output;
 mod image;
 mod inspect;

@@ -4,6 +4,8 @@
 //! time bzip2 spends. The stages follow the format: run-length coding (`rle`), the sort
 //! (`bwt`), move-to-front and zero runs (`mtf`), and the Huffman-coded block (`block`).
 
+#![forbid(unsafe_code)]
+
 mod bits;
 mod block;
 mod bwt;

@@ -11,6 +11,8 @@
 //! `DIR/completions/{bash/<binary>.bash,zsh/_<binary>,fish/<binary>.fish}`, then exits. It refuses
 //! a definition with a flag that has no help text, naming it.
 
+#![forbid(unsafe_code)]
+
 use clap::{Command, CommandFactory};
 use clap_complete::Shell;
 use std::ffi::OsString;

@@ -15,7 +15,9 @@ pub enum EnvBlockError {
     NoSignature,
     #[error("the variables need {needed} bytes, more than the block's {size}")]
     TooSmall { needed: usize, size: usize },
-    #[error("variable name {0:?} is empty or holds '=' or a newline")]
+    #[error(
+        "variable name {0:?} is empty, starts with '#' (a comment line) or holds '=' or a newline"
+    )]
     BadName(String),
 }
 
@@ -74,7 +76,8 @@ impl EnvBlock {
 
     /// Set `name` (replacing its value in place, or appending it).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), EnvBlockError> {
-        if name.is_empty() || name.contains(['=', '\n']) {
+        // A line starting with '#' is a comment to every reader: such a name never reads back.
+        if name.is_empty() || name.starts_with('#') || name.contains(['=', '\n']) {
             return Err(EnvBlockError::BadName(name.into()));
         }
         match self.vars.iter_mut().find(|(n, _)| n == name) {
@@ -128,6 +131,11 @@ mod tests {
         assert_eq!(b.len(), 1024);
         assert!(b.starts_with(b"# GRUB Environment Block\na_prio=2\nodd=x\\\\y\\\nz\n#"));
         assert_eq!(EnvBlock::parse(&b).unwrap(), e);
+        assert_eq!(
+            e.set("#x", "1"),
+            Err(EnvBlockError::BadName("#x".into())),
+            "a name GRUB would read as a comment line"
+        );
         assert_eq!(EnvBlock::parse(&b).unwrap().get("odd"), Some("x\\y\nz"));
     }
 

@@ -43,6 +43,7 @@ pub fn data_ranges(file: &File) -> io::Result<Vec<Range<u64>>> {
                 _ => return Err(err),
             }
         }
+        // SAFETY: lseek on the descriptor `file` owns and keeps open; no memory is passed.
         let end = unsafe { libc::lseek(fd, start, libc::SEEK_HOLE) };
         if end < 0 {
             return Err(io::Error::last_os_error());

@@ -312,6 +312,7 @@ fn unreadable_directory_is_named() {
     let r = write_tree(Some(src.path()), &f, 0, &params(Flavor::Ext4));
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
     // Root reads through permissions; everyone else must get an error naming the directory.
+    // SAFETY: geteuid takes nothing and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         let err = r.unwrap_err();
         assert!(err.to_string().contains("locked"), "{err}");

@@ -3,6 +3,9 @@
 //! release on a mirror through its `version.txt` (`mirror`), and progress for the person at the
 //! console (`progress`). Errors (`FetchError`) name the URL and what failed.
 
+#![forbid(unsafe_code)]
+
+pub mod content_range;
 pub mod error;
 pub mod http;
 pub mod mirror;

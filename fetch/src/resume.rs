@@ -13,6 +13,7 @@
 //! dropped and resumed. Tries are counted from the last time the download kept its speed, so a
 //! server that always crawls ends in an error naming the URL and the byte counts.
 
+use crate::content_range::{self, ContentRange};
 use crate::error::FetchError;
 use crate::http::{io_reason, HttpClient};
 use reqwest::blocking::Response;
@@ -191,7 +192,7 @@ impl ResumingReader {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_string();
-                let Some((start, total)) = parse_content_range(&value) else {
+                let Some(ContentRange { start, total, .. }) = content_range::parse(&value) else {
                     return Err(Err(FetchError::BadRange {
                         url: self.url.clone(),
                         value,
@@ -327,14 +328,6 @@ impl ResumingReader {
     }
 }
 
-/// `bytes 100-199/1000` -> (100, Some(1000)).
-fn parse_content_range(v: &str) -> Option<(u64, Option<u64>)> {
-    let rest = v.strip_prefix("bytes ")?;
-    let (range, total) = rest.split_once('/')?;
-    let (start, _) = range.split_once('-')?;
-    Some((start.trim().parse().ok()?, total.trim().parse().ok()))
-}
-
 impl Read for ResumingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
@@ -347,16 +340,6 @@ impl Read for ResumingReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn content_range() {
-        assert_eq!(
-            parse_content_range("bytes 100-199/1000"),
-            Some((100, Some(1000)))
-        );
-        assert_eq!(parse_content_range("bytes 5-9/*"), Some((5, None)));
-        assert_eq!(parse_content_range("items 1-2/3"), None);
-    }
 
     #[test]
     fn identity_validators() {

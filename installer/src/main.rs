@@ -1,6 +1,8 @@
 //! `coreos-install`: one static binary that downloads, verifies, writes and configures a
 //! CoreOS disk. `main` only parses the command line and dispatches.
 
+#![forbid(unsafe_code)]
+
 use clap::Parser;
 use coreos_install::{cli, download, install, iso};
 

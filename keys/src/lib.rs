@@ -14,6 +14,8 @@
 //! Signatures are v4 with SHA-512, made at `SOURCE_DATE_EPOCH` when it is set; Ed25519 and
 //! RSA PKCS#1 v1.5 are deterministic, so the same key, data and epoch give the same bytes.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod generate;
 mod payload_key;

@@ -9,6 +9,8 @@
 //!
 //! No module knows about CLIs, progress bars or GRUB itself: images are bytes and byte ranges.
 
+#![forbid(unsafe_code)]
+
 pub mod cpio;
 pub mod eltorito;
 pub mod embed;

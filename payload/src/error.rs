@@ -51,6 +51,12 @@ pub enum PayloadError {
     },
     #[error("bad manifest: {0}")]
     Manifest(String),
+    #[error("bad manifest: {op}: extent of {num_blocks} blocks at block {start_block} ends past the last byte offset a u64 can hold")]
+    ExtentOutOfRange {
+        op: OpName,
+        start_block: u64,
+        num_blocks: u64,
+    },
     #[error("{op}: the SHA-256 of its data ({}) does not match the manifest", range(.at))]
     OpHash { op: OpName, at: Range<u64> },
     #[error("the signature blob ({}) does not decode: {source}", range(.at))]

@@ -293,10 +293,18 @@ fn plan_op(
             )));
         }
         // delta_generator gives a short last chunk a whole chunk's extent: cut at the end.
-        *next_block = start
+        // The end must still be a byte offset: a count near 2^52 blocks passes the sum but
+        // not the product.
+        let end = start
             .checked_add(num)
-            .ok_or_else(|| bad(format!("{name}: extent at block {start} overflows")))?;
+            .filter(|e| e.checked_mul(BLOCK_SIZE).is_some());
+        *next_block = end.ok_or(PayloadError::ExtentOutOfRange {
+            op: name,
+            start_block: start,
+            num_blocks: num,
+        })?;
     }
+    // `first` < `blocks` and `next_block` was checked above: neither product overflows.
     let dst = first * BLOCK_SIZE..(*next_block * BLOCK_SIZE).min(size);
     if dst.end - dst.start > MAX_OP_BYTES {
         return Err(bad(format!(
@@ -331,6 +339,7 @@ fn check_noop(index: usize, op: &InstallOperation, blobs_end: u64) -> Result<(),
         )));
     }
     if let Some(offset) = op.data_offset {
+        // Both are u32: the sum of two cannot overflow a u64.
         let end = u64::from(offset) + u64::from(op.data_length.unwrap_or(0));
         if end > blobs_end {
             return Err(bad(format!(

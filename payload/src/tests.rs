@@ -402,6 +402,56 @@ fn refuses_signed_payloads_that_are_not_full_in_order_updates() {
     assert!(e.contains("noop op 0"), "{e}");
 }
 
+/// The payload's head with its manifest changed by `f` and not signed again: what the
+/// fuzzing entry point and verify see before any signature is checked.
+fn unsigned_head(f: impl FnOnce(&mut DeltaArchiveManifest)) -> Vec<u8> {
+    let mut m = head().manifest;
+    f(&mut m);
+    let manifest = m.encode_to_vec();
+    let mut out = Header {
+        manifest_len: manifest.len() as u64,
+    }
+    .encode()
+    .to_vec();
+    out.extend_from_slice(&manifest);
+    out
+}
+
+#[test]
+fn refuses_an_extent_whose_end_is_no_byte_offset() {
+    // 2^52 blocks pass `start + num` but not `* 4096`; 2^64 - 1 fails the sum itself. Either
+    // wrapped or panicked before the checked product, depending on the build.
+    for num in [1u64 << 52, (1 << 60) + 3, u64::MAX] {
+        let p = unsigned_head(|m| {
+            let last = m.partition_operations.last_mut().unwrap();
+            last.dst_extents[0].num_blocks = Some(num);
+        });
+        let last = head().manifest.partition_operations.len() - 1;
+        let start = head().manifest.partition_operations[last].dst_extents[0]
+            .start_block
+            .unwrap();
+        match parse_header_and_manifest(&p) {
+            Err(PayloadError::ExtentOutOfRange {
+                op,
+                start_block,
+                num_blocks,
+            }) => {
+                assert_eq!(op.to_string(), format!("partition op {last}"));
+                assert_eq!((start_block, num_blocks), (start, num));
+            }
+            other => panic!("{num} blocks: {other:?}"),
+        }
+    }
+    // The same manifest, signed, is refused by verify with the same error.
+    let p = resigned(|m| m.procedures[0].operations[0].dst_extents[0].num_blocks = Some(1 << 53));
+    let e = verify_bytes(&p).unwrap_err();
+    assert!(
+        matches!(e, PayloadError::ExtentOutOfRange { num_blocks, .. } if num_blocks == 1 << 53),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("kernel op 0"), "{e}");
+}
+
 #[test]
 fn accepts_delta_generators_whole_chunk_extent_on_a_short_last_chunk() {
     let p = resigned(|m| {

@@ -301,6 +301,7 @@ fn data_ranges(f: &File) -> Vec<(u64, u64)> {
         if start < 0 {
             break; // ENXIO: no data after pos
         }
+        // SAFETY: lseek on an open descriptor.
         let end = unsafe { libc::lseek(f.as_raw_fd(), start, libc::SEEK_HOLE) };
         assert!(end > start, "SEEK_HOLE after {start}");
         out.push((start as u64, end as u64));

@@ -90,3 +90,25 @@ fn a_hung_job_is_killed_with_its_children_and_fails_the_run() {
         panic!("the hung job's child {pid} outlived the job");
     }
 }
+
+/// A test that returns early because it cannot run here prints `SKIPPED: …`: libtest counts
+/// it passed, the run's closing line counts it skipped.
+#[test]
+fn a_skipped_line_counts_as_skipped_not_passed() {
+    let d = tempfile::tempdir().unwrap();
+    let cargo_json = d.path().join("cargo.json");
+    std::fs::write(&cargo_json, "").unwrap();
+    let job = "printf 'running 3 tests\\n\\nSKIPPED: a: needs root\\ntest result: ok. 3 passed; 0 failed; 1 ignored; 0 measured\\n'";
+    let out = Command::new(repo().join("ci/test-lanes"))
+        .arg(&cargo_json)
+        .args(["--job", &format!("unit={job}")])
+        .current_dir(d.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("tests: 2 passed, 0 failed, 2 skipped"),
+        "{stdout}"
+    );
+}

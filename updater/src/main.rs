@@ -2,6 +2,8 @@
 //! state — the GPT attributes (the truth `cgpt` reads) and GRUB's view of them on the ESP.
 //! `main` only parses the command line and dispatches.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod boot_disk;
 mod cli;

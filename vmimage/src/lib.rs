@@ -3,6 +3,8 @@
 //!
 //! Each module owns one container format; none knows about CLIs, layouts or progress bars.
 
+#![forbid(unsafe_code)]
+
 pub mod ova;
 pub mod qcow2;
 pub mod vhd;

@@ -34,8 +34,37 @@ fn grub_parses_both_configs() {
 
 #[test]
 fn main_cfg_is_static_and_complete() {
-    let cfg = main_cfg();
-    assert_eq!(cfg, main_cfg());
+    // Static: two images that differ in every input (hash, salt, size, GUID, version, slot
+    // attributes) get the same grub.cfg, while their slot configs and views differ.
+    use crate::bootloader::{config_files, BootInputs, GRUB_CFG_PATH};
+    use disk::slots::{Slot, SlotAttrs};
+    let inputs = |n: u8| BootInputs {
+        verity_root_hash: format!("{n:02x}").repeat(32),
+        usr_fs_blocks: 1000 + u64::from(n),
+        verity_salt: format!("{n:02x}"),
+        usr_partuuid: uuid::Uuid::from_bytes([n; 16]),
+        version: format!("{n}.0.0"),
+        slots: vec![(
+            Slot::A,
+            SlotAttrs {
+                priority: n,
+                tries: n,
+                successful: n == 2,
+            },
+        )],
+    };
+    let (a, b) = (
+        config_files(&inputs(1)).unwrap(),
+        config_files(&inputs(2)).unwrap(),
+    );
+    let file = |files: &[(String, Vec<u8>)], path: &str| {
+        files.iter().find(|f| f.0 == path).unwrap().1.clone()
+    };
+    assert!(file(&a, GRUB_CFG_PATH) == file(&b, GRUB_CFG_PATH));
+    for differs in ["coreos/usr-a.cfg", "coreos/grub/grubenv"] {
+        assert!(file(&a, differs) != file(&b, differs), "{differs}");
+    }
+    let cfg = String::from_utf8(file(&a, GRUB_CFG_PATH)).unwrap();
     assert!(!cfg.contains("@@") && !cfg.contains("@L@"), "{cfg}");
     assert!(!cfg.contains("usrhash=0") && !cfg.contains("PARTLABEL=USR"));
     // The view is loaded through a whitelist of exactly the six slot variables.

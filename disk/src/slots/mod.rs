@@ -91,6 +91,13 @@ pub enum SlotError {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("GPT entry {number}: {field} {value} {why}")]
+    Entry {
+        number: u32,
+        field: &'static str,
+        value: u64,
+        why: String,
+    },
 }
 
 impl SlotError {

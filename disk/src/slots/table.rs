@@ -111,6 +111,22 @@ impl Header {
                 self.entry_size()
             ));
         }
+        if byte_at(self.entry_lba())
+            .and_then(|at| at.checked_add(self.array_bytes()))
+            .is_none()
+        {
+            return Some(format!(
+                "its entries at LBA {} lie past the last byte offset",
+                self.entry_lba()
+            ));
+        }
+        let sectors = self.array_bytes().div_ceil(SECTOR);
+        if (self.entry_lba()..self.entry_lba() + sectors).contains(&lba) {
+            return Some(format!(
+                "its {sectors} sectors of entries at LBA {} cover the header itself",
+                self.entry_lba()
+            ));
+        }
         None
     }
 
@@ -140,22 +156,44 @@ struct Table {
     array: Vec<u8>,
 }
 
+/// The byte where sector `lba` starts, if a u64 can say it.
+fn byte_at(lba: u64) -> Option<u64> {
+    lba.checked_mul(SECTOR)
+}
+
+/// Read `buf` at `at`: Ok(false) when the disk ends first (a table that points past the
+/// disk is damaged, not a failed read).
+fn read_at(file: &File, buf: &mut [u8], at: u64, what: String) -> Result<bool, SlotError> {
+    match file.read_exact_at(buf, at) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(SlotError::io(what)(e)),
+    }
+}
+
 fn read_table(file: &File, lba: u64, which: &str) -> Result<Result<Table, String>, SlotError> {
     let mut sector = [0u8; SECTOR as usize];
-    file.read_exact_at(&mut sector, lba * SECTOR)
-        .map_err(SlotError::io(format!(
-            "reading the {which} GPT header at LBA {lba}"
-        )))?;
+    let Some(at) = byte_at(lba) else {
+        return Ok(Err(format!("LBA {lba} lies past the last byte offset")));
+    };
+    let what = format!("reading the {which} GPT header at LBA {lba}");
+    if !read_at(file, &mut sector, at, what)? {
+        return Ok(Err(format!("LBA {lba} lies past the end of the disk")));
+    }
     let header = Header { sector };
     if let Some(p) = header.problem(lba) {
         return Ok(Err(p));
     }
     let mut array = vec![0u8; header.array_bytes() as usize];
+    // `problem` checked that the array's end is a byte offset.
     let at = header.entry_lba() * SECTOR;
-    file.read_exact_at(&mut array, at)
-        .map_err(SlotError::io(format!(
-            "reading the {which} GPT entries at byte {at}"
-        )))?;
+    let what = format!("reading the {which} GPT entries at byte {at}");
+    if !read_at(file, &mut array, at, what)? {
+        return Ok(Err(format!(
+            "its entries at LBA {} run past the end of the disk",
+            header.entry_lba()
+        )));
+    }
     if crc32fast::hash(&array) != header.u32_at(HDR_ENTRY_CRC) {
         return Ok(Err("partition entry array CRC32 mismatch".into()));
     }
@@ -174,11 +212,38 @@ pub struct UsrPartition {
 }
 
 impl UsrPartition {
+    /// `GptSlots::read` checked `first_lba <= last_lba < ` the disk's sectors: these cannot
+    /// overflow for a partition it returned.
     pub fn offset(&self) -> u64 {
         self.first_lba * SECTOR
     }
     pub fn bytes(&self) -> u64 {
         (self.last_lba + 1 - self.first_lba) * SECTOR
+    }
+
+    /// Why this entry's LBAs are not a range on a disk of `sectors` sectors, if they are not.
+    fn check(&self, sectors: u64) -> Result<(), SlotError> {
+        let bad = |field: &'static str, value: u64, why: String| SlotError::Entry {
+            number: self.number,
+            field,
+            value,
+            why,
+        };
+        if self.first_lba > self.last_lba {
+            return Err(bad(
+                "StartingLBA",
+                self.first_lba,
+                format!("is after its EndingLBA {}", self.last_lba),
+            ));
+        }
+        if self.last_lba >= sectors {
+            return Err(bad(
+                "EndingLBA",
+                self.last_lba,
+                format!("is past the disk's last LBA {}", sectors.saturating_sub(1)),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -198,13 +263,14 @@ impl GptSlots {
     /// Read both tables of `file` (an image or a block device of 512-byte sectors).
     pub fn read(file: &File) -> Result<GptSlots, SlotError> {
         let primary = read_table(file, 1, "primary")?;
-        let device_last = {
+        let sectors = {
             let mut f = file;
             let len = f
                 .seek(SeekFrom::End(0))
                 .map_err(SlotError::io("reading the size of the disk"))?;
-            (len / SECTOR).saturating_sub(1)
+            len / SECTOR
         };
+        let device_last = sectors.saturating_sub(1);
         let backup_lba = match &primary {
             Ok(t) => t.header.alternate_lba(),
             Err(_) => device_last,
@@ -221,11 +287,16 @@ impl GptSlots {
             }
             (Ok(p), Err(why)) => {
                 damaged.push(format!("backup GPT at LBA {backup_lba}: {why}"));
+                // A backup named past the disk is rebuilt where it belongs, at the last LBA.
+                let backup_lba = backup_lba.min(device_last);
                 let array_sectors = p.header.array_bytes().div_ceil(SECTOR);
-                let bh = p
-                    .header
-                    .relocated(backup_lba, 1, backup_lba - array_sectors);
-                let ph = p.header.clone();
+                let entry_lba = backup_lba.checked_sub(array_sectors).ok_or_else(|| {
+                    SlotError::Invalid(format!(
+                        "the backup GPT at LBA {backup_lba} leaves no room for {array_sectors} sectors of entries before it"
+                    ))
+                })?;
+                let bh = p.header.relocated(backup_lba, 1, entry_lba);
+                let ph = p.header.relocated(1, backup_lba, p.header.entry_lba());
                 (p, ph, bh)
             }
             (Err(why), Ok(b)) => {
@@ -240,13 +311,17 @@ impl GptSlots {
                 )))
             }
         };
-        Ok(GptSlots {
+        let slots = GptSlots {
             entry_size: good.header.entry_size() as usize,
             array: good.array,
             primary: primary_hdr,
             backup: backup_hdr,
             damaged,
-        })
+        };
+        for p in slots.usr_partitions() {
+            p.check(sectors)?;
+        }
+        Ok(slots)
     }
 
     fn entry(&self, number: u32) -> Option<&[u8]> {

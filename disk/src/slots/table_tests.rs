@@ -199,3 +199,128 @@ fn no_gpt_is_a_clear_error() {
     let e = GptSlots::read(f.as_file()).unwrap_err().to_string();
     assert!(e.contains("no valid GPT") && e.contains("signature"), "{e}");
 }
+
+/// The base image with partition 4's entry field at `field` set to `value`, both tables
+/// sealed again (valid CRCs: only the fields are wrong).
+fn with_entry_field(path: &Path, field: usize, value: u64) -> File {
+    let f = open_rw_create(path);
+    let mut g = GptSlots::read(&f).unwrap();
+    let at = 3 * g.entry_size + field;
+    g.array[at..at + 8].copy_from_slice(&value.to_le_bytes());
+    g.write(&f).unwrap();
+    f
+}
+
+#[test]
+fn inconsistent_entry_lbas_are_a_clear_error() {
+    // USR-B is LBAs 2367488..=4464639 of the base layout.
+    let (first, last) = (2367488u64, 2367488 + 2097151);
+    // Each of these overflowed or underflowed `bytes()` or `offset()` before the check.
+    let cases = |sectors: u64| {
+        [
+            (
+                ENT_FIRST_LBA,
+                last + 1,
+                "StartingLBA",
+                "after its EndingLBA",
+            ),
+            (
+                ENT_FIRST_LBA,
+                u64::MAX,
+                "StartingLBA",
+                "after its EndingLBA",
+            ),
+            (
+                ENT_LAST_LBA,
+                first - 1,
+                "StartingLBA",
+                "after its EndingLBA",
+            ),
+            (
+                ENT_LAST_LBA,
+                u64::MAX,
+                "EndingLBA",
+                "past the disk's last LBA",
+            ),
+            (
+                ENT_LAST_LBA,
+                sectors,
+                "EndingLBA",
+                "past the disk's last LBA",
+            ),
+        ]
+    };
+    let (_d, path) = image();
+    let sectors = std::fs::metadata(&path).unwrap().len() / 512;
+    let b = read(&path).by_label("USR-B").unwrap();
+    assert_eq!((b.first_lba, b.last_lba), (first, last));
+    for (at, value, name, why) in cases(sectors) {
+        let (_d, path) = image();
+        let f = with_entry_field(&path, at, value);
+        match GptSlots::read(&f) {
+            Err(
+                e @ SlotError::Entry {
+                    number: 4,
+                    field,
+                    value: v,
+                    ..
+                },
+            ) => {
+                let want = if name == "StartingLBA" && at == ENT_LAST_LBA {
+                    first
+                } else {
+                    value
+                };
+                assert_eq!((field, v), (name, want));
+                assert!(e.to_string().contains(why), "{e}");
+                assert!(e.to_string().contains("GPT entry 4"), "{e}");
+            }
+            other => panic!("{name} {value}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn headers_pointing_past_the_disk_are_damaged_not_a_panic() {
+    let (_d, path) = image();
+    let f = open_rw_create(&path);
+    let g = GptSlots::read(&f).unwrap();
+    // The primary puts its entries at LBA 2^60 (their byte offset overflows) or 2^40 (past
+    // the disk): the primary is damaged, the backup (at the disk's end) is read.
+    for (field, value, why) in [
+        (HDR_ENTRY_LBA, 1u64 << 60, "past the last byte offset"),
+        (HDR_ENTRY_LBA, 1u64 << 40, "past the end of the disk"),
+    ] {
+        let mut h = g.primary.clone();
+        h.set_u64(field, value);
+        let h = h.sealed(&g.array);
+        f.write_all_at(&h.sector, 512).unwrap();
+        let r = GptSlots::read(&f).unwrap();
+        assert!(
+            r.damaged.len() == 1 && r.damaged[0].contains(why),
+            "{value}: {:?}",
+            r.damaged
+        );
+        assert_eq!(r.by_label("USR-A").unwrap().number, 3);
+    }
+}
+
+#[test]
+fn a_backup_named_past_the_disk_is_rebuilt_at_its_end() {
+    let (_d, path) = image();
+    let f = open_rw_create(&path);
+    let g = GptSlots::read(&f).unwrap();
+    let mut h = g.primary.clone();
+    h.set_u64(HDR_ALTERNATE_LBA, 1 << 62);
+    f.write_all_at(&h.sealed(&g.array).sector, 512).unwrap();
+    let r = GptSlots::read(&f).unwrap();
+    assert!(
+        r.damaged[0].contains("past the last byte offset"),
+        "{:?}",
+        r.damaged
+    );
+    r.write(&f).unwrap();
+    let again = GptSlots::read(&f).unwrap();
+    assert!(again.damaged.is_empty(), "{:?}", again.damaged);
+    sgdisk_clean(&path);
+}

@@ -1,9 +1,9 @@
 //! ext2/ext3-style block maps (12 direct pointers, then single, double and triple indirect
 //! blocks), for inodes without EXT4_EXTENTS_FL.
 
-use super::extents::Run;
 use super::fs::{BlockKind, Fs, Phase};
 use super::inode::Inode;
+use super::run::Run;
 use super::EditError;
 use crate::ondisk::inode::{EXT2_DIND_BLOCK, EXT2_IND_BLOCK, EXT2_NDIR_BLOCKS, EXT2_TIND_BLOCK};
 use crate::ondisk::le::{get32 as le32, put32};

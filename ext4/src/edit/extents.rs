@@ -4,20 +4,11 @@
 
 use super::fs::{BlockKind, Fs, Phase};
 use super::inode::Inode;
+use super::run::Run;
 use super::EditError;
 use crate::ondisk::extent::{
     block_max, Extent, ExtentHeader, ExtentIdx, EXT_INIT_MAX_LEN, ROOT_MAX,
 };
-
-/// A mapped piece of a file: `len` blocks from logical block `logical` at physical `phys`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Run {
-    pub logical: u64,
-    pub phys: u64,
-    pub len: u64,
-    /// Uninitialized (preallocated) extent: reads as zeros.
-    pub uninit: bool,
-}
 
 fn header(node: &[u8], what: &dyn Fn() -> String) -> Result<ExtentHeader, EditError> {
     ExtentHeader::decode(node).ok_or_else(|| {

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::device::Dev;
-use super::extents::Run;
 use super::groups::{desc_pos, read_descs, Desc};
 use super::inode::Inode;
+use super::run::Run;
 use super::superblock::Superblock;
 use super::EditError;
 use crate::ondisk::group::bitmap_checksum;

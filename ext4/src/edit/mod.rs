@@ -45,6 +45,7 @@ mod groups;
 mod inode;
 mod path;
 mod read;
+mod run;
 mod superblock;
 
 use std::fs::File;
