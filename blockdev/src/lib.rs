@@ -10,7 +10,7 @@ pub mod in_use;
 pub mod lock;
 
 pub use exclusive::{hold_partition, PartitionHold};
-pub use in_use::users;
+pub use in_use::{mounts, users, Mount};
 pub use lock::{lock, DiskLock, LockKind};
 
 #[derive(Debug, thiserror::Error)]

@@ -76,6 +76,10 @@ pub struct BootReport {
     /// (the mirror's current version written to the other slot), `current` (already running
     /// it), `fail`.
     pub update: String,
+    /// Where the initramfs mounted the ESP before coreos-update ran (ROOT's
+    /// `/etc/coreos/esp-mount`): the folder, `none` (not asked; also a report without the
+    /// field, as the live mode's), or `fail`.
+    pub esp: String,
     /// From starting qemu to the report line.
     pub elapsed: Duration,
     /// The whole console output, kept under `<repo>/.cache/boot-logs/`.
@@ -104,6 +108,7 @@ impl BootReport {
             firmware: get("firmware")?,
             root_grown: get("root_grown")?,
             update: get("update")?,
+            esp: map.get("esp").map_or("none", |v| v).to_string(),
             elapsed,
             log,
         })

@@ -1411,3 +1411,99 @@ fn a_cut_between_the_gpt_and_grubenv_boots_the_update_on_the_boot_after() {
     assert_booted(&r, "USR-B", "ok", V2);
     assert_eq!(cgpt(&disk, USR_B), (2, 0, 1), "marked good");
 }
+
+/// Where the ESP's grubenv lies (bytes from the ESP's start), found by its current contents;
+/// an in-place rewrite keeps it there (GRUB's `save_env` writes the sectors it found).
+fn grubenv_at(disk: &Path) -> u64 {
+    let file = File::open(disk).unwrap();
+    let env = disk::fat_edit::FatEditor::open(&file, ESP_OFFSET, ESP_BYTES, 0)
+        .unwrap()
+        .read("coreos/grub/grubenv")
+        .unwrap()
+        .expect("a grubenv");
+    let mut esp = vec![0; ESP_BYTES as usize];
+    file.read_exact_at(&mut esp, ESP_OFFSET).unwrap();
+    (0..esp.len() - env.len())
+        .step_by(512)
+        .find(|&i| esp[i..i + env.len()] == env[..])
+        .expect("grubenv's contents in the ESP") as u64
+}
+
+/// Issue 25 item 4: an OS that keeps the ESP mounted (the sample OS mounts it on `/boot` when
+/// ROOT's `/etc/coreos/esp-mount` says so, before any `coreos-update` runs) applies the
+/// mirror's V2 through the mount, boots it, marks it good and stays on it: before, `sync`,
+/// `mark-good` and `apply` all refused a mounted ESP, so the trial boot was never marked good
+/// and the one after rolled back. grubenv keeps its sectors throughout (rewritten in place), and
+/// the ESP the kernel unmounted passes `fsck.vfat -n`.
+#[test]
+fn an_os_that_keeps_the_esp_mounted_updates_marks_good_and_stays_on_v2() {
+    require("cgpt");
+    let f = fixture();
+    let root = v2_mirror(&[]);
+    let nginx = e2e::nginx::Nginx::start(root.path());
+    let (_d, disk) = copy_of(&f.v1_image, "disk.bin");
+    write_root_file(
+        &disk,
+        "/etc/coreos/update.conf",
+        &format!(
+            "GROUP=developer\nSERVER={}/{BOARD}\n",
+            e2e::nginx::GUEST_URL
+        ),
+    );
+    write_root_file(&disk, "/etc/coreos/esp-mount", "/boot\n");
+    let env_at = grubenv_at(&disk);
+    let long = BOOT_TIMEOUT * 4;
+    let online = |fw| Machine::new(fw).nic(&nginx.guest_nic());
+
+    let r = boot_machine(
+        online(Firmware::Bios),
+        &disk,
+        Firmware::Bios,
+        "esp-mounted-apply",
+        long,
+    );
+    assert_booted(&r, "USR-A", "ok", V1);
+    assert_eq!(
+        r.esp,
+        "/boot",
+        "the ESP was not mounted; log {}",
+        r.log.display()
+    );
+    assert_eq!(r.update, "applied", "log {}", r.log.display());
+    assert_eq!(cgpt(&disk, USR_B), (2, 1, 0), "USR-B boots next, once");
+    assert_eq!(cgpt(&disk, USR_A), (1, 0, 1), "USR-A is untouched");
+    assert_eq!(boots_next(&disk), "USR-B");
+    assert_eq!(grubenv_at(&disk), env_at, "grubenv moved");
+    judge_tables(&disk);
+
+    let r = boot_machine(
+        online(Firmware::Uefi),
+        &disk,
+        Firmware::Uefi,
+        "esp-mounted-trial",
+        long,
+    );
+    assert_booted(&r, "USR-B", "ok", V2);
+    assert_eq!(r.esp, "/boot", "log {}", r.log.display());
+    assert_eq!(r.update, "current", "log {}", r.log.display());
+    assert_eq!(cgpt(&disk, USR_B), (2, 0, 1), "marked good");
+    assert_eq!(cgpt(&disk, USR_A), (1, 0, 1));
+    assert_eq!(boots_next(&disk), "USR-B");
+    assert_eq!(grubenv_at(&disk), env_at, "grubenv moved");
+    judge_tables(&disk);
+
+    let r = boot_machine(
+        online(Firmware::Bios),
+        &disk,
+        Firmware::Bios,
+        "esp-mounted-again",
+        long,
+    );
+    assert_booted(&r, "USR-B", "ok", V2);
+    assert_eq!(r.esp, "/boot", "log {}", r.log.display());
+    assert_eq!(cgpt(&disk, USR_B), (2, 0, 1), "still good");
+    assert_eq!(cgpt(&disk, USR_A), (1, 0, 1));
+    assert_eq!(boots_next(&disk), "USR-B");
+    assert_eq!(grubenv_at(&disk), env_at, "grubenv moved");
+    judge_tables(&disk);
+}

@@ -8,6 +8,7 @@ mod apply;
 mod boot_disk;
 mod cli;
 mod esp;
+mod esp_mount;
 mod mark_good;
 mod policy;
 mod prioritize;

@@ -15,7 +15,7 @@ pub const FALLBACK_PATH: &str = "coreos/grub/fallback.cfg";
 /// Versions that failed their trial boot on this disk, one a line: the updater does not write
 /// them again (until asked). On the ESP because it belongs to the slots it describes (a disk
 /// moved or cloned carries it), survives reboots and a wiped ROOT, and the updater already
-/// edits the ESP in place, with no mount, in every command.
+/// edits the ESP in every command (on the device, or through the OS's mount of it).
 pub const FAILED_VERSIONS_PATH: &str = "coreos/update/failed";
 
 /// The versions listed in a failed-versions file (blank lines and `#` comments skipped).
