@@ -13,6 +13,17 @@ pub use exclusive::{hold_partition, PartitionHold};
 pub use in_use::{mounts, users, Mount};
 pub use lock::{lock, DiskLock, LockKind};
 
+/// `syncfs(2)`: flush the whole filesystem `file` is on (a mounted ESP's FAT and directories
+/// after its files were written and fsynced one by one).
+pub fn syncfs(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: syncfs takes a descriptor, which `file` keeps open for the call.
+    if unsafe { libc::syncfs(file.as_raw_fd()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlockDevError {
     #[error(

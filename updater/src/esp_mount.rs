@@ -124,13 +124,7 @@ impl MountedEsp {
 
     /// Every write above is fsynced already; flush the whole filesystem once more (its FAT).
     pub fn sync(&self) -> io::Result<()> {
-        let d = File::open(&self.root)?;
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: syncfs on a descriptor we own.
-        if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        blockdev::syncfs(&File::open(&self.root)?)
     }
 }
 
