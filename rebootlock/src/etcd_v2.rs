@@ -5,7 +5,6 @@
 
 use crate::store::{Revision, Store, StoreError};
 use serde::Deserialize;
-use std::time::Duration;
 
 /// etcd v2 error codes (`etcd/error/error.go`).
 const KEY_NOT_FOUND: u64 = 100;
@@ -35,17 +34,10 @@ struct Node {
 
 impl EtcdV2 {
     pub fn new(endpoints: &[String], key: &str) -> Result<EtcdV2, StoreError> {
-        let http = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
+        let (endpoints, key, http) = crate::store::connect(endpoints, key)?;
         Ok(EtcdV2 {
-            endpoints: endpoints
-                .iter()
-                .map(|e| e.trim_end_matches('/').to_string())
-                .collect(),
-            key: key.trim_start_matches('/').to_string(),
+            endpoints,
+            key,
             http,
         })
     }

@@ -8,7 +8,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use serde::Deserialize;
 use serde_json::json;
-use std::time::Duration;
 
 pub struct EtcdV3 {
     endpoints: Vec<String>,
@@ -38,18 +37,10 @@ struct TxnReply {
 
 impl EtcdV3 {
     pub fn new(endpoints: &[String], key: &str) -> Result<EtcdV3, StoreError> {
-        let http = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(|e| StoreError::Unreachable(format!("HTTP client: {e}")))?;
+        let (endpoints, key, http) = crate::store::connect(endpoints, key)?;
         Ok(EtcdV3 {
-            endpoints: endpoints
-                .iter()
-                .map(|e| e.trim_end_matches('/').to_string())
-                .collect(),
-            // v3 keys are plain bytes: locksmith's v2 key without v2's leading slash.
-            key: key.trim_start_matches('/').to_string(),
+            endpoints,
+            key,
             http,
         })
     }
